@@ -1,0 +1,13 @@
+# Shared settings for the host scripts; every value can be overridden from the environment.
+VRRP_ROOT="${VRRP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+VRRP_VENV="${VRRP_VENV:-/opt/vrrp-lxd/venv}"
+VRRP_POOL="${VRRP_POOL:-vrrp-lxd}"
+VRRP_BRIDGE="${VRRP_BRIDGE:-vrrpbr0}"
+VRRP_BRIDGE_ADDR="${VRRP_BRIDGE_ADDR:-10.231.0.1/24}"
+VRRP_SUBNET="${VRRP_SUBNET:-10.231.0.0/24}"
+VRRP_DHCP_RANGE="${VRRP_DHCP_RANGE:-10.231.0.100-10.231.0.199}"
+VRRP_PROFILE="${VRRP_PROFILE:-vrrp-lxd}"
+VRRP_IMAGE="${VRRP_IMAGE:-vrrp-lxd/bookworm}"
+VRRP_IMAGE_CACHE="${VRRP_IMAGE_CACHE:-/var/cache/vrrp-lxd}"
+export VRRP_ROOT VRRP_VENV VRRP_POOL VRRP_BRIDGE VRRP_BRIDGE_ADDR VRRP_SUBNET \
+  VRRP_DHCP_RANGE VRRP_PROFILE VRRP_IMAGE VRRP_IMAGE_CACHE
