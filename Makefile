@@ -1,0 +1,58 @@
+# vrrp-lxd: `make up` prepares the host and brings the topology up; `make test`
+# runs every test. Both are safe to run again.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TARGET   := x86_64-unknown-linux-musl
+RELEASE  := target/$(TARGET)/release
+VENV     ?= /opt/vrrp-lxd/venv
+export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
+MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site
+LB_COUNT ?= 2
+WEB_COUNT ?= 2
+
+.PHONY: help setup build up test test-unit test-integration lint molecule bench collection clean down
+
+help:
+	@echo "make up      prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
+	@echo "make test    unit, protocol-differential and integration tests on the real LXD"
+	@echo "make bench   benchmarks (failover, growth, inventory, module cost); prints a table"
+	@echo "make down    delete the topology made by make up"
+
+setup:
+	@bash scripts/setup-host.sh
+
+build:
+	@echo "==> building static binaries ($(TARGET))"
+	cargo build --release --locked --target $(TARGET) --workspace --bins
+	@mkdir -p dist/library dist/bin
+	@for m in $(MODULES); do \
+	  install -m 0755 $(RELEASE)/$$m dist/library/$$m; \
+	  if [ -f modules/$$m/$$m.yml ]; then install -m 0644 modules/$$m/$$m.yml dist/library/$$m.yml; fi; \
+	done
+	@install -m 0755 $(RELEASE)/lxd_inventory dist/bin/lxd_inventory
+	@install -m 0755 $(RELEASE)/vrrp-probe dist/bin/vrrp-probe
+	@ls -l dist/library dist/bin | awk 'NF>5 {printf "    %-20s %8d bytes\n", $$9, $$5}'
+
+up: setup build
+	@bash scripts/deploy.sh
+
+down:
+	@bash scripts/teardown.sh
+
+test: setup build
+	@bash scripts/test.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+molecule: setup build
+	cd molecule && true
+	molecule test -s default
+
+bench: setup build
+	@bash bench/run.sh
+
+clean:
+	rm -rf dist

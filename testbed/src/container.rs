@@ -1,0 +1,156 @@
+//! Containers for tests, launched from the project's image on its bridge.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::{image, keep, profile, unique_name};
+
+/// What to launch; the default is the base image with the project's profile.
+#[derive(Debug, Clone)]
+pub struct LaunchOpts {
+    pub image: String,
+    pub profiles: Vec<String>,
+    pub config: Vec<(String, String)>,
+    /// Wait for a DHCP IPv4 on eth0 (off for instances without a NIC).
+    pub wait_ipv4: bool,
+    pub timeout: Duration,
+}
+
+impl Default for LaunchOpts {
+    fn default() -> Self {
+        LaunchOpts { image: image(), profiles: vec![profile()], config: vec![], wait_ipv4: true, timeout: Duration::from_secs(90) }
+    }
+}
+
+/// A running test container, deleted when dropped (unless `KEEP=1`).
+#[derive(Debug)]
+pub struct Container {
+    pub name: String,
+    pub ipv4: Ipv4Addr,
+}
+
+/// Runs `lxc` and returns its output; panics if it cannot be started at all.
+pub fn lxc(args: &[&str]) -> Output {
+    Command::new("lxc").args(args).output().unwrap_or_else(|e| panic!("cannot run lxc (is LXD installed? run `make up`): {e}"))
+}
+
+fn lxc_ok(args: &[&str]) -> String {
+    let out = lxc(args);
+    assert!(
+        out.status.success(),
+        "lxc {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The global IPv4 of `eth0` as LXD reports it.
+pub fn instance_ipv4(name: &str) -> Option<Ipv4Addr> {
+    let out = lxc(&["query", &format!("/1.0/instances/{name}/state")]);
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    state["network"]["eth0"]["addresses"]
+        .as_array()?
+        .iter()
+        .find(|a| a["family"] == "inet" && a["scope"] == "global")
+        .and_then(|a| a["address"].as_str())
+        .and_then(|s| s.parse().ok())
+}
+
+impl Container {
+    pub fn launch(prefix: &str) -> Container {
+        Self::launch_with(prefix, LaunchOpts::default())
+    }
+
+    pub fn launch_with(prefix: &str, opts: LaunchOpts) -> Container {
+        let name = unique_name(prefix);
+        let mut args: Vec<String> = vec!["launch".into(), opts.image.clone(), name.clone()];
+        if opts.profiles.is_empty() {
+            args.push("--no-profiles".into());
+        }
+        for p in &opts.profiles {
+            args.extend(["-p".into(), p.clone()]);
+        }
+        for (k, v) in &opts.config {
+            args.extend(["-c".into(), format!("{k}={v}")]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lxc(&argv);
+        if !out.status.success() {
+            let _ = lxc(&["delete", "-f", &name]);
+            panic!("lxc launch {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        // From here on the container is ours to delete, even if waiting fails.
+        let mut container = Container { name, ipv4: Ipv4Addr::UNSPECIFIED };
+        if opts.wait_ipv4 {
+            container.ipv4 = container.wait_ipv4(opts.timeout);
+        }
+        container
+    }
+
+    /// Waits for the DHCP address on eth0.
+    pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
+        let start = Instant::now();
+        loop {
+            if let Some(ip) = instance_ipv4(&self.name) {
+                return ip;
+            }
+            assert!(start.elapsed() < timeout, "{} got no IPv4 on eth0 within {timeout:?}", self.name);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `sh -c cmd` inside the container.
+    pub fn exec(&self, cmd: &str) -> Output {
+        lxc(&["exec", &self.name, "--", "sh", "-c", cmd])
+    }
+
+    /// Runs `sh -c cmd` and returns stdout; panics with the output on failure.
+    pub fn sh(&self, cmd: &str) -> String {
+        let out = self.exec(cmd);
+        assert!(
+            out.status.success(),
+            "`{cmd}` failed in {}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn write_file(&self, path: &str, content: &str) {
+        let mut tmp = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut tmp, content.as_bytes()).expect("write temp file");
+        let dest = format!("{}{path}", self.name);
+        lxc_ok(&["file", "push", "--create-dirs", &tmp.path().to_string_lossy(), &dest]);
+    }
+
+    pub fn read_file(&self, path: &str) -> String {
+        lxc_ok(&["file", "pull", &format!("{}{path}", self.name), "-"])
+    }
+
+    /// Waits until systemd finished booting (services started).
+    pub fn wait_booted(&self) {
+        let _ = self.exec("systemctl is-system-running --wait >/dev/null 2>&1 || true");
+    }
+
+    pub fn stop_force(&self) {
+        lxc_ok(&["stop", "-f", &self.name]);
+    }
+
+    pub fn start(&self) {
+        lxc_ok(&["start", &self.name]);
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if keep() {
+            eprintln!("KEEP=1: leaving container {}", self.name);
+            return;
+        }
+        let _ = lxc(&["delete", "-f", &self.name]);
+    }
+}
