@@ -24,7 +24,7 @@ setup:
 
 build:
 	@echo "==> building static binaries ($(TARGET))"
-	cargo build --release --locked --target $(TARGET) --workspace --bins
+	cargo build --release --target $(TARGET) --workspace --bins
 	@mkdir -p dist/library dist/bin
 	@for m in $(MODULES); do \
 	  install -m 0755 $(RELEASE)/$$m dist/library/$$m; \

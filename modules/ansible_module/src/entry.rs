@@ -49,7 +49,13 @@ where
 {
     install_panic_hook();
     let mut argv = std::env::args_os().skip(1);
-    let (Some(path), None) = (argv.next(), argv.next()) else {
+    let (first, second) = (argv.next(), argv.next());
+    if first.as_deref() == Some(std::ffi::OsStr::new("--argument-spec")) {
+        // For tooling (docs checks, the differential test): the spec as written.
+        println!("{}", spec.source.trim());
+        std::process::exit(0);
+    }
+    let (Some(path), None) = (first, second) else {
         fail_internal(&format!(
             "{name} is an Ansible module: run it from Ansible, or by hand as `{name} ARGS.json` with the options in a JSON object"
         ));
@@ -70,7 +76,9 @@ where
     emit(result, failed)
 }
 
-pub(crate) fn execute<F>(
+/// Validates `args` and runs `body` in this process, returning the result object
+/// and whether it failed (what `run` prints and its exit status).
+pub fn execute<F>(
     name: &str,
     spec: &ModuleSpec,
     mut args: Map<String, Value>,

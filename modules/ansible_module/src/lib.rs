@@ -36,7 +36,7 @@ mod validate;
 
 pub use args::{read_args_file, split_internal, InternalArgs};
 pub use config_file::{ConfigFile, Validator, WriteOutcome};
-pub use entry::{run, run_with_args};
+pub use entry::{execute, run, run_with_args};
 pub use mask::remove_values;
 pub use module::{Diff, Fail, Module};
 pub use spec::{Kind, ModuleSpec, OptionSpec, RequiredIf};

@@ -173,6 +173,9 @@ pub struct ModuleSpec {
     pub required_by: IndexMap<String, OneOrMany>,
     #[serde(default)]
     pub supports_check_mode: bool,
+    /// The JSON the spec was read from, printed by `<module> --argument-spec`.
+    #[serde(skip)]
+    pub source: String,
 }
 
 impl ModuleSpec {
@@ -192,7 +195,8 @@ impl ModuleSpec {
     }
 
     pub fn try_from_json(text: &str) -> Result<ModuleSpec, String> {
-        let spec: ModuleSpec = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut spec: ModuleSpec = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        spec.source = text.to_string();
         spec.check().map(|()| spec)
     }
 
