@@ -1,0 +1,648 @@
+//! The client: one endpoint (unix socket or HTTPS), synchronous requests,
+//! background operations waited on.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client as Http, RequestBuilder};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::tls::{client_config, HandshakeNote, TlsOptions};
+
+/// Debian's `lxd` package serves its API here.
+pub const DEBIAN_SOCKET: &str = "/var/lib/lxd/unix.socket";
+/// The snap's socket.
+pub const SNAP_SOCKET: &str = "/var/snap/lxd/common/lxd/unix.socket";
+
+/// How long one plain request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a background operation is waited for unless told otherwise.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where LXD is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The local unix socket.
+    Unix(PathBuf),
+    /// An HTTPS listener, `https://host:port` (no trailing slash).
+    Https(String),
+}
+
+impl Endpoint {
+    /// Parses the forms users write: `unix:/path`, `unix:///path`, `/path`
+    /// (a socket), `https://host[:port]` (port 8443 when left out).
+    pub fn parse(url: &str) -> Result<Endpoint> {
+        let u = url.trim();
+        if let Some(rest) = u.strip_prefix("unix:") {
+            let path = rest.trim_start_matches("//");
+            let path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if u.starts_with('/') {
+            return Ok(Endpoint::Unix(PathBuf::from(u)));
+        }
+        if let Some(rest) = u.strip_prefix("https://") {
+            let hostport = rest.trim_end_matches('/');
+            if hostport.is_empty() || hostport.contains('/') {
+                return Err(Error::Config(format!(
+                    "LXD url {url:?}: expected https://HOST[:PORT] without a path"
+                )));
+            }
+            let has_port = if let Some(end) = hostport.rfind(']') {
+                hostport[end..].contains(':')
+            } else {
+                hostport.contains(':')
+            };
+            let hostport = if has_port {
+                hostport.to_string()
+            } else {
+                format!("{hostport}:8443")
+            };
+            return Ok(Endpoint::Https(format!("https://{hostport}")));
+        }
+        Err(Error::Config(format!(
+            "LXD url {url:?} not understood: use unix:/path/to/unix.socket or https://HOST:PORT"
+        )))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::Https(u) => f.write_str(u),
+        }
+    }
+}
+
+/// The local socket: `$LXD_DIR/unix.socket`, then Debian's, then the snap's.
+pub fn detect_socket() -> Result<PathBuf> {
+    let mut tried = vec![];
+    if let Some(dir) = std::env::var_os("LXD_DIR") {
+        tried.push(PathBuf::from(dir).join("unix.socket"));
+    }
+    tried.push(PathBuf::from(DEBIAN_SOCKET));
+    tried.push(PathBuf::from(SNAP_SOCKET));
+    if let Some(p) = tried.iter().find(|p| p.exists()) {
+        return Ok(p.clone());
+    }
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::Connect {
+        endpoint: "the local LXD socket".into(),
+        reason: format!(
+            "none of {} exists (is LXD installed and running?)",
+            list.join(", ")
+        ),
+    })
+}
+
+/// A synchronous answer, or a background operation that was started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `type: sync`: the metadata.
+    Sync(Value),
+    /// `type: async`: the operation's URL and its metadata at the start.
+    Async { operation: String, metadata: Value },
+}
+
+/// Output of a command run in an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub return_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An LXD REST client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: Http,
+    base: String,
+    endpoint: Endpoint,
+    note: HandshakeNote,
+    operation_timeout: Duration,
+}
+
+/// Appends `key=value` pairs to a path, encoding the values.
+pub fn with_query(path: &str, query: &[(&str, &str)]) -> String {
+    let mut out = path.to_string();
+    for (k, v) in query {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&encode(v));
+    }
+    out
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn project_query(path: &str, project: Option<&str>) -> String {
+    match project {
+        Some(p) if !p.is_empty() && p != "default" => with_query(path, &[("project", p)]),
+        _ => path.to_string(),
+    }
+}
+
+impl Client {
+    /// Connects as the environment says: `LXD_URL` (else the local socket,
+    /// auto-detected), with `LXD_CLIENT_CERT`, `LXD_CLIENT_KEY`,
+    /// `LXD_SERVER_CERT` and `LXD_SERVER_CERT_FINGERPRINT` for HTTPS.
+    pub fn from_env() -> Result<Client> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let tls = TlsOptions {
+            client_cert: var("LXD_CLIENT_CERT").map(PathBuf::from),
+            client_key: var("LXD_CLIENT_KEY").map(PathBuf::from),
+            server_cert: var("LXD_SERVER_CERT").map(PathBuf::from),
+            server_cert_fingerprint: var("LXD_SERVER_CERT_FINGERPRINT"),
+        };
+        Client::connect(var("LXD_URL").as_deref(), &tls)
+    }
+
+    /// A client for `url` (see [`Endpoint::parse`]); `None` auto-detects the
+    /// local socket. Nothing is sent yet: the first request shows whether LXD is
+    /// reachable (or call [`Client::server`]).
+    pub fn connect(url: Option<&str>, tls: &TlsOptions) -> Result<Client> {
+        let endpoint = match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => Endpoint::parse(u)?,
+            None => Endpoint::Unix(detect_socket()?),
+        };
+        Client::for_endpoint(endpoint, tls)
+    }
+
+    /// A client for a known endpoint.
+    pub fn for_endpoint(endpoint: Endpoint, tls: &TlsOptions) -> Result<Client> {
+        let https = matches!(endpoint, Endpoint::Https(_));
+        let (config, note) = client_config(tls, https)?;
+        let mut builder = Http::builder()
+            .use_preconfigured_tls(config)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(None::<Duration>)
+            .redirect(reqwest::redirect::Policy::none());
+        let base = match &endpoint {
+            Endpoint::Unix(path) => {
+                builder = builder.unix_socket(path.as_path());
+                "http://lxd".to_string()
+            }
+            Endpoint::Https(url) => {
+                builder = builder.https_only(true);
+                url.clone()
+            }
+        };
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            endpoint,
+            note,
+            operation_timeout: OPERATION_TIMEOUT,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// How long [`Client::post`] and friends wait for a background operation.
+    pub fn set_operation_timeout(&mut self, timeout: Duration) {
+        self.operation_timeout = timeout;
+    }
+
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn connect_error(&self, e: &reqwest::Error) -> Error {
+        if let Some(note) = self.note.lock().ok().and_then(|mut n| n.take()) {
+            return Error::Connect {
+                endpoint: self.endpoint.to_string(),
+                reason: note,
+            };
+        }
+        let mut parts: Vec<String> = vec![];
+        let mut src: Option<&dyn std::error::Error> = Some(e);
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+            src = s.source();
+        }
+        // The outermost text repeats the URL of the request; the causes say why.
+        let reason = if parts.len() > 1 {
+            parts[1..].join(": ")
+        } else {
+            parts.join(": ")
+        };
+        let hint = match &self.endpoint {
+            Endpoint::Unix(_) => " (is LXD running, and may this user use its socket?)",
+            Endpoint::Https(_) => "",
+        };
+        Error::Connect {
+            endpoint: self.endpoint.to_string(),
+            reason: format!("{reason}{hint}"),
+        }
+    }
+
+    fn execute(&self, method: &Method, path: &str, req: RequestBuilder) -> Result<(u16, Vec<u8>)> {
+        let resp = req.send().map_err(|e| self.connect_error(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .map_err(|e| Error::Protocol {
+                method: method.to_string(),
+                path: path.to_string(),
+                detail: format!("reading the answer failed: {e}"),
+            })?
+            .to_vec();
+        Ok((status, body))
+    }
+
+    fn api_error(&self, method: &Method, path: &str, status: u16, body: &[u8]) -> Error {
+        let doc: Option<Value> = serde_json::from_slice(body).ok();
+        let message = doc
+            .as_ref()
+            .and_then(|d| d.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body).trim().to_string();
+                if text.is_empty() {
+                    "no error text".to_string()
+                } else {
+                    text
+                }
+            });
+        let code = doc
+            .as_ref()
+            .and_then(|d| d.get("error_code"))
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(status);
+        let message = if code == 403 && matches!(self.endpoint, Endpoint::Https(_)) {
+            format!(
+                "{message}; is this client certificate in LXD's trust store (`lxc config trust add`, or trust_password)?"
+            )
+        } else {
+            message
+        };
+        Error::Api {
+            method: method.to_string(),
+            path: path.to_string(),
+            code,
+            message,
+        }
+    }
+
+    /// Sends one request and returns LXD's answer without waiting for a
+    /// background operation.
+    pub fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(path))
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let (status, bytes) = self.execute(&method, path, req)?;
+        if !(200..300).contains(&status) {
+            return Err(self.api_error(&method, path, status, &bytes));
+        }
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            method: method.to_string(),
+            path: path.to_string(),
+            detail: format!("not JSON ({e})"),
+        })?;
+        match doc.get("type").and_then(Value::as_str) {
+            Some("sync") => Ok(Reply::Sync(
+                doc.get("metadata").cloned().unwrap_or(Value::Null),
+            )),
+            Some("async") => {
+                let metadata = doc.get("metadata").cloned().unwrap_or(Value::Null);
+                let operation = doc
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        metadata
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .map(|id| format!("/1.0/operations/{id}"))
+                    })
+                    .ok_or_else(|| Error::Protocol {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        detail: "async answer without an operation".into(),
+                    })?;
+                Ok(Reply::Async {
+                    operation,
+                    metadata,
+                })
+            }
+            Some("error") => Err(self.api_error(&method, path, status, &bytes)),
+            other => Err(Error::Protocol {
+                method: method.to_string(),
+                path: path.to_string(),
+                detail: format!("unknown answer type {other:?}"),
+            }),
+        }
+    }
+
+    /// Waits until the operation at `operation` (as LXD returned it) ends;
+    /// returns its final metadata, or the failure LXD reports.
+    pub fn wait_operation(
+        &self,
+        operation: &str,
+        timeout: Duration,
+        method: &str,
+        path: &str,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        let (op_path, op_query) = match operation.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (operation.to_string(), None),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let secs = left.as_secs().max(1);
+            let mut wait_path = format!("{op_path}/wait?timeout={secs}");
+            if let Some(q) = &op_query {
+                wait_path.push('&');
+                wait_path.push_str(q);
+            }
+            let get = Method::GET;
+            let req = self
+                .http
+                .get(self.url(&wait_path))
+                .timeout(Duration::from_secs(secs + 30));
+            let (status, bytes) = self.execute(&get, &wait_path, req)?;
+            if status == 504 || status == 408 {
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout {
+                        method: method.into(),
+                        path: path.into(),
+                        seconds: timeout.as_secs(),
+                    });
+                }
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                return Err(self.api_error(&get, &wait_path, status, &bytes));
+            }
+            let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+                method: method.into(),
+                path: path.into(),
+                detail: format!("operation wait answer is not JSON ({e})"),
+            })?;
+            let op = doc.get("metadata").cloned().unwrap_or(Value::Null);
+            match op.get("status").and_then(Value::as_str) {
+                Some("Success") => return Ok(op),
+                Some("Failure") | Some("Cancelled") => {
+                    let err = op
+                        .get("err")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("no reason given");
+                    return Err(Error::Operation {
+                        method: method.into(),
+                        path: path.into(),
+                        message: err.to_string(),
+                    });
+                }
+                _ => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout {
+                            method: method.into(),
+                            path: path.into(),
+                            seconds: timeout.as_secs(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// Sends a request and, when LXD starts a background operation, waits for
+    /// it (up to `timeout`). Returns the sync metadata, or the finished
+    /// operation's metadata (its own `metadata` field holds the result).
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Value> {
+        match self.send(method.clone(), path, body)? {
+            Reply::Sync(v) => Ok(v),
+            Reply::Async { operation, .. } => {
+                self.wait_operation(&operation, timeout, method.as_str(), path)
+            }
+        }
+    }
+
+    /// `GET path`, the answer's `metadata`.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.call(Method::GET, path, None, self.operation_timeout)
+    }
+
+    /// `GET path` returning the raw body (files, exec output logs).
+    pub fn get_raw(&self, path: &str) -> Result<Vec<u8>> {
+        let method = Method::GET;
+        let req = self.http.get(self.url(path)).timeout(REQUEST_TIMEOUT);
+        let (status, bytes) = self.execute(&method, path, req)?;
+        if !(200..300).contains(&status) {
+            return Err(self.api_error(&method, path, status, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// `POST path`, waiting for the operation it starts.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(Method::POST, path, Some(body), self.operation_timeout)
+    }
+
+    /// `PUT path`, waiting for the operation it starts.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(Method::PUT, path, Some(body), self.operation_timeout)
+    }
+
+    /// `PATCH path`, waiting for the operation it starts.
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(Method::PATCH, path, Some(body), self.operation_timeout)
+    }
+
+    /// `DELETE path`, waiting for the operation it starts.
+    pub fn delete(&self, path: &str) -> Result<Value> {
+        self.call(Method::DELETE, path, None, self.operation_timeout)
+    }
+
+    /// `GET /1.0`: server environment, API extensions, and `auth`
+    /// (`trusted` or `untrusted`). Also the cheapest reachability check.
+    pub fn server(&self) -> Result<Value> {
+        self.get("/1.0")
+    }
+
+    /// Whether LXD trusts this client (always true on the unix socket).
+    pub fn is_trusted(&self) -> Result<bool> {
+        Ok(self.server()?.get("auth").and_then(Value::as_str) == Some("trusted"))
+    }
+
+    /// Adds this client's certificate to LXD's trust store using a trust
+    /// password or a join token (`lxc config trust add` prints one).
+    pub fn add_trust(&self, password_or_token: &str) -> Result<()> {
+        let body = json!({"type": "client", "password": password_or_token});
+        self.post("/1.0/certificates", &body).map(|_| ())
+    }
+
+    /// All instances with their config, devices, expanded config, snapshots
+    /// and state (addresses included) in one request:
+    /// `GET /1.0/instances?recursion=2`.
+    pub fn list_instances_full(&self, project: Option<&str>) -> Result<Vec<Value>> {
+        let path = project_query("/1.0/instances?recursion=2", project);
+        match self.get(&path)? {
+            Value::Array(items) => Ok(items),
+            other => Err(Error::Protocol {
+                method: "GET".into(),
+                path,
+                detail: format!("expected a list of instances, got {other}"),
+            }),
+        }
+    }
+
+    /// One instance (`GET /1.0/instances/NAME`), or `None` when it does not exist.
+    pub fn instance(&self, name: &str, project: Option<&str>) -> Result<Option<Value>> {
+        let path = project_query(&format!("/1.0/instances/{}", encode(name)), project);
+        match self.get(&path) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An instance's state (`status`, `network` with addresses, ...).
+    pub fn instance_state(&self, name: &str, project: Option<&str>) -> Result<Value> {
+        let path = project_query(&format!("/1.0/instances/{}/state", encode(name)), project);
+        self.get(&path)
+    }
+
+    /// Runs a command in a running instance and collects its output
+    /// (`record-output`); waits up to `timeout`.
+    pub fn exec(
+        &self,
+        name: &str,
+        project: Option<&str>,
+        command: &[&str],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let path = project_query(&format!("/1.0/instances/{}/exec", encode(name)), project);
+        let body = json!({
+            "command": command,
+            "environment": {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            "wait-for-websocket": false,
+            "interactive": false,
+            "record-output": true,
+        });
+        let op = self.call(Method::POST, &path, Some(&body), timeout)?;
+        let meta = op.get("metadata").cloned().unwrap_or(Value::Null);
+        let return_code = meta.get("return").and_then(Value::as_i64).unwrap_or(-1);
+        let outputs: Map<String, Value> = meta
+            .get("output")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let read = |fd: &str| -> String {
+            let Some(log) = outputs.get(fd).and_then(Value::as_str) else {
+                return String::new();
+            };
+            let log = project_query(log, project);
+            let text = self
+                .get_raw(&log)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            // The log files stay on the host until removed.
+            let _ = self.send(Method::DELETE, &log, None);
+            text
+        };
+        let stdout = read("1");
+        let stderr = read("2");
+        Ok(ExecOutput {
+            return_code,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("unix:/var/lib/lxd/unix.socket").ok(),
+            Some(Endpoint::Unix(DEBIAN_SOCKET.into()))
+        );
+        assert_eq!(
+            Endpoint::parse("unix:///var/lib/lxd/unix.socket").ok(),
+            Some(Endpoint::Unix(DEBIAN_SOCKET.into()))
+        );
+        assert_eq!(
+            Endpoint::parse("https://10.0.0.1").ok(),
+            Some(Endpoint::Https("https://10.0.0.1:8443".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("https://[::1]:9443/").ok(),
+            Some(Endpoint::Https("https://[::1]:9443".into()))
+        );
+        assert!(Endpoint::parse("http://10.0.0.1:8443").is_err());
+        assert!(Endpoint::parse("https://h/1.0").is_err());
+    }
+
+    #[test]
+    fn queries_are_encoded() {
+        assert_eq!(
+            with_query("/1.0/instances?recursion=2", &[("project", "a b&c")]),
+            "/1.0/instances?recursion=2&project=a%20b%26c"
+        );
+        assert_eq!(project_query("/x", Some("default")), "/x");
+        assert_eq!(project_query("/x", Some("p1")), "/x?project=p1");
+    }
+
+    #[test]
+    fn missing_socket_is_a_connect_error() {
+        let c = Client::connect(Some("unix:/nonexistent/lxd.socket"), &TlsOptions::default());
+        let err = c.and_then(|c| c.server()).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("cannot reach LXD at unix:/nonexistent/lxd.socket")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Against the real local LXD (fails when LXD is missing).
+
+use std::time::Duration;
+
+use lxd_api::{Client, TlsOptions};
+
+#[test]
+fn lists_instances_and_reports_errors_readably() {
+    let lxd = Client::connect(None, &TlsOptions::default()).expect("local LXD socket");
+    assert!(lxd.is_trusted().expect("GET /1.0"));
+    let all = lxd.list_instances_full(None).expect("instances");
+    for inst in &all {
+        assert!(inst.get("name").is_some());
+        assert!(inst.get("state").is_some(), "recursion=2 includes state");
+    }
+    let err = lxd
+        .get("/1.0/instances/t-lxd-api-does-not-exist")
+        .expect_err("missing instance");
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "LXD refused GET /1.0/instances/t-lxd-api-does-not-exist: Instance not found (HTTP 404)"
+    );
+    assert!(lxd
+        .instance("t-lxd-api-does-not-exist", None)
+        .expect("lookup")
+        .is_none());
+
+    // A failing background operation: creating from an image that is not there.
+    let mut lxd = lxd;
+    lxd.set_operation_timeout(Duration::from_secs(30));
+    let err = lxd
+        .post(
+            "/1.0/instances",
+            &serde_json::json!({
+                "name": format!("t-lxd-api-{}", std::process::id()),
+                "source": {"type": "image", "alias": "t-lxd-no-such-image"},
+            }),
+        )
+        .expect_err("unknown image");
+    let text = err.to_string();
+    assert!(
+        text.contains("t-lxd-no-such-image") || text.contains("not found"),
+        "{text}"
+    );
+}
