@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything `make test` runs, in order; stops at the first failure. Expects the
+# host prepared by setup-host.sh and the binaries built by `make build`.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/env.sh"
+cd "$VRRP_ROOT"
+export PATH="$VRRP_VENV/bin:$PATH"
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+started=$SECONDS
+
+step "rustfmt and clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit, protocol-differential and integration tests (real LXD)"
+cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"
+
+if [[ -d roles && -d playbooks ]]; then
+  step "ansible-lint (production profile)"
+  ansible-lint --profile production --offline roles playbooks
+fi
+
+if [[ -f molecule/default/molecule.yml ]]; then
+  step "molecule test -s default"
+  molecule test -s default
+fi
+
+step "leftovers"
+"$here/leftovers.sh"
+printf '\033[1m==> all tests passed in %ss\033[0m\n' "$((SECONDS - started))"
