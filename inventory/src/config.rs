@@ -1,0 +1,577 @@
+//! Settings: a small YAML or TOML file, then `LXD_INVENTORY_*` environment
+//! variables on top.
+//!
+//! File lookup: `$LXD_INVENTORY_CONFIG` (must exist when set), else
+//! `lxd_inventory.{yml,yaml,toml}` beside the binary, else in the current
+//! directory, else built-in defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+/// The file names looked for beside the binary and in the current directory.
+pub const FILE_NAMES: [&str; 3] = [
+    "lxd_inventory.yml",
+    "lxd_inventory.yaml",
+    "lxd_inventory.toml",
+];
+
+/// Debian's LXD socket, then the snap's.
+pub const SOCKETS: [&str; 2] = [
+    "/var/lib/lxd/unix.socket",
+    "/var/snap/lxd/common/lxd/unix.socket",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("bad value in ${var}: {msg}")]
+    Env { var: &'static str, msg: String },
+    #[error("bad config: {0}")]
+    Invalid(String),
+}
+
+/// Everything the inventory can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `unix:/path/to/unix.socket` (or a bare path) or `https://host:8443`.
+    /// Default: `$LXD_SOCKET`, `$LXD_DIR/unix.socket`, then the first of
+    /// [`SOCKETS`] that exists.
+    pub url: Option<String>,
+    /// Client certificate and key (PEM) for HTTPS.
+    #[serde(alias = "cert_file")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(alias = "key_file")]
+    pub client_key: Option<PathBuf>,
+    /// The server's certificate (PEM) to pin for HTTPS.
+    pub server_cert: Option<PathBuf>,
+    /// LXD project to list.
+    pub project: String,
+    /// Name of the `lxc` remote that reaches this LXD, for the
+    /// `community.general.lxd` connection (`ansible_lxd_remote`).
+    pub remote: Option<String>,
+    /// Interfaces whose address becomes `ansible_host`, first match wins.
+    #[serde(deserialize_with = "string_or_list")]
+    pub interface: Vec<String>,
+    /// Address family for `ansible_host`.
+    pub family: Family,
+    /// Only list instances in these states (`running`, `stopped`, `frozen`,
+    /// ...); empty lists every instance.
+    #[serde(deserialize_with = "string_or_list")]
+    pub state: Vec<String>,
+    /// `container`, `virtual-machine` or `both`.
+    #[serde(rename = "type")]
+    pub type_filter: TypeFilter,
+    /// How Ansible reaches the instances.
+    pub connection: Connection,
+    /// `ansible_user` for `connection: ssh`.
+    pub ssh_user: Option<String>,
+    /// Request timeout in seconds.
+    pub timeout: u64,
+    /// Prefix of the per-host variables taken from LXD (`lxd_status`, ...).
+    pub vars_prefix: String,
+    /// How groups are formed.
+    pub groups: GroupRules,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            url: None,
+            client_cert: None,
+            client_key: None,
+            server_cert: None,
+            project: "default".into(),
+            remote: None,
+            interface: vec!["eth0".into()],
+            family: Family::Inet,
+            state: Vec::new(),
+            type_filter: TypeFilter::Both,
+            connection: Connection::Lxd,
+            ssh_user: None,
+            timeout: 10,
+            vars_prefix: "lxd_".into(),
+            groups: GroupRules::default(),
+        }
+    }
+}
+
+/// Group rules.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupRules {
+    /// Config key holding comma-separated group names (set at launch).
+    pub key: String,
+    /// Prefix for the groups named in [`GroupRules::key`] (none by default).
+    pub prefix: String,
+    /// Automatic groups: `profile`, `status`, `type`, `location`, `project`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub by: Vec<String>,
+    /// Group holding every listed instance; carries the connection variables,
+    /// so a user's `group_vars/<name>.yml` overrides them.
+    pub all: String,
+    /// Group of instances that are not running (listed without `ansible_host`).
+    pub stopped: String,
+    /// Also put instances that are not running into the role, keyed, profile,
+    /// type, location and project groups (they are always in the `all`,
+    /// `stopped` and `status_*` groups).
+    pub include_stopped: bool,
+    /// Extra groups from config keys: `{ "user.tier": "tier" }` puts an instance
+    /// with `user.tier=gold` into `tier_gold`.
+    pub keyed: BTreeMap<String, String>,
+}
+
+impl Default for GroupRules {
+    fn default() -> Self {
+        Self {
+            key: "user.ansible.groups".into(),
+            prefix: String::new(),
+            by: ["profile", "status", "type", "location", "project"]
+                .map(String::from)
+                .to_vec(),
+            all: "lxd".into(),
+            stopped: "stopped".into(),
+            include_stopped: false,
+            keyed: BTreeMap::new(),
+        }
+    }
+}
+
+/// The automatic group kinds [`GroupRules::by`] accepts.
+pub const GROUP_BY: [&str; 5] = ["profile", "status", "type", "location", "project"];
+
+macro_rules! str_enum {
+    ($name:ident { $($variant:ident => [$($text:literal),+]),+ $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($($text)|+ => Ok(Self::$variant),)+
+                    _ => Err(format!(
+                        "must be one of: {}, got: {s}",
+                        [$($name::$variant.as_str()),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => [$($text),+][0]),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+str_enum!(Family { Inet => ["inet", "ipv4", "4"], Inet6 => ["inet6", "ipv6", "6"] });
+str_enum!(TypeFilter {
+    Both => ["both", "all"],
+    Container => ["container"],
+    VirtualMachine => ["virtual-machine", "vm"],
+});
+str_enum!(Connection { Lxd => ["lxd", "community.general.lxd"], Ssh => ["ssh"] });
+
+impl TypeFilter {
+    pub fn matches(self, kind: &str) -> bool {
+        match self {
+            Self::Both => true,
+            Self::Container => kind == "container",
+            Self::VirtualMachine => kind == "virtual-machine",
+        }
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => split_list(&s),
+        Some(OneOrMany::Many(v)) => v
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    })
+}
+
+/// `"a, b,,c"` -> `["a", "b", "c"]`.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Where LXD is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Https(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+            Self::Https(u) => f.write_str(u),
+        }
+    }
+}
+
+impl Config {
+    /// Parse a file's text; the format follows the extension (`.toml`, else YAML).
+    pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let bad = |msg: String| ConfigError::Parse {
+            path: path.to_owned(),
+            msg: msg.replace('\n', " "),
+        };
+        let cfg = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?
+        } else if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?
+        };
+        Ok(cfg)
+    }
+
+    /// Read a file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_text(path, &text)
+    }
+
+    /// Find and read the config file (see the module docs), then apply the
+    /// environment. Returns the file used, if any.
+    pub fn load(
+        env: &dyn Fn(&str) -> Option<String>,
+        exe_dir: Option<&Path>,
+        cwd: Option<&Path>,
+    ) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let file = match env("LXD_INVENTORY_CONFIG").filter(|s| !s.is_empty()) {
+            Some(p) => Some(PathBuf::from(p)),
+            None => [exe_dir, cwd]
+                .into_iter()
+                .flatten()
+                .flat_map(|d| FILE_NAMES.iter().map(move |n| d.join(n)))
+                .find(|p| p.is_file()),
+        };
+        let mut cfg = match &file {
+            Some(p) => Self::from_file(p)?,
+            None => Self::default(),
+        };
+        cfg.apply_env(env)?;
+        cfg.check()?;
+        Ok((cfg, file))
+    }
+
+    /// Override settings from `LXD_INVENTORY_*` variables.
+    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: FromStr<Err = String>>(
+            env: &dyn Fn(&str) -> Option<String>,
+            var: &'static str,
+        ) -> Result<Option<T>, ConfigError> {
+            env(var)
+                .map(|v| v.parse().map_err(|msg| ConfigError::Env { var, msg }))
+                .transpose()
+        }
+        let get = |var: &str| env(var).filter(|v| !v.is_empty());
+        if let Some(v) = get("LXD_INVENTORY_URL") {
+            self.url = Some(v);
+        }
+        if let Some(v) = get("LXD_INVENTORY_CLIENT_CERT") {
+            self.client_cert = Some(v.into());
+        }
+        if let Some(v) = get("LXD_INVENTORY_CLIENT_KEY") {
+            self.client_key = Some(v.into());
+        }
+        if let Some(v) = get("LXD_INVENTORY_SERVER_CERT") {
+            self.server_cert = Some(v.into());
+        }
+        if let Some(v) = get("LXD_INVENTORY_PROJECT") {
+            self.project = v;
+        }
+        if let Some(v) = get("LXD_INVENTORY_REMOTE") {
+            self.remote = Some(v);
+        }
+        if let Some(v) = get("LXD_INVENTORY_INTERFACE") {
+            self.interface = split_list(&v);
+        }
+        if let Some(v) = parsed(env, "LXD_INVENTORY_FAMILY")? {
+            self.family = v;
+        }
+        if let Some(v) = env("LXD_INVENTORY_STATE") {
+            self.state = split_list(&v);
+        }
+        if let Some(v) = parsed(env, "LXD_INVENTORY_TYPE")? {
+            self.type_filter = v;
+        }
+        if let Some(v) = parsed(env, "LXD_INVENTORY_CONNECTION")? {
+            self.connection = v;
+        }
+        if let Some(v) = get("LXD_INVENTORY_SSH_USER") {
+            self.ssh_user = Some(v);
+        }
+        if let Some(v) = get("LXD_INVENTORY_TIMEOUT") {
+            self.timeout = v.trim().parse().map_err(|_| ConfigError::Env {
+                var: "LXD_INVENTORY_TIMEOUT",
+                msg: format!("must be a whole number of seconds, got: {v}"),
+            })?;
+        }
+        if let Some(v) = get("LXD_INVENTORY_GROUPS_KEY") {
+            self.groups.key = v;
+        }
+        if let Some(v) = env("LXD_INVENTORY_GROUP_BY") {
+            self.groups.by = split_list(&v);
+        }
+        if let Some(v) = get("LXD_INVENTORY_STOPPED_GROUP") {
+            self.groups.stopped = v;
+        }
+        if let Some(v) = get("LXD_INVENTORY_ALL_GROUP") {
+            self.groups.all = v;
+        }
+        Ok(())
+    }
+
+    /// Cross-field checks.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self
+            .groups
+            .by
+            .iter()
+            .find(|b| !GROUP_BY.contains(&b.as_str()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "groups.by must be a list of: {}, got: {bad}",
+                GROUP_BY.join(", ")
+            )));
+        }
+        if self.interface.is_empty() {
+            return Err(ConfigError::Invalid(
+                "interface must name at least one interface".into(),
+            ));
+        }
+        if self.project.is_empty() {
+            return Err(ConfigError::Invalid("project must not be empty".into()));
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "client_cert and client_key go together: set both or neither".into(),
+            ));
+        }
+        if self.timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "timeout must be at least 1 second".into(),
+            ));
+        }
+        self.endpoint(&|_| None).map(|_| ())
+    }
+
+    /// Resolve [`Config::url`] (and the usual LXD variables) to an endpoint.
+    pub fn endpoint(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Endpoint, ConfigError> {
+        let url = match &self.url {
+            Some(u) => u.trim().to_owned(),
+            None => {
+                if let Some(s) = env("LXD_SOCKET").filter(|s| !s.is_empty()) {
+                    return Ok(Endpoint::Unix(s.into()));
+                }
+                if let Some(d) = env("LXD_DIR").filter(|s| !s.is_empty()) {
+                    return Ok(Endpoint::Unix(Path::new(&d).join("unix.socket")));
+                }
+                let found = SOCKETS.iter().find(|s| Path::new(s).exists());
+                return Ok(Endpoint::Unix(found.unwrap_or(&SOCKETS[0]).into()));
+            }
+        };
+        if let Some(path) = url
+            .strip_prefix("unix://")
+            .or_else(|| url.strip_prefix("unix:"))
+        {
+            if path.is_empty() {
+                return Err(ConfigError::Invalid(format!("url {url:?} names no socket")));
+            }
+            Ok(Endpoint::Unix(path.into()))
+        } else if url.starts_with("https://") {
+            Ok(Endpoint::Https(url.trim_end_matches('/').to_owned()))
+        } else if url.starts_with('/') {
+            Ok(Endpoint::Unix(url.into()))
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "url must be unix:/path/to/unix.socket or https://host:port, got: {url}"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn yaml_file_with_every_kind_of_value() {
+        let text = r"
+url: unix:/run/lxd.sock
+project: web
+interface: [eth1, eth0]
+family: ipv6
+state: running
+type: container
+connection: ssh
+ssh_user: debian
+groups:
+  by: profile, status
+  stopped: down
+  keyed:
+    user.tier: tier
+";
+        let cfg = Config::from_text(Path::new("x.yml"), text).expect("parses");
+        assert_eq!(cfg.interface, ["eth1", "eth0"]);
+        assert_eq!(cfg.family, Family::Inet6);
+        assert_eq!(cfg.state, ["running"]);
+        assert_eq!(cfg.type_filter, TypeFilter::Container);
+        assert_eq!(cfg.connection, Connection::Ssh);
+        assert_eq!(cfg.groups.by, ["profile", "status"]);
+        assert_eq!(cfg.groups.stopped, "down");
+        assert_eq!(cfg.groups.all, "lxd");
+        assert_eq!(cfg.groups.keyed["user.tier"], "tier");
+        assert_eq!(
+            cfg.endpoint(&no_env).expect("endpoint"),
+            Endpoint::Unix("/run/lxd.sock".into())
+        );
+    }
+
+    #[test]
+    fn toml_file() {
+        let text = "url = \"https://lxd.example:8443/\"\nclient_cert = \"c.crt\"\nclient_key = \"c.key\"\n[groups]\nstopped = \"off\"\n";
+        let cfg = Config::from_text(Path::new("x.toml"), text).expect("parses");
+        assert_eq!(cfg.groups.stopped, "off");
+        assert_eq!(
+            cfg.endpoint(&no_env).expect("endpoint"),
+            Endpoint::Https("https://lxd.example:8443".into())
+        );
+        cfg.check().expect("valid");
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let cfg = Config::from_text(Path::new("x.yml"), "\n").expect("parses");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_and_bad_choice_are_one_line_errors() {
+        let e = Config::from_text(Path::new("x.yml"), "projcet: x\n").expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("unknown field `projcet`"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        let e = Config::from_text(Path::new("x.yml"), "family: ipx\n").expect_err("bad family");
+        assert!(
+            e.to_string()
+                .contains("must be one of: inet, inet6, got: ipx"),
+            "{e}"
+        );
+        let e = Config::from_text(Path::new("x.toml"), "family = 4\n").expect_err("bad type");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut cfg =
+            Config::from_text(Path::new("x.yml"), "project: a\nconnection: ssh\n").expect("parses");
+        let env = |k: &str| match k {
+            "LXD_INVENTORY_PROJECT" => Some("b".to_owned()),
+            "LXD_INVENTORY_CONNECTION" => Some("lxd".to_owned()),
+            "LXD_INVENTORY_INTERFACE" => Some("eth1,eth0".to_owned()),
+            "LXD_INVENTORY_GROUP_BY" => Some(String::new()),
+            "LXD_INVENTORY_URL" => Some("/tmp/none.sock".to_owned()),
+            _ => None,
+        };
+        cfg.apply_env(&env).expect("env applies");
+        assert_eq!(cfg.project, "b");
+        assert_eq!(cfg.connection, Connection::Lxd);
+        assert_eq!(cfg.interface, ["eth1", "eth0"]);
+        assert!(cfg.groups.by.is_empty());
+        assert_eq!(
+            cfg.endpoint(&no_env).expect("endpoint"),
+            Endpoint::Unix("/tmp/none.sock".into())
+        );
+        let bad = |k: &str| (k == "LXD_INVENTORY_FAMILY").then(|| "7".to_owned());
+        let e = cfg.apply_env(&bad).expect_err("bad family");
+        assert_eq!(
+            e.to_string(),
+            "bad value in $LXD_INVENTORY_FAMILY: must be one of: inet, inet6, got: 7"
+        );
+    }
+
+    #[test]
+    fn checks() {
+        let with = |text: &str| {
+            Config::from_text(Path::new("x.yml"), text)
+                .expect("parses")
+                .check()
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert!(with("groups: {by: [profile, os]}").contains("got: os"));
+        assert!(with("client_cert: a.crt").contains("set both or neither"));
+        assert!(with("url: http://x").contains("must be unix:"));
+        assert!(with("interface: []").contains("at least one"));
+    }
+
+    #[test]
+    fn lookup_order_and_missing_explicit_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("bin");
+        let cwd = dir.path().join("cwd");
+        std::fs::create_dir_all(&exe).expect("mkdir");
+        std::fs::create_dir_all(&cwd).expect("mkdir");
+        std::fs::write(cwd.join("lxd_inventory.yml"), "project: from-cwd\n").expect("write");
+        let (cfg, file) = Config::load(&no_env, Some(&exe), Some(&cwd)).expect("loads");
+        assert_eq!(cfg.project, "from-cwd");
+        assert_eq!(file, Some(cwd.join("lxd_inventory.yml")));
+        std::fs::write(exe.join("lxd_inventory.toml"), "project = \"beside\"\n").expect("write");
+        let (cfg, _) = Config::load(&no_env, Some(&exe), Some(&cwd)).expect("loads");
+        assert_eq!(cfg.project, "beside");
+        let missing = dir.path().join("nope.yml");
+        let env = |k: &str| (k == "LXD_INVENTORY_CONFIG").then(|| missing.display().to_string());
+        let e = Config::load(&env, Some(&exe), Some(&cwd)).expect_err("missing");
+        assert!(e.to_string().starts_with("cannot read config file"), "{e}");
+    }
+}

@@ -1,0 +1,133 @@
+//! The parts of LXD's `GET /1.0/instances?recursion=2` answer the inventory reads.
+//!
+//! Every field is optional on the wire (older servers, stopped instances with
+//! `"network": null`), so missing and `null` both read as empty.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// One element of the `metadata` list of `GET /1.0/instances?recursion=2`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub status: String,
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub architecture: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub location: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub project: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub description: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub profiles: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub expanded_config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub state: Option<InstanceState>,
+}
+
+/// `state` of an instance (present with `recursion=2`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceState {
+    #[serde(default, deserialize_with = "null_default")]
+    pub status: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub network: BTreeMap<String, Nic>,
+}
+
+/// One network interface inside the instance, as LXD reports it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Nic {
+    #[serde(default, deserialize_with = "null_default")]
+    pub addresses: Vec<Address>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub hwaddr: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub host_name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub state: String,
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+}
+
+/// One address of a [`Nic`].
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct Address {
+    #[serde(default, deserialize_with = "null_default")]
+    pub family: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub address: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub netmask: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub scope: String,
+}
+
+impl Instance {
+    /// The user-facing status (`Running`, `Stopped`, `Frozen`, ...): the live
+    /// state's when present, else the top-level one.
+    pub fn status(&self) -> &str {
+        match &self.state {
+            Some(s) if !s.status.is_empty() => &s.status,
+            _ => &self.status,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status().eq_ignore_ascii_case("running")
+    }
+
+    /// Interfaces as reported by the running instance (empty when stopped).
+    pub fn network(&self) -> &BTreeMap<String, Nic> {
+        static EMPTY: BTreeMap<String, Nic> = BTreeMap::new();
+        self.state.as_ref().map_or(&EMPTY, |s| &s.network)
+    }
+
+    /// A config value, from the expanded config (profiles included) first.
+    pub fn config_value(&self, key: &str) -> Option<&str> {
+        self.expanded_config
+            .get(key)
+            .or_else(|| self.config.get(key))
+            .map(String::as_str)
+    }
+
+    /// Every `user.*` key of the expanded config (profiles included), the
+    /// instance's own values winning.
+    pub fn user_config(&self) -> BTreeMap<&str, &str> {
+        self.expanded_config
+            .iter()
+            .chain(self.config.iter())
+            .filter(|(k, _)| k.starts_with("user."))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+/// Parse the whole API answer (`{"type": "sync", "metadata": [...]}`) or the bare
+/// `metadata` list.
+pub fn parse_answer(json: &str) -> Result<Vec<Instance>, serde_json::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Answer {
+        Envelope { metadata: Vec<Instance> },
+        List(Vec<Instance>),
+    }
+    Ok(match serde_json::from_str::<Answer>(json)? {
+        Answer::Envelope { metadata } | Answer::List(metadata) => metadata,
+    })
+}
+
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
