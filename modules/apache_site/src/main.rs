@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    ansible_module::run("apache_site", apache_site::spec(), apache_site::run)
+}

@@ -1,0 +1,303 @@
+//! Changes to the host as one unit: every step records how to undo itself, so
+//! when `apachectl configtest` rejects the result the host goes back to exactly
+//! what it was and the running Apache keeps its old configuration.
+//! In check mode the steps only report what they would do.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use ansible_module::{ConfigFile, Diff};
+
+#[derive(Debug)]
+enum Undo {
+    /// Put back the old bytes (or remove the file when there were none).
+    Content(PathBuf, Option<Vec<u8>>),
+    /// Put back the old link (or remove it when there was none).
+    Link(PathBuf, Option<PathBuf>),
+    /// Remove a directory the run created (only if empty).
+    Dir(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct Tx {
+    check_mode: bool,
+    undo: Vec<Undo>,
+    pub diffs: Vec<Diff>,
+    pub actions: Vec<String>,
+    /// Something Apache reads changed (it must be checked and reloaded).
+    pub config_changed: bool,
+    /// Anything changed.
+    pub changed: bool,
+}
+
+fn io_err(action: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("{action} {}: {e}", path.display())
+}
+
+fn link_text(target: Option<&Path>) -> String {
+    match target {
+        Some(t) => format!("link -> {}\n", t.display()),
+        None => "absent\n".into(),
+    }
+}
+
+impl Tx {
+    pub fn new(check_mode: bool) -> Tx {
+        Tx {
+            check_mode,
+            undo: Vec::new(),
+            diffs: Vec::new(),
+            actions: Vec::new(),
+            config_changed: false,
+            changed: false,
+        }
+    }
+
+    pub fn check_mode(&self) -> bool {
+        self.check_mode
+    }
+
+    fn record(&mut self, action: String, config: bool, diff: Option<Diff>) {
+        self.actions.push(action);
+        self.changed = true;
+        self.config_changed |= config;
+        if let Some(d) = diff {
+            self.diffs.push(d);
+        }
+    }
+
+    /// Writes `content` to `path` if it differs. `check` (for the vhost) runs
+    /// with the new file in place; on failure the file is restored and the
+    /// error returned.
+    pub fn write(
+        &mut self,
+        path: &Path,
+        content: &str,
+        config: bool,
+        action: &str,
+        check: Option<&dyn Fn() -> Result<(), (String, String)>>,
+    ) -> anyhow::Result<bool> {
+        let before = match fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("reading", path, e)),
+        };
+        let mut file = ConfigFile::new(path).mode(0o644);
+        if let Some(check) = check {
+            file = file.check_in_place(check);
+        }
+        let out = file.write(content, self.check_mode)?;
+        if out.changed {
+            self.undo.push(Undo::Content(path.to_path_buf(), before));
+            self.record(action.to_string(), config, Some(out.diff));
+        }
+        Ok(out.changed)
+    }
+
+    pub fn remove_file(&mut self, path: &Path, action: &str) -> anyhow::Result<bool> {
+        let before = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("reading", path, e)),
+        };
+        let out = ConfigFile::new(path).remove(self.check_mode)?;
+        self.undo
+            .push(Undo::Content(path.to_path_buf(), Some(before)));
+        self.record(action.to_string(), true, Some(out.diff));
+        Ok(true)
+    }
+
+    /// Creates `dir` and missing parents (mode 0755).
+    pub fn mkdir(&mut self, dir: &Path, action: &str) -> anyhow::Result<bool> {
+        if dir.is_dir() {
+            return Ok(false);
+        }
+        let mut missing = Vec::new();
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            if d.exists() {
+                break;
+            }
+            missing.push(d.to_path_buf());
+            cur = d.parent();
+        }
+        if !self.check_mode {
+            for d in missing.iter().rev() {
+                fs::create_dir(d).map_err(|e| io_err("creating", d, e))?;
+                fs::set_permissions(d, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| io_err("setting the mode of", d, e))?;
+                self.undo.push(Undo::Dir(d.clone()));
+            }
+        }
+        let diff = Diff::new(dir.display().to_string(), "absent\n", "directory\n");
+        self.record(action.to_string(), false, Some(diff));
+        Ok(true)
+    }
+
+    /// Makes `link` a symlink to `target` (a2ensite/a2enmod style). A link that
+    /// already resolves to the same file is left alone; a regular file there is
+    /// an error (it is not ours to replace).
+    pub fn link(&mut self, link: &Path, target: &Path, action: &str) -> anyhow::Result<bool> {
+        let old = match fs::symlink_metadata(link) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let old = fs::read_link(link).map_err(|e| io_err("reading", link, e))?;
+                let base = link.parent().unwrap_or(Path::new("/"));
+                let want = base.join(target);
+                if old == target
+                    || (link.canonicalize().ok().is_some()
+                        && link.canonicalize().ok() == want.canonicalize().ok())
+                {
+                    return Ok(false);
+                }
+                Some(old)
+            }
+            Ok(_) => {
+                anyhow::bail!(
+                    "{} is a regular file, not a link to {}: move it away first",
+                    link.display(),
+                    target.display()
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("reading", link, e)),
+        };
+        if !self.check_mode {
+            if old.is_some() {
+                fs::remove_file(link).map_err(|e| io_err("removing", link, e))?;
+            }
+            std::os::unix::fs::symlink(target, link).map_err(|e| io_err("creating", link, e))?;
+        }
+        let diff = Diff::new(
+            link.display().to_string(),
+            link_text(old.as_deref()),
+            link_text(Some(target)),
+        );
+        self.undo.push(Undo::Link(link.to_path_buf(), old));
+        self.record(action.to_string(), true, Some(diff));
+        Ok(true)
+    }
+
+    /// Removes the symlink `link` if there is one.
+    pub fn unlink(&mut self, link: &Path, action: &str) -> anyhow::Result<bool> {
+        let old = match fs::symlink_metadata(link) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                fs::read_link(link).map_err(|e| io_err("reading", link, e))?
+            }
+            Ok(_) => anyhow::bail!(
+                "{} is a regular file, not a link: remove it by hand",
+                link.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("reading", link, e)),
+        };
+        if !self.check_mode {
+            fs::remove_file(link).map_err(|e| io_err("removing", link, e))?;
+        }
+        let diff = Diff::new(
+            link.display().to_string(),
+            link_text(Some(&old)),
+            link_text(None),
+        );
+        self.undo.push(Undo::Link(link.to_path_buf(), Some(old)));
+        self.record(action.to_string(), true, Some(diff));
+        Ok(true)
+    }
+
+    /// Undoes every step, newest first. Returns what could not be undone.
+    pub fn rollback(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.check_mode {
+            return errors;
+        }
+        while let Some(step) = self.undo.pop() {
+            let result = match &step {
+                Undo::Content(path, Some(bytes)) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    ConfigFile::new(path)
+                        .write(&text, false)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+                Undo::Content(path, None) => match fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(format!("removing {}: {e}", path.display()))
+                    }
+                    _ => Ok(()),
+                },
+                Undo::Link(link, old) => {
+                    let _ = fs::remove_file(link);
+                    match old {
+                        Some(target) => std::os::unix::fs::symlink(target, link)
+                            .map_err(|e| format!("restoring {}: {e}", link.display())),
+                        None => Ok(()),
+                    }
+                }
+                Undo::Dir(dir) => {
+                    let _ = fs::remove_dir(dir);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        fs::write(d.join("ports.conf"), "Listen 80\n").expect("write");
+        std::os::unix::fs::symlink("old", d.join("old-link")).expect("link");
+        let mut tx = Tx::new(false);
+        assert!(tx.mkdir(&d.join("www/site"), "mkdir").expect("mkdir"));
+        tx.write(&d.join("www/site/index.html"), "hi\n", false, "index", None)
+            .expect("write");
+        tx.write(&d.join("ports.conf"), "Listen 8080\n", true, "ports", None)
+            .expect("write");
+        tx.link(&d.join("new-link"), Path::new("target"), "link")
+            .expect("link");
+        tx.unlink(&d.join("old-link"), "unlink").expect("unlink");
+        assert!(tx.config_changed);
+        assert_eq!(tx.actions.len(), 5);
+        assert!(tx.rollback().is_empty());
+        assert!(!d.join("www").exists());
+        assert_eq!(
+            fs::read_to_string(d.join("ports.conf")).expect("read"),
+            "Listen 80\n"
+        );
+        assert!(fs::symlink_metadata(d.join("new-link")).is_err());
+        assert_eq!(
+            fs::read_link(d.join("old-link")).expect("link"),
+            PathBuf::from("old")
+        );
+    }
+
+    #[test]
+    fn check_mode_touches_nothing_and_links_are_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let mut tx = Tx::new(true);
+        assert!(tx.mkdir(&d.join("www"), "mkdir").expect("mkdir"));
+        assert!(tx.link(&d.join("l"), Path::new("t"), "link").expect("link"));
+        assert!(!d.join("www").exists());
+        assert!(fs::symlink_metadata(d.join("l")).is_err());
+
+        fs::write(d.join("t"), "x").expect("write");
+        std::os::unix::fs::symlink(d.join("t"), d.join("abs")).expect("link");
+        let mut tx = Tx::new(false);
+        assert!(!tx
+            .link(&d.join("abs"), Path::new("t"), "link")
+            .expect("link"));
+        assert!(!tx.changed);
+        fs::write(d.join("plain"), "x").expect("write");
+        assert!(tx.link(&d.join("plain"), Path::new("t"), "link").is_err());
+    }
+}
