@@ -2,8 +2,8 @@
 //! variables on top.
 //!
 //! File lookup: `$LXD_INVENTORY_CONFIG` (must exist when set), else
-//! `lxd_inventory.{yml,yaml,toml}` beside the binary, else in the current
-//! directory, else built-in defaults.
+//! `lxd_inventory.{yml,yaml,toml}` beside the binary (as called, then with
+//! symlinks resolved), else in the current directory, else built-in defaults.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,12 +17,6 @@ pub const FILE_NAMES: [&str; 3] = [
     "lxd_inventory.yml",
     "lxd_inventory.yaml",
     "lxd_inventory.toml",
-];
-
-/// Debian's LXD socket, then the snap's.
-pub const SOCKETS: [&str; 2] = [
-    "/var/lib/lxd/unix.socket",
-    "/var/snap/lxd/common/lxd/unix.socket",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +39,19 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `unix:/path/to/unix.socket` (or a bare path) or `https://host:8443`.
-    /// Default: `$LXD_SOCKET`, `$LXD_DIR/unix.socket`, then the first of
-    /// [`SOCKETS`] that exists.
+    /// Default: `$LXD_DIR/unix.socket`, then Debian's
+    /// `/var/lib/lxd/unix.socket`, then the snap's socket, whichever exists.
     pub url: Option<String>,
-    /// Client certificate and key (PEM) for HTTPS.
+    /// Client certificate and key (PEM) for HTTPS. Default: the `lxc`
+    /// client's own (`~/.config/lxc/client.crt`) when it exists.
     #[serde(alias = "cert_file")]
     pub client_cert: Option<PathBuf>,
     #[serde(alias = "key_file")]
     pub client_key: Option<PathBuf>,
     /// The server's certificate (PEM) to pin for HTTPS.
     pub server_cert: Option<PathBuf>,
+    /// Or the SHA-256 fingerprint of the server certificate to pin.
+    pub server_cert_fingerprint: Option<String>,
     /// LXD project to list.
     pub project: String,
     /// Name of the `lxc` remote that reaches this LXD, for the
@@ -76,8 +73,6 @@ pub struct Config {
     pub connection: Connection,
     /// `ansible_user` for `connection: ssh`.
     pub ssh_user: Option<String>,
-    /// Request timeout in seconds.
-    pub timeout: u64,
     /// Prefix of the per-host variables taken from LXD (`lxd_status`, ...).
     pub vars_prefix: String,
     /// How groups are formed.
@@ -91,6 +86,7 @@ impl Default for Config {
             client_cert: None,
             client_key: None,
             server_cert: None,
+            server_cert_fingerprint: None,
             project: "default".into(),
             remote: None,
             interface: vec!["eth0".into()],
@@ -99,7 +95,6 @@ impl Default for Config {
             type_filter: TypeFilter::Both,
             connection: Connection::Lxd,
             ssh_user: None,
-            timeout: 10,
             vars_prefix: "lxd_".into(),
             groups: GroupRules::default(),
         }
@@ -233,22 +228,6 @@ pub fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Where LXD is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    Unix(PathBuf),
-    Https(String),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-            Self::Https(u) => f.write_str(u),
-        }
-    }
-}
-
 impl Config {
     /// Parse a file's text; the format follows the extension (`.toml`, else YAML).
     pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
@@ -279,14 +258,12 @@ impl Config {
     /// environment. Returns the file used, if any.
     pub fn load(
         env: &dyn Fn(&str) -> Option<String>,
-        exe_dir: Option<&Path>,
-        cwd: Option<&Path>,
+        dirs: &[PathBuf],
     ) -> Result<(Self, Option<PathBuf>), ConfigError> {
         let file = match env("LXD_INVENTORY_CONFIG").filter(|s| !s.is_empty()) {
             Some(p) => Some(PathBuf::from(p)),
-            None => [exe_dir, cwd]
-                .into_iter()
-                .flatten()
+            None => dirs
+                .iter()
                 .flat_map(|d| FILE_NAMES.iter().map(move |n| d.join(n)))
                 .find(|p| p.is_file()),
         };
@@ -322,6 +299,9 @@ impl Config {
         if let Some(v) = get("LXD_INVENTORY_SERVER_CERT") {
             self.server_cert = Some(v.into());
         }
+        if let Some(v) = get("LXD_INVENTORY_SERVER_CERT_FINGERPRINT") {
+            self.server_cert_fingerprint = Some(v);
+        }
         if let Some(v) = get("LXD_INVENTORY_PROJECT") {
             self.project = v;
         }
@@ -345,12 +325,6 @@ impl Config {
         }
         if let Some(v) = get("LXD_INVENTORY_SSH_USER") {
             self.ssh_user = Some(v);
-        }
-        if let Some(v) = get("LXD_INVENTORY_TIMEOUT") {
-            self.timeout = v.trim().parse().map_err(|_| ConfigError::Env {
-                var: "LXD_INVENTORY_TIMEOUT",
-                msg: format!("must be a whole number of seconds, got: {v}"),
-            })?;
         }
         if let Some(v) = get("LXD_INVENTORY_GROUPS_KEY") {
             self.groups.key = v;
@@ -393,45 +367,19 @@ impl Config {
                 "client_cert and client_key go together: set both or neither".into(),
             ));
         }
-        if self.timeout == 0 {
-            return Err(ConfigError::Invalid(
-                "timeout must be at least 1 second".into(),
-            ));
+        if let Some(url) = &self.url {
+            lxd_api::Endpoint::parse(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
-        self.endpoint(&|_| None).map(|_| ())
+        Ok(())
     }
 
-    /// Resolve [`Config::url`] (and the usual LXD variables) to an endpoint.
-    pub fn endpoint(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Endpoint, ConfigError> {
-        let url = match &self.url {
-            Some(u) => u.trim().to_owned(),
-            None => {
-                if let Some(s) = env("LXD_SOCKET").filter(|s| !s.is_empty()) {
-                    return Ok(Endpoint::Unix(s.into()));
-                }
-                if let Some(d) = env("LXD_DIR").filter(|s| !s.is_empty()) {
-                    return Ok(Endpoint::Unix(Path::new(&d).join("unix.socket")));
-                }
-                let found = SOCKETS.iter().find(|s| Path::new(s).exists());
-                return Ok(Endpoint::Unix(found.unwrap_or(&SOCKETS[0]).into()));
-            }
-        };
-        if let Some(path) = url
-            .strip_prefix("unix://")
-            .or_else(|| url.strip_prefix("unix:"))
-        {
-            if path.is_empty() {
-                return Err(ConfigError::Invalid(format!("url {url:?} names no socket")));
-            }
-            Ok(Endpoint::Unix(path.into()))
-        } else if url.starts_with("https://") {
-            Ok(Endpoint::Https(url.trim_end_matches('/').to_owned()))
-        } else if url.starts_with('/') {
-            Ok(Endpoint::Unix(url.into()))
-        } else {
-            Err(ConfigError::Invalid(format!(
-                "url must be unix:/path/to/unix.socket or https://host:port, got: {url}"
-            )))
+    /// How to authenticate to (and trust) an HTTPS LXD.
+    pub fn tls(&self) -> lxd_api::TlsOptions {
+        lxd_api::TlsOptions {
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            server_cert: self.server_cert.clone(),
+            server_cert_fingerprint: self.server_cert_fingerprint.clone(),
         }
     }
 }
@@ -471,10 +419,8 @@ groups:
         assert_eq!(cfg.groups.stopped, "down");
         assert_eq!(cfg.groups.all, "lxd");
         assert_eq!(cfg.groups.keyed["user.tier"], "tier");
-        assert_eq!(
-            cfg.endpoint(&no_env).expect("endpoint"),
-            Endpoint::Unix("/run/lxd.sock".into())
-        );
+        assert_eq!(cfg.url.as_deref(), Some("unix:/run/lxd.sock"));
+        cfg.check().expect("valid");
     }
 
     #[test]
@@ -482,10 +428,7 @@ groups:
         let text = "url = \"https://lxd.example:8443/\"\nclient_cert = \"c.crt\"\nclient_key = \"c.key\"\n[groups]\nstopped = \"off\"\n";
         let cfg = Config::from_text(Path::new("x.toml"), text).expect("parses");
         assert_eq!(cfg.groups.stopped, "off");
-        assert_eq!(
-            cfg.endpoint(&no_env).expect("endpoint"),
-            Endpoint::Https("https://lxd.example:8443".into())
-        );
+        assert_eq!(cfg.url.as_deref(), Some("https://lxd.example:8443/"));
         cfg.check().expect("valid");
     }
 
@@ -528,10 +471,7 @@ groups:
         assert_eq!(cfg.connection, Connection::Lxd);
         assert_eq!(cfg.interface, ["eth1", "eth0"]);
         assert!(cfg.groups.by.is_empty());
-        assert_eq!(
-            cfg.endpoint(&no_env).expect("endpoint"),
-            Endpoint::Unix("/tmp/none.sock".into())
-        );
+        assert_eq!(cfg.url.as_deref(), Some("/tmp/none.sock"));
         let bad = |k: &str| (k == "LXD_INVENTORY_FAMILY").then(|| "7".to_owned());
         let e = cfg.apply_env(&bad).expect_err("bad family");
         assert_eq!(
@@ -551,7 +491,7 @@ groups:
         };
         assert!(with("groups: {by: [profile, os]}").contains("got: os"));
         assert!(with("client_cert: a.crt").contains("set both or neither"));
-        assert!(with("url: http://x").contains("must be unix:"));
+        assert!(with("url: http://x").contains("not understood"));
         assert!(with("interface: []").contains("at least one"));
     }
 
@@ -563,15 +503,15 @@ groups:
         std::fs::create_dir_all(&exe).expect("mkdir");
         std::fs::create_dir_all(&cwd).expect("mkdir");
         std::fs::write(cwd.join("lxd_inventory.yml"), "project: from-cwd\n").expect("write");
-        let (cfg, file) = Config::load(&no_env, Some(&exe), Some(&cwd)).expect("loads");
+        let (cfg, file) = Config::load(&no_env, &[exe.clone(), cwd.clone()]).expect("loads");
         assert_eq!(cfg.project, "from-cwd");
         assert_eq!(file, Some(cwd.join("lxd_inventory.yml")));
         std::fs::write(exe.join("lxd_inventory.toml"), "project = \"beside\"\n").expect("write");
-        let (cfg, _) = Config::load(&no_env, Some(&exe), Some(&cwd)).expect("loads");
+        let (cfg, _) = Config::load(&no_env, &[exe.clone(), cwd.clone()]).expect("loads");
         assert_eq!(cfg.project, "beside");
         let missing = dir.path().join("nope.yml");
         let env = |k: &str| (k == "LXD_INVENTORY_CONFIG").then(|| missing.display().to_string());
-        let e = Config::load(&env, Some(&exe), Some(&cwd)).expect_err("missing");
+        let e = Config::load(&env, &[exe.clone(), cwd.clone()]).expect_err("missing");
         assert!(e.to_string().starts_with("cannot read config file"), "{e}");
     }
 }

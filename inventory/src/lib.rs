@@ -5,6 +5,7 @@
 //! addresses; [`inventory::Inventory::build`] turns it into groups and host
 //! variables under a [`config::Config`].
 
+pub mod cli;
 pub mod config;
 pub mod instance;
 pub mod inventory;
