@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds the vrrp_lxd.ha collection tarball into dist/ (make collection).
+#
+# Assembles a staging directory from:
+#   collection/            galaxy.yml, README.md, meta/runtime.yml, the inventory plugin
+#   dist/library/<m>       module binaries   -> plugins/modules/<m>      (0755)
+#   dist/library/<m>.yml   ansible-doc docs  -> plugins/modules/<m>.yml  (sidecar)
+#   dist/bin/lxd_inventory inventory binary  -> bin/lxd_inventory
+#   roles/, playbooks/     copied; `ansible.legacy.<m>` becomes `<ns>.<coll>.<m>`
+# then runs `ansible-galaxy collection build`. Safe to run again: the staging
+# directory is rebuilt each time and the tarball of this version is replaced.
+#
+# Environment: VRRP_DIST (default dist/), VRRP_VENV (default /opt/vrrp-lxd/venv).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dist="${VRRP_DIST:-$root/dist}"
+venv="${VRRP_VENV:-/opt/vrrp-lxd/venv}"
+galaxy="$venv/bin/ansible-galaxy"
+[[ -x "$galaxy" ]] || galaxy="$(command -v ansible-galaxy || true)"
+modules=(lxd_instance haproxy_backend keepalived_vrrp apache_site)
+
+die() { echo "build-collection: $*" >&2; exit 1; }
+
+[[ -n "$galaxy" ]] || die "ansible-galaxy not found (run scripts/setup-host.sh)"
+field() { sed -n "s/^$1:[[:space:]]*\\([^[:space:]#]*\\).*/\\1/p" "$root/collection/galaxy.yml"; }
+ns="$(field namespace)"; coll="$(field name)"; version="$(field version)"
+[[ -n "$ns" && -n "$coll" && -n "$version" ]] || die "collection/galaxy.yml lacks namespace, name or version"
+
+missing=()
+for m in "${modules[@]}"; do
+  [[ -x "$dist/library/$m" ]] || missing+=("$dist/library/$m")
+  [[ -f "$dist/library/$m.yml" ]] || missing+=("$dist/library/$m.yml")
+done
+[[ -x "$dist/bin/lxd_inventory" ]] || missing+=("$dist/bin/lxd_inventory")
+((${#missing[@]} == 0)) || die "missing (run \`make build\` first): ${missing[*]}"
+
+stage="$dist/.collection-staging"
+rm -rf "$stage"
+dest="$stage/ansible_collections/$ns/$coll"
+mkdir -p "$dest/plugins/modules" "$dest/bin"
+trap 'rm -rf "$stage"' EXIT
+
+cp -R "$root/collection/." "$dest/"
+find "$dest" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+
+for m in "${modules[@]}"; do
+  install -m 0755 "$dist/library/$m" "$dest/plugins/modules/$m"
+  install -m 0644 "$dist/library/$m.yml" "$dest/plugins/modules/$m.yml"
+done
+install -m 0755 "$dist/bin/lxd_inventory" "$dest/bin/lxd_inventory"
+
+for d in roles playbooks; do
+  if [[ -d "$root/$d" ]]; then
+    cp -R "$root/$d" "$dest/$d"
+  fi
+done
+
+# In the repository the roles and playbooks find the binaries in the `library`
+# path as ansible.legacy.<m>; inside the collection they are <ns>.<coll>.<m>.
+alternation="$(IFS='|'; echo "${modules[*]}")"
+targets=()
+for d in roles playbooks; do if [[ -d "$dest/$d" ]]; then targets+=("$dest/$d"); fi; done
+if ((${#targets[@]})); then
+  find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.j2' \) \
+    -exec sed -i -E "s/\\bansible\\.legacy\\.($alternation)\\b/$ns.$coll.\\1/g" {} +
+  if grep -rEn "\\bansible\\.legacy\\.($alternation)\\b" "${targets[@]}"; then
+    die "references to ansible.legacy modules left after rewriting"
+  fi
+fi
+
+mkdir -p "$dist"
+"$galaxy" collection build "$dest" --output-path "$dist" --force >/dev/null
+tarball="$dist/$ns-$coll-$version.tar.gz"
+[[ -f "$tarball" ]] || die "ansible-galaxy did not produce $tarball"
+echo "$tarball"
