@@ -1,0 +1,573 @@
+//! Bringing one instance to the asked state through the LXD API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ansible_module::{Diff, Fail, Module};
+use anyhow::{anyhow, Result};
+use lxd_api::{encode, with_query, Client, Endpoint, Method, TlsOptions};
+use serde_json::{json, Value};
+
+use crate::params::Params;
+use crate::plan::{self, Desired};
+use crate::wait;
+
+/// Image downloads from a remote server can take minutes: creation waits at
+/// least this long whatever `timeout` says.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The module body.
+pub fn run(m: &mut Module) -> Result<()> {
+    let p: Params = m.parse()?;
+    if p.timeout < 1 {
+        return Err(Fail::new(format!(
+            "timeout must be at least 1 second, got {}",
+            p.timeout
+        ))
+        .into());
+    }
+    let desired = plan::desired(&p).map_err(|e| Fail::new(format!("{e:#}")))?;
+    let lxd = connect(&p)?;
+    let mut e = Engine {
+        lxd,
+        p: &p,
+        check: m.check_mode(),
+        actions: vec![],
+        log: vec![],
+        warnings: vec![],
+    };
+    let outcome = e.converge(&desired);
+    m.set_changed(!e.actions.is_empty());
+    m.set("actions", &e.actions);
+    m.set("log_verbose", &e.log);
+    m.set("log_verbosity", m.internal.verbosity);
+    for w in std::mem::take(&mut e.warnings) {
+        m.warn(w);
+    }
+    match outcome {
+        Ok(out) => {
+            m.set("old_state", &out.old_state);
+            if let Some(a) = out.addresses {
+                m.set("addresses", a);
+            }
+            if let Some(ip) = out.ipv4_address {
+                m.set("ipv4_address", ip);
+            }
+            if let Some(s) = out.cloud_init_status {
+                m.set("cloud_init_status", s);
+            }
+            if let Some(view) = &out.after {
+                m.set("instance", view);
+            }
+            m.add_diff(out.diff);
+            Ok(())
+        }
+        Err(err) => match err.downcast::<Fail>() {
+            Ok(f) => Err(f.with("actions", &e.actions).into()),
+            Err(other) => Err(Fail::new(format!("{other:#}"))
+                .with("actions", &e.actions)
+                .into()),
+        },
+    }
+}
+
+fn path_of(p: &Option<String>) -> Option<PathBuf> {
+    p.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from)
+}
+
+/// Connects and checks LXD answers and trusts us; every failure here is a
+/// message about the connection, before anything is read or changed.
+fn connect(p: &Params) -> Result<Client> {
+    let tls = TlsOptions {
+        client_cert: path_of(&p.client_cert),
+        client_key: path_of(&p.client_key),
+        server_cert: path_of(&p.server_cert),
+        server_cert_fingerprint: p.server_cert_fingerprint.clone().filter(|s| !s.is_empty()),
+    };
+    let endpoint = match p.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => Endpoint::parse(u)?,
+        None => match lxd_api::detect_socket() {
+            Ok(path) => Endpoint::Unix(path),
+            Err(detect_err) => {
+                let snap = p.snap_url.as_deref().map(Endpoint::parse).transpose()?;
+                match snap {
+                    Some(Endpoint::Unix(path)) if path.exists() => Endpoint::Unix(path),
+                    _ => return Err(detect_err.into()),
+                }
+            }
+        },
+    };
+    let https = matches!(endpoint, Endpoint::Https(_));
+    if !https && (tls.server_cert.is_some() || tls.server_cert_fingerprint.is_some()) {
+        return Err(Fail::new(format!(
+            "server_cert and server_cert_fingerprint pin an HTTPS server; {endpoint} is a unix socket (set url: https://HOST:8443)"
+        ))
+        .into());
+    }
+    let lxd = Client::for_endpoint(endpoint.clone(), &tls)?;
+    let server = lxd.server()?;
+    if https && server.get("auth").and_then(Value::as_str) != Some("trusted") {
+        if let Some(pw) = p.trust_password.as_deref().filter(|s| !s.is_empty()) {
+            lxd.add_trust(pw).map_err(|e| {
+                anyhow!("LXD at {endpoint} does not trust this client and adding it with trust_password failed: {e}")
+            })?;
+            if !lxd.is_trusted()? {
+                return Err(Fail::new(format!(
+                    "LXD at {endpoint} still does not trust this client after trust_password was accepted"
+                ))
+                .into());
+            }
+        } else {
+            let which = match &tls.client_cert {
+                Some(c) => format!("client certificate {}", c.display()),
+                None => {
+                    "client certificate (none given; looked for ~/.config/lxc/client.crt)".into()
+                }
+            };
+            return Err(Fail::new(format!(
+                "LXD at {endpoint} does not trust this {which}: add it on the server with `lxc config trust add`, or give trust_password"
+            ))
+            .into());
+        }
+    }
+    Ok(lxd)
+}
+
+struct Outcome {
+    old_state: String,
+    addresses: Option<Value>,
+    ipv4_address: Option<String>,
+    cloud_init_status: Option<String>,
+    after: Option<Value>,
+    diff: Diff,
+}
+
+struct Engine<'a> {
+    lxd: Client,
+    p: &'a Params,
+    check: bool,
+    actions: Vec<String>,
+    log: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn module_state(status: &str) -> &'static str {
+    match status {
+        "Running" => "started",
+        "Frozen" => "frozen",
+        _ => "stopped",
+    }
+}
+
+impl Engine<'_> {
+    fn project(&self) -> Option<&str> {
+        self.p.project.as_deref().filter(|s| !s.is_empty())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.p.timeout).unwrap_or(30))
+    }
+
+    fn with_project(&self, path: &str) -> String {
+        match self.project() {
+            Some(p) => with_query(path, &[("project", p)]),
+            None => path.to_string(),
+        }
+    }
+
+    fn instance_path(&self, suffix: &str) -> String {
+        self.with_project(&format!("/1.0/instances/{}{suffix}", encode(&self.p.name)))
+    }
+
+    fn converge(&mut self, d: &Desired) -> Result<Outcome> {
+        let name = self.p.name.clone();
+        let current = self.lxd.instance(&name, self.project())?;
+        let old_state = current
+            .as_ref()
+            .map(|c| module_state(c.get("status").and_then(Value::as_str).unwrap_or("")))
+            .unwrap_or("absent")
+            .to_string();
+        self.log.push(format!("instance {name}: {old_state}"));
+        let state = self.p.state.as_str();
+
+        if let Some(cur) = &current {
+            let kind = cur
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("container");
+            if kind != self.p.kind {
+                self.warnings.push(format!(
+                    "instance {name} is a {kind}, not a {}; type only applies when an instance is created",
+                    self.p.kind
+                ));
+            }
+        }
+
+        let before = current.as_ref().map(|c| plan::view(c, &old_state));
+        let mut after_doc: Option<Value> = current.clone();
+
+        match (state, current.as_ref()) {
+            ("absent", None) => {}
+            ("absent", Some(_)) => {
+                if old_state == "frozen" {
+                    self.state_action("unfreeze", false)?;
+                }
+                if old_state != "stopped" {
+                    self.state_action("stop", true)?;
+                }
+                self.delete()?;
+                after_doc = None;
+            }
+            (_, None) => {
+                let start = state != "stopped";
+                after_doc = Some(self.create(d, start)?);
+                if state == "frozen" {
+                    self.state_action("freeze", false)?;
+                }
+            }
+            (_, Some(cur)) => {
+                if let Some(u) = plan::update(cur, d) {
+                    self.apply(cur, &u)?;
+                    after_doc = Some(u.body.clone());
+                }
+                let force = self.p.force_stop;
+                match (state, old_state.as_str()) {
+                    ("started", "frozen") => self.state_action("unfreeze", false)?,
+                    ("started", "stopped") => self.state_action("start", false)?,
+                    ("stopped", "frozen") => {
+                        self.state_action("unfreeze", false)?;
+                        self.state_action("stop", force)?;
+                    }
+                    ("stopped", "started") => self.state_action("stop", force)?,
+                    ("restarted", "frozen") => {
+                        self.state_action("unfreeze", false)?;
+                        self.state_action("restart", force)?;
+                    }
+                    ("restarted", "started") => self.state_action("restart", force)?,
+                    ("restarted", "stopped") => self.state_action("start", false)?,
+                    ("frozen", "stopped") => {
+                        self.state_action("start", false)?;
+                        self.state_action("freeze", false)?;
+                    }
+                    ("frozen", "started") => self.state_action("freeze", false)?,
+                    _ => {}
+                }
+            }
+        }
+
+        let shown_state = if state == "restarted" && !self.actions.is_empty() {
+            "restarted"
+        } else if state == "restarted" {
+            "started"
+        } else {
+            state
+        };
+        let after = after_doc.as_ref().map(|a| plan::view(a, shown_state));
+        let header = format!("lxd instance {name}");
+        let diff = Diff::new(
+            header,
+            before.as_ref().map(plan::yaml).unwrap_or_default(),
+            after.as_ref().map(plan::yaml).unwrap_or_default(),
+        );
+
+        let mut out = Outcome {
+            old_state,
+            addresses: None,
+            ipv4_address: None,
+            cloud_init_status: None,
+            after,
+            diff,
+        };
+        let running_now = matches!(state, "started" | "restarted");
+        let simulated = self.check && !self.actions.is_empty();
+        if running_now && !simulated {
+            let st = if self.p.wait_for_ipv4_addresses {
+                wait::ipv4(
+                    &self.lxd,
+                    &name,
+                    self.project(),
+                    self.timeout(),
+                    self.p.wait_for_ipv4_interfaces.as_deref(),
+                )?
+            } else {
+                self.lxd.instance_state(&name, self.project())?
+            };
+            out.addresses = Some(Value::Object(wait::addresses(&st)));
+            out.ipv4_address = wait::primary_ipv4(&st);
+            if self.p.wait_for_cloud_init {
+                let (status, warning) =
+                    wait::cloud_init(&self.lxd, &name, self.project(), self.timeout())?;
+                if let Some(w) = warning {
+                    self.warnings.push(w);
+                }
+                out.cloud_init_status = Some(status);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the source and profiles exist before creating, so a typo fails
+    /// with a message about the typo and nothing is made.
+    fn precheck(&self, source: &Value, d: &Desired) -> Result<()> {
+        let local = source.get("server").is_none()
+            && source.get("type").and_then(Value::as_str) == Some("image");
+        if local {
+            if let Some(alias) = source.get("alias").and_then(Value::as_str) {
+                let path = self.with_project(&format!("/1.0/images/aliases/{alias}"));
+                match self.lxd.get(&path) {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {
+                        let known = self.names("/1.0/images/aliases", "/1.0/images/aliases/");
+                        return Err(Fail::new(format!(
+                            "cannot create instance {}: image alias {alias:?} not found on this LXD ({}); set source.server for a remote image",
+                            self.p.name,
+                            known_list("known aliases", &known)
+                        ))
+                        .into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else if let Some(fp) = source.get("fingerprint").and_then(Value::as_str) {
+                let path = self.with_project(&format!("/1.0/images/{}", encode(fp)));
+                match self.lxd.get(&path) {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {
+                        return Err(Fail::new(format!(
+                            "cannot create instance {}: no image with fingerprint {fp:?} on this LXD; set source.server for a remote image",
+                            self.p.name
+                        ))
+                        .into())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.check_profiles(d)
+    }
+
+    fn check_profiles(&self, d: &Desired) -> Result<()> {
+        for profile in d.profiles.iter().flatten() {
+            let path = self.with_project(&format!("/1.0/profiles/{}", encode(profile)));
+            match self.lxd.get(&path) {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    let known = self.names("/1.0/profiles", "/1.0/profiles/");
+                    return Err(Fail::new(format!(
+                        "profile {profile:?} does not exist on this LXD ({})",
+                        known_list("existing profiles", &known)
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Names from a listing of URLs (best effort, for messages).
+    fn names(&self, list: &str, prefix: &str) -> Vec<String> {
+        self.lxd
+            .get(&self.with_project(list))
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|u| {
+                let u = u.split('?').next().unwrap_or(u);
+                u.strip_prefix(prefix).unwrap_or(u).to_string()
+            })
+            .collect()
+    }
+
+    fn create(&mut self, d: &Desired, start: bool) -> Result<Value> {
+        let name = self.p.name.clone();
+        let Some(source) = plan::source(self.p.source.as_ref())? else {
+            return Err(Fail::new(format!(
+                "instance {name} does not exist and source is not set: give source (for example source: {{alias: debian/12, server: ..., protocol: simplestreams}}) to create it"
+            ))
+            .into());
+        };
+        self.precheck(&source, d)?;
+        let body = plan::create_body(self.p, d, &source);
+        let mut path = "/1.0/instances".to_string();
+        if let Some(t) = self.p.target.as_deref().filter(|t| !t.is_empty()) {
+            path = with_query(&path, &[("target", t)]);
+        }
+        let path = self.with_project(&path);
+        self.log.push(format!("create: POST {path}"));
+        if self.check {
+            self.actions.push("create".into());
+            if start {
+                self.actions.push("start".into());
+            }
+            return Ok(body);
+        }
+        if let Err(e) = self.lxd.call(
+            Method::POST,
+            &path,
+            Some(&body),
+            CREATE_TIMEOUT.max(self.timeout()),
+        ) {
+            let cleaned = self.remove_leftover();
+            return Err(Fail::new(format!("cannot create instance {name}: {e}{cleaned}")).into());
+        }
+        self.actions.push("create".into());
+        if start {
+            if let Err(e) = self.state_action("start", false) {
+                let cleaned = self.remove_leftover();
+                self.actions.clear();
+                return Err(Fail::new(format!(
+                    "instance {name} was created but did not start: {e:#}{cleaned}"
+                ))
+                .into());
+            }
+        }
+        // What LXD made (profiles filled in, image keys) is what the diff shows.
+        Ok(self
+            .lxd
+            .instance(&name, self.project())
+            .ok()
+            .flatten()
+            .unwrap_or(body))
+    }
+
+    /// Deletes what a failed creation left; says what happened, for the message.
+    fn remove_leftover(&mut self) -> String {
+        let name = self.p.name.clone();
+        match self.lxd.instance(&name, self.project()) {
+            Ok(None) => String::new(),
+            Ok(Some(inst)) => {
+                if inst.get("status").and_then(Value::as_str) != Some("Stopped") {
+                    let body = json!({"action": "stop", "force": true, "timeout": 30});
+                    let _ = self.lxd.call(
+                        Method::PUT,
+                        &self.instance_path("/state"),
+                        Some(&body),
+                        Duration::from_secs(60),
+                    );
+                }
+                match self.lxd.call(
+                    Method::DELETE,
+                    &self.instance_path(""),
+                    None,
+                    Duration::from_secs(120),
+                ) {
+                    Ok(_) => "; the half-created instance was deleted again".into(),
+                    Err(e) => format!("; deleting the half-created instance failed too: {e}"),
+                }
+            }
+            Err(e) => format!("; could not check for a half-created instance: {e}"),
+        }
+    }
+
+    fn apply(&mut self, cur: &Value, u: &plan::Update) -> Result<()> {
+        let name = self.p.name.clone();
+        for c in &u.changes {
+            self.log.push(c.clone());
+        }
+        if u.changes
+            .iter()
+            .any(|c| c.starts_with("config cloud-init."))
+        {
+            self.warnings.push(format!(
+                "cloud-init reads its cloud-init.* keys on an instance's first boot only: {name} keeps what it did then (recreate it to run the new data)"
+            ));
+        }
+        if let Some(profiles) = u.body.get("profiles").and_then(Value::as_array) {
+            if Some(&Value::Array(profiles.clone())) != cur.get("profiles") {
+                let d = Desired {
+                    profiles: Some(
+                        profiles
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect(),
+                    ),
+                    ..Desired::default()
+                };
+                self.check_profiles(&d)?;
+            }
+        }
+        let path = self.instance_path("");
+        self.log.push(format!("update: PUT {path}"));
+        if !self.check {
+            self.lxd
+                .call(
+                    Method::PUT,
+                    &path,
+                    Some(&u.body),
+                    self.timeout() + Duration::from_secs(30),
+                )
+                .map_err(|e| {
+                    Fail::new(format!(
+                        "cannot change instance {name} ({}): {e}",
+                        u.changes.join(", ")
+                    ))
+                })?;
+        }
+        self.actions.push("apply_instance_configs".into());
+        Ok(())
+    }
+
+    fn state_action(&mut self, action: &str, force: bool) -> Result<()> {
+        let name = self.p.name.clone();
+        let path = self.instance_path("/state");
+        self.log.push(format!("{action}: PUT {path}"));
+        if !self.check {
+            let mut body = json!({"action": action, "timeout": self.p.timeout});
+            if force {
+                body["force"] = json!(true);
+            }
+            let wait = self.timeout() + Duration::from_secs(30);
+            if let Err(e) = self.lxd.call(Method::PUT, &path, Some(&body), wait) {
+                let hint = if matches!(action, "stop" | "restart") && !force {
+                    " (force_stop: true stops it without waiting for a clean shutdown)"
+                } else {
+                    ""
+                };
+                return Err(
+                    Fail::new(format!("cannot {action} instance {name}: {e}{hint}")).into(),
+                );
+            }
+        }
+        self.actions.push(action.to_string());
+        Ok(())
+    }
+
+    fn delete(&mut self) -> Result<()> {
+        let name = self.p.name.clone();
+        let path = self.instance_path("");
+        self.log.push(format!("delete: DELETE {path}"));
+        if !self.check {
+            match self.lxd.call(
+                Method::DELETE,
+                &path,
+                None,
+                self.timeout() + Duration::from_secs(60),
+            ) {
+                Ok(_) => {}
+                // An ephemeral instance deletes itself when stopped.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(Fail::new(format!("cannot delete instance {name}: {e}")).into())
+                }
+            }
+        }
+        self.actions.push("delete".into());
+        Ok(())
+    }
+}
+
+fn known_list(what: &str, names: &[String]) -> String {
+    if names.is_empty() {
+        return format!("{what}: none");
+    }
+    let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    let more = if names.len() > 10 {
+        format!(", and {} more", names.len() - 10)
+    } else {
+        String::new()
+    };
+    format!("{what}: {}{more}", shown.join(", "))
+}

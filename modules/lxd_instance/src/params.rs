@@ -1,0 +1,88 @@
+//! The module's options: the argument spec Ansible validates against, and the
+//! typed view of the validated values.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Same names and defaults as `community.general.lxd_container`, plus ours
+/// (`config_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
+/// `wait_for_ipv4_interfaces`, `server_cert`, `server_cert_fingerprint`,
+/// `description`).
+pub const SPEC: &str = r#"{
+  "argument_spec": {
+    "name": {"type": "str", "required": true},
+    "state": {"type": "str", "default": "started",
+              "choices": ["started", "stopped", "restarted", "absent", "frozen"]},
+    "source": {"type": "raw"},
+    "type": {"type": "str", "default": "container", "choices": ["container", "virtual-machine"]},
+    "architecture": {"type": "str"},
+    "description": {"type": "str"},
+    "config": {"type": "dict"},
+    "config_mode": {"type": "str", "default": "merge", "choices": ["merge", "replace"]},
+    "ignore_volatile_options": {"type": "bool", "default": false},
+    "devices": {"type": "dict"},
+    "profiles": {"type": "list", "elements": "str"},
+    "ephemeral": {"type": "bool"},
+    "cloud_init": {"type": "dict", "options": {
+        "user_data": {"type": "raw"},
+        "network_config": {"type": "raw"},
+        "vendor_data": {"type": "raw"}
+    }},
+    "wait_for_cloud_init": {"type": "bool", "default": false},
+    "groups": {"type": "list", "elements": "str"},
+    "wait_for_ipv4_addresses": {"type": "bool", "default": false},
+    "wait_for_ipv4_interfaces": {"type": "list", "elements": "str"},
+    "wait_for_container": {"type": "bool", "default": false},
+    "timeout": {"type": "int", "default": 30},
+    "force_stop": {"type": "bool", "default": false},
+    "target": {"type": "str"},
+    "project": {"type": "str"},
+    "url": {"type": "str"},
+    "snap_url": {"type": "str", "default": "unix:/var/snap/lxd/common/lxd/unix.socket"},
+    "client_cert": {"type": "path", "aliases": ["cert_file"]},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": false},
+    "server_cert": {"type": "path"},
+    "server_cert_fingerprint": {"type": "str"},
+    "trust_password": {"type": "str", "no_log": true, "aliases": ["trust_token"]}
+  },
+  "supports_check_mode": true
+}"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudInit {
+    pub user_data: Option<Value>,
+    pub network_config: Option<Value>,
+    pub vendor_data: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Params {
+    pub name: String,
+    pub state: String,
+    pub source: Option<Value>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub architecture: Option<String>,
+    pub description: Option<String>,
+    pub config: Option<Map<String, Value>>,
+    pub config_mode: String,
+    pub devices: Option<Map<String, Value>>,
+    pub profiles: Option<Vec<String>>,
+    pub ephemeral: Option<bool>,
+    pub cloud_init: Option<CloudInit>,
+    pub wait_for_cloud_init: bool,
+    pub groups: Option<Vec<String>>,
+    pub wait_for_ipv4_addresses: bool,
+    pub wait_for_ipv4_interfaces: Option<Vec<String>>,
+    pub timeout: i64,
+    pub force_stop: bool,
+    pub target: Option<String>,
+    pub project: Option<String>,
+    pub url: Option<String>,
+    pub snap_url: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub server_cert: Option<String>,
+    pub server_cert_fingerprint: Option<String>,
+    pub trust_password: Option<String>,
+}
