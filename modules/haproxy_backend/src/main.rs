@@ -1,1 +1,7 @@
-fn main() {}
+fn main() {
+    ansible_module::run(
+        "haproxy_backend",
+        haproxy_backend::spec(),
+        haproxy_backend::run,
+    )
+}

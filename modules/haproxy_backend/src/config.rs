@@ -1,0 +1,505 @@
+//! haproxy.cfg as this module writes it: rendering the whole file from the
+//! options, and reading back the parts a later run needs (a backend's servers,
+//! their admin state, the check settings and the cookie key) from the file,
+//! which stays the truth across reloads and restarts.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// A server's administrative state, as HAProxy's runtime API sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admin {
+    Ready,
+    Drain,
+    Maint,
+}
+
+impl Admin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admin::Ready => "ready",
+            Admin::Drain => "drain",
+            Admin::Maint => "maint",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// The configured weight; a drained server is written with weight 0 and
+    /// this weight in a comment, so enabling it restores it.
+    pub weight: u16,
+    pub check: bool,
+    pub backup: bool,
+    pub admin: Admin,
+}
+
+impl Server {
+    /// `addr:port` as HAProxy reads it (the port is after the last colon, also
+    /// for IPv6).
+    pub fn addr_port(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
+
+    /// Whether the address is an IP literal (a name is only resolved at start).
+    pub fn has_ip(&self) -> bool {
+        self.address.parse::<IpAddr>().is_ok()
+    }
+
+    /// The weight HAProxy runs the server with.
+    pub fn effective_weight(&self) -> u16 {
+        if self.admin == Admin::Drain {
+            0
+        } else {
+            self.weight
+        }
+    }
+
+    pub fn config_line(&self) -> String {
+        let mut line = format!(
+            "    server {} {} weight {}",
+            self.name,
+            self.addr_port(),
+            self.effective_weight()
+        );
+        if self.check {
+            line.push_str(" check");
+        }
+        if self.backup {
+            line.push_str(" backup");
+        }
+        match self.admin {
+            Admin::Maint => line.push_str(" disabled"),
+            Admin::Drain => {
+                let _ = write!(line, "  # drain, weight {}", self.weight);
+            }
+            Admin::Ready => {}
+        }
+        line
+    }
+
+    /// The arguments of `add server <b>/<s> ...` that create the same server
+    /// as the config line; `defaults` are the backend's `default-server`
+    /// settings, which HAProxy does not apply to servers added at runtime.
+    pub fn add_args(&self, defaults: &str) -> String {
+        let mut args = format!("{} weight {}", self.addr_port(), self.effective_weight());
+        if self.check {
+            args.push_str(" check");
+        }
+        if !defaults.is_empty() {
+            args.push(' ');
+            args.push_str(defaults);
+        }
+        if self.backup {
+            args.push_str(" backup");
+        }
+        args
+    }
+}
+
+/// What a run needs to know about a backend that is already in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendInfo {
+    pub servers: Vec<Server>,
+    /// The settings after `default-server`.
+    pub default_server: String,
+    pub cookie_key: Option<String>,
+    pub balance: String,
+}
+
+impl BackendInfo {
+    /// Whether `add server` is accepted (the algorithm must be dynamic).
+    pub fn dynamic_lb(&self) -> bool {
+        !matches!(self.balance.as_str(), "static-rr")
+    }
+}
+
+const SECTION_KEYWORDS: &[&str] = &[
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "userlist",
+    "peers",
+    "resolvers",
+    "mailers",
+    "program",
+    "http-errors",
+    "ring",
+    "cache",
+];
+
+/// A section of the file: its header line and every line up to the next one.
+#[derive(Debug, Clone)]
+struct Section {
+    kind: String,
+    name: String,
+    lines: Vec<String>,
+}
+
+fn split_sections(text: &str) -> (Vec<String>, Vec<Section>) {
+    let mut preamble = vec![];
+    let mut sections: Vec<Section> = vec![];
+    for line in text.lines() {
+        let starts_section = !line.starts_with([' ', '\t'])
+            && line
+                .split_whitespace()
+                .next()
+                .is_some_and(|w| SECTION_KEYWORDS.contains(&w));
+        if starts_section {
+            let mut words = line.split_whitespace();
+            let kind = words.next().unwrap_or_default().to_string();
+            let name = words.next().unwrap_or_default().to_string();
+            sections.push(Section {
+                kind,
+                name,
+                lines: vec![line.to_string()],
+            });
+        } else if let Some(last) = sections.last_mut() {
+            last.lines.push(line.to_string());
+        } else {
+            preamble.push(line.to_string());
+        }
+    }
+    (preamble, sections)
+}
+
+/// A line's words before any comment.
+fn words(line: &str) -> Vec<&str> {
+    line.split('#')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
+fn is_server_line(line: &str) -> bool {
+    words(line).first() == Some(&"server")
+}
+
+/// Reads a `server` line back; `None` for one this module cannot represent.
+pub fn parse_server_line(line: &str) -> Option<Server> {
+    let w = words(line);
+    if w.first() != Some(&"server") || w.len() < 3 {
+        return None;
+    }
+    let (address, port) = w[2].rsplit_once(':')?;
+    let mut server = Server {
+        name: w[1].to_string(),
+        address: address.trim_matches(['[', ']']).to_string(),
+        port: port.parse().ok()?,
+        weight: 1,
+        check: false,
+        backup: false,
+        admin: Admin::Ready,
+    };
+    let mut i = 3;
+    while i < w.len() {
+        match w[i] {
+            "weight" => {
+                server.weight = w.get(i + 1)?.parse().ok()?;
+                i += 1;
+            }
+            "check" => server.check = true,
+            "backup" => server.backup = true,
+            "disabled" => server.admin = Admin::Maint,
+            _ => {}
+        }
+        i += 1;
+    }
+    let comment = line.split_once('#').map(|(_, c)| c).unwrap_or_default();
+    if server.admin == Admin::Ready && comment.trim_start().starts_with("drain") {
+        server.admin = Admin::Drain;
+        if let Some(w) = comment
+            .split_once("weight")
+            .and_then(|(_, rest)| rest.trim().parse().ok())
+        {
+            server.weight = w;
+        }
+    }
+    Some(server)
+}
+
+/// The backend `name` as the file has it, if it is there.
+pub fn parse_backend(text: &str, name: &str) -> Option<BackendInfo> {
+    let (_, sections) = split_sections(text);
+    let section = sections
+        .iter()
+        .find(|s| (s.kind == "backend" || s.kind == "listen") && s.name == name)?;
+    let mut info = BackendInfo {
+        balance: "roundrobin".into(),
+        ..BackendInfo::default()
+    };
+    for line in &section.lines[1..] {
+        let w = words(line);
+        match w.first() {
+            Some(&"server") => info.servers.extend(parse_server_line(line)),
+            Some(&"default-server") => info.default_server = w[1..].join(" "),
+            Some(&"dynamic-cookie-key") => info.cookie_key = w.get(1).map(|s| s.to_string()),
+            Some(&"balance") => info.balance = w.get(1).unwrap_or(&"roundrobin").to_string(),
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
+/// The file with the `server` lines of backend `name` replaced by `servers`
+/// (in the place of the first old one, or at the end of the section);
+/// everything else is kept as it is. `None` if there is no such backend.
+pub fn replace_servers(text: &str, name: &str, servers: &[Server]) -> Option<String> {
+    let (preamble, mut sections) = split_sections(text);
+    let section = sections
+        .iter_mut()
+        .find(|s| (s.kind == "backend" || s.kind == "listen") && s.name == name)?;
+    let rendered: Vec<String> = servers.iter().map(Server::config_line).collect();
+    let first = section.lines.iter().position(|l| is_server_line(l));
+    let mut lines: Vec<String> = section
+        .lines
+        .iter()
+        .filter(|l| !is_server_line(l))
+        .cloned()
+        .collect();
+    let at = match first {
+        Some(i) => i,
+        None => {
+            // After the last non-blank line of the section.
+            lines
+                .iter()
+                .rposition(|l| !l.trim().is_empty())
+                .map_or(lines.len(), |i| i + 1)
+        }
+    };
+    lines.splice(at..at, rendered);
+    section.lines = lines;
+    let mut out = String::new();
+    for line in preamble
+        .iter()
+        .chain(sections.iter().flat_map(|s| s.lines.iter()))
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// The file without the `server` lines of backend `name`: two files that are
+/// equal this way differ only in what the runtime API can change.
+pub fn without_servers(text: &str, name: &str) -> String {
+    replace_servers(text, name, &[]).unwrap_or_else(|| text.to_string())
+}
+
+/// Everything the whole file is rendered from.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub admin_socket: String,
+    pub timeouts: Vec<(&'static str, String)>,
+    pub frontend: Option<FrontendCfg>,
+    pub backend: Option<BackendCfg>,
+    pub stats: Option<StatsCfg>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendCfg {
+    pub name: String,
+    pub bind: String,
+    pub forwardfor: bool,
+    pub backend: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendCfg {
+    pub name: String,
+    pub balance: String,
+    pub check_method: String,
+    pub check_path: String,
+    pub expect_status: u16,
+    pub default_server: String,
+    /// `(cookie name, dynamic-cookie key)` for cookie stickiness.
+    pub cookie: Option<(String, String)>,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsCfg {
+    pub bind: String,
+    pub uri: String,
+    pub user: String,
+    pub password: String,
+}
+
+pub const HEADER: &str =
+    "# Written by the haproxy_backend Ansible module: changes made here are replaced on its next run.";
+
+/// Hash-based algorithms are static unless consistent hashing is on, and
+/// servers can only be added at runtime to a backend with a dynamic algorithm.
+fn needs_consistent_hash(balance: &str) -> bool {
+    matches!(balance, "source" | "uri")
+}
+
+pub fn render(l: &Layout) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{HEADER}");
+    let _ = writeln!(
+        s,
+        "global\n    log /dev/log local0\n    log /dev/log local1 notice\n    chroot /var/lib/haproxy\n    \
+         stats socket {} mode 600 level admin expose-fd listeners\n    stats timeout 30s\n    \
+         user haproxy\n    group haproxy\n    daemon\n",
+        l.admin_socket
+    );
+    let _ = writeln!(
+        s,
+        "defaults\n    log global\n    mode http\n    option httplog\n    option dontlognull\n    \
+         option redispatch\n    retries 3"
+    );
+    for (name, value) in &l.timeouts {
+        let _ = writeln!(s, "    timeout {name} {value}");
+    }
+    if let Some(f) = &l.frontend {
+        let _ = writeln!(s, "\nfrontend {}\n    bind {}", f.name, f.bind);
+        if f.forwardfor {
+            let _ = writeln!(s, "    option forwardfor");
+        }
+        let _ = writeln!(
+            s,
+            "    http-request set-header X-Forwarded-Port %[dst_port]\n    default_backend {}",
+            f.backend
+        );
+    }
+    if let Some(b) = &l.backend {
+        let _ = writeln!(s, "\nbackend {}\n    balance {}", b.name, b.balance);
+        if needs_consistent_hash(&b.balance) {
+            let _ = writeln!(s, "    hash-type consistent");
+        }
+        let _ = writeln!(
+            s,
+            "    option httpchk {} {}\n    http-check expect status {}",
+            b.check_method, b.check_path, b.expect_status
+        );
+        if let Some((cookie, key)) = &b.cookie {
+            let _ = writeln!(
+                s,
+                "    cookie {cookie} insert indirect nocache dynamic\n    dynamic-cookie-key {key}"
+            );
+        }
+        let _ = writeln!(s, "    default-server {}", b.default_server);
+        for server in &b.servers {
+            let _ = writeln!(s, "{}", server.config_line());
+        }
+    }
+    if let Some(st) = &l.stats {
+        let _ = writeln!(
+            s,
+            "\nlisten stats\n    bind {}\n    mode http\n    stats enable\n    stats uri {}\n    \
+             stats refresh 10s\n    stats auth {}:{}",
+            st.bind, st.uri, st.user, st.password
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, admin: Admin) -> Server {
+        Server {
+            name: name.into(),
+            address: "10.231.0.101".into(),
+            port: 80,
+            weight: 100,
+            check: true,
+            backup: false,
+            admin,
+        }
+    }
+
+    fn layout(servers: Vec<Server>) -> Layout {
+        Layout {
+            admin_socket: "/run/haproxy/admin.sock".into(),
+            timeouts: vec![("connect", "5s".into())],
+            frontend: Some(FrontendCfg {
+                name: "http_in".into(),
+                bind: "*:80".into(),
+                forwardfor: true,
+                backend: "web".into(),
+            }),
+            backend: Some(BackendCfg {
+                name: "web".into(),
+                balance: "roundrobin".into(),
+                check_method: "OPTIONS".into(),
+                check_path: "/".into(),
+                expect_status: 200,
+                default_server: "inter 2s rise 2 fall 3".into(),
+                cookie: Some(("SERVERID".into(), "k".into())),
+                servers,
+            }),
+            stats: None,
+        }
+    }
+
+    #[test]
+    fn server_lines_round_trip_in_every_state() {
+        for admin in [Admin::Ready, Admin::Drain, Admin::Maint] {
+            let s = server("web1", admin);
+            assert_eq!(parse_server_line(&s.config_line()), Some(s));
+        }
+        let drained = server("web1", Admin::Drain).config_line();
+        assert!(drained.contains("weight 0 check"), "{drained}");
+    }
+
+    #[test]
+    fn backend_is_read_back_from_the_rendered_file() {
+        let text = render(&layout(vec![
+            server("web1", Admin::Ready),
+            server("web2", Admin::Drain),
+        ]));
+        let info = parse_backend(&text, "web").expect("backend");
+        assert_eq!(info.servers.len(), 2);
+        assert_eq!(info.servers[1].admin, Admin::Drain);
+        assert_eq!(info.default_server, "inter 2s rise 2 fall 3");
+        assert_eq!(info.cookie_key.as_deref(), Some("k"));
+        assert!(parse_backend(&text, "other").is_none());
+        assert!(text.contains("stats socket /run/haproxy/admin.sock mode 600 level admin"));
+        assert!(text.contains("http-request set-header X-Forwarded-Port %[dst_port]"));
+    }
+
+    #[test]
+    fn replacing_servers_keeps_the_rest_byte_for_byte() {
+        let one = render(&layout(vec![server("web1", Admin::Ready)]));
+        let two = render(&layout(vec![
+            server("web1", Admin::Ready),
+            server("web2", Admin::Ready),
+        ]));
+        let edited = replace_servers(
+            &one,
+            "web",
+            &[server("web1", Admin::Ready), server("web2", Admin::Ready)],
+        )
+        .expect("backend");
+        assert_eq!(edited, two);
+        assert_eq!(without_servers(&one, "web"), without_servers(&two, "web"));
+    }
+
+    #[test]
+    fn servers_go_to_the_end_of_an_empty_backend() {
+        let text = "backend web\n    balance roundrobin\n\nlisten stats\n    bind *:1\n";
+        let out = replace_servers(text, "web", &[server("a", Admin::Ready)]).expect("backend");
+        assert_eq!(
+            out,
+            "backend web\n    balance roundrobin\n    server a 10.231.0.101:80 weight 100 check\n\nlisten stats\n    bind *:1\n"
+        );
+    }
+
+    #[test]
+    fn hash_algorithms_get_consistent_hashing() {
+        let mut l = layout(vec![]);
+        if let Some(b) = l.backend.as_mut() {
+            b.balance = "source".into();
+        }
+        assert!(render(&l).contains("balance source\n    hash-type consistent\n"));
+    }
+}
