@@ -18,6 +18,7 @@ pub mod tx;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ansible_module::config_file::ConfigError;
 use ansible_module::{service, Fail, Module, ModuleSpec};
 
 use layout::Layout;
@@ -143,6 +144,13 @@ pub fn converge(
     );
     if let Err(e) = result {
         let leftovers = tx.rollback();
+        let e = match e.downcast::<ConfigError>() {
+            Ok(ConfigError::Rejected {
+                checker, output, ..
+            }) => rejected(&checker, &output),
+            Ok(other) => other.into(),
+            Err(e) => e,
+        };
         if leftovers.is_empty() {
             return Err(e);
         }
@@ -237,13 +245,17 @@ fn final_check(tx: &Tx, check: &dyn Fn() -> Result<(), (String, String)>) -> any
     if !tx.config_changed || tx.check_mode() {
         return Ok(());
     }
-    check().map_err(|(checker, output)| {
-        Fail::new(format!(
-            "the new Apache configuration failed `{checker}`; every change was rolled back:\n{output}"
-        ))
-        .with("checker_output", output)
-        .into()
-    })
+    check().map_err(|(checker, output)| rejected(&checker, &output))
+}
+
+/// The failure for a configuration the checker refused (after the rollback).
+fn rejected(checker: &str, output: &str) -> anyhow::Error {
+    let checker = checker.split(" exited with").next().unwrap_or(checker);
+    Fail::new(format!(
+        "the new Apache configuration failed `{checker}`; every change was rolled back and Apache keeps its running configuration:\n{output}"
+    ))
+    .with("checker_output", output)
+    .into()
 }
 
 fn port_listening(port: u16) -> bool {
@@ -481,7 +493,35 @@ mod tests {
             ))
         };
         let err = converge(&broken, &l, false, &reject).expect_err("rejected");
-        assert!(format!("{err:#}").contains("NoSuchDirective"), "{err:#}");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("NoSuchDirective"), "{msg}");
+        assert!(
+            msg.starts_with("the new Apache configuration failed `apachectl configtest`; every change was rolled back"),
+            "{msg}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn failed_check_without_vhost_change_rolls_back_too() {
+        let (dir, l) = tree();
+        converge(&site(dir.path(), serde_json::json!({})), &l, false, &|| {
+            Ok(())
+        })
+        .expect("converge");
+        let before = snapshot(dir.path());
+        let with_module = site(dir.path(), serde_json::json!({"modules": ["headers"]}));
+        let reject = || {
+            Err((
+                "apachectl configtest exited with 1".to_string(),
+                "bad".to_string(),
+            ))
+        };
+        let err = converge(&with_module, &l, false, &reject).expect_err("rejected");
+        assert!(
+            err.to_string().contains("every change was rolled back"),
+            "{err}"
+        );
         assert_eq!(snapshot(dir.path()), before);
     }
 
