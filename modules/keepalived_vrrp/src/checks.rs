@@ -1,0 +1,497 @@
+//! From options to a checked instance. Everything keepalived would reject, or
+//! accept and then quietly "correct" (priority 255 on a backup, `nopreempt` on a
+//! master), is refused here with a message that says what to change; the config
+//! file is not touched.
+
+use std::net::IpAddr;
+
+use crate::conf::{Check, Instance, Vip};
+use crate::net::{self, IfAddr};
+use crate::params::Params;
+
+/// Names keepalived reads as one word: no spaces, braces, quotes or comments.
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
+}
+
+fn check_script(what: &str, script: &str) -> Result<(), String> {
+    if script.trim().is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if script.contains('"') || script.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} must not contain double quotes or control characters (keepalived \
+             reads it as one quoted string): {script:?}; put the command in a script file"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_ip(what: &str, s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{what} {s:?} is not an IP address"))
+}
+
+/// One `virtual_ipaddress` entry: `ADDR[/PREFIX] [dev IFACE]`.
+fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String> {
+    let mut words = entry.split_whitespace();
+    let Some(first) = words.next() else {
+        return Err("virtual_ipaddress has an empty entry".into());
+    };
+    let (addr, prefix) = match first.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (first, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| {
+        format!("virtual_ipaddress entry {entry:?} is not an address (expected ADDR/PREFIX, e.g. 10.0.0.10/24)")
+    })?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u8>()
+                .ok()
+                .filter(|p| (1..=max).contains(p))
+                .ok_or_else(|| {
+                    format!("virtual_ipaddress entry {entry:?}: prefix length must be 1..{max}")
+                })?,
+        ),
+    };
+    let dev = match (words.next(), words.next(), words.next()) {
+        (None, _, _) => None,
+        (Some("dev"), Some(d), None) if is_word(d) => Some(d.to_string()),
+        _ => {
+            return Err(format!(
+                "virtual_ipaddress entry {entry:?}: expected ADDR/PREFIX or ADDR/PREFIX dev IFACE"
+            ))
+        }
+    };
+    if addr.is_loopback() || addr.is_unspecified() || addr.is_multicast() {
+        return Err(format!(
+            "virtual_ipaddress entry {entry:?} is not a usable unicast address"
+        ));
+    }
+    Ok((addr, prefix, dev))
+}
+
+/// Checks the options and resolves what the host decides (interface, prefix).
+pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
+    if !is_word(&p.name) {
+        return Err(format!(
+            "name {:?} is not a valid vrrp_instance name (letters, digits, _ - . : @; at most 64)",
+            p.name
+        ));
+    }
+    let vrid = p.virtual_router_id.unwrap_or_default();
+    let vrid = u8::try_from(vrid)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("virtual_router_id must be 1..255, got {vrid}"))?;
+    let version = u8::try_from(p.vrrp_version).unwrap_or(3);
+
+    let master = p.initial_state == "MASTER";
+    let priority = u8::try_from(p.priority)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("priority must be 1..255, got {}", p.priority))?;
+    if priority == 255 && !master {
+        return Err(
+            "priority 255 means the address owner, which always starts as MASTER: \
+                    use 1..254 with initial_state BACKUP"
+                .into(),
+        );
+    }
+    if priority == 255 && p.nopreempt {
+        return Err(
+            "nopreempt cannot work with priority 255 (the address owner always preempts): use 1..254"
+                .into(),
+        );
+    }
+    if p.nopreempt && master {
+        return Err(
+            "nopreempt needs initial_state BACKUP (keepalived ignores it on a MASTER); \
+                    set initial_state: BACKUP on every node"
+                .into(),
+        );
+    }
+    if let Some(d) = p.preempt_delay {
+        if p.nopreempt {
+            return Err("preempt_delay and nopreempt exclude each other".into());
+        }
+        if master {
+            return Err(
+                "preempt_delay needs initial_state BACKUP (keepalived ignores it on a MASTER)"
+                    .into(),
+            );
+        }
+        if !(0..=1000).contains(&d) {
+            return Err(format!("preempt_delay must be 0..1000 seconds, got {d}"));
+        }
+    }
+
+    let advert_int = p.advert_int();
+    if version == 2 {
+        if advert_int.fract() != 0.0 || !(1.0..=255.0).contains(&advert_int) {
+            return Err(format!(
+                "advert_int {advert_int} is not valid with vrrp_version 2: VRRP v2 advertises in whole \
+                 seconds (1..255); use vrrp_version 3 for sub-second intervals"
+            ));
+        }
+    } else {
+        let centis = advert_int * 100.0;
+        if (centis - centis.round()).abs() > 1e-6 || !(1.0..=4095.0).contains(&centis.round()) {
+            return Err(format!(
+                "advert_int {advert_int} is not valid with vrrp_version 3: use 0.01..40.95 seconds in steps of 0.01"
+            ));
+        }
+    }
+    let auth_pass = match p.auth_pass.as_deref() {
+        None | Some("") => None,
+        Some(_) if version == 3 => {
+            return Err(
+                "auth_pass needs vrrp_version 2: VRRP v3 has no authentication \
+                        (RFC 5798); remove auth_pass, or set vrrp_version: 2 on every node"
+                    .into(),
+            )
+        }
+        Some(pw) if pw.len() > 8 || !is_word(pw) => {
+            return Err(
+                "auth_pass must be 1..8 characters (letters, digits, _ - . : @); keepalived \
+                 uses only the first 8"
+                    .into(),
+            )
+        }
+        Some(pw) => Some(pw.to_string()),
+    };
+
+    // Virtual addresses, all of one family.
+    if p.virtual_ipaddress.is_empty() {
+        return Err("virtual_ipaddress needs at least one address".into());
+    }
+    let mut parsed = vec![];
+    for entry in &p.virtual_ipaddress {
+        let v = parse_vip(entry)?;
+        if parsed
+            .iter()
+            .any(|(a, _, _): &(IpAddr, Option<u8>, Option<String>)| *a == v.0)
+        {
+            return Err(format!("virtual_ipaddress lists {} twice", v.0));
+        }
+        parsed.push(v);
+    }
+    let v4 = parsed[0].0.is_ipv4();
+    if parsed.iter().any(|(a, _, _)| a.is_ipv4() != v4) {
+        return Err("virtual_ipaddress mixes IPv4 and IPv6: use one instance per family".into());
+    }
+    let vip_addrs: Vec<IpAddr> = parsed.iter().map(|(a, _, _)| *a).collect();
+
+    // The interface: given, or the one whose subnet holds the first VIP, or the
+    // one the kernel routes the VIP through.
+    let (interface, subnet_prefix) = match p.interface.as_deref().filter(|s| !s.is_empty()) {
+        Some(i) => {
+            if !is_word(i) {
+                return Err(format!("interface {i:?} is not an interface name"));
+            }
+            let prefix = host
+                .iter()
+                .filter(|a| a.ifname == i && !vip_addrs.contains(&a.addr))
+                .find(|a| net::in_subnet(parsed[0].0, a.addr, a.prefix))
+                .map(|a| a.prefix);
+            (i.to_string(), prefix)
+        }
+        None => match net::subnet_iface(host, parsed[0].0, &vip_addrs) {
+            Some((i, prefix)) => (i, Some(prefix)),
+            None => match parsed[0].2.clone().or_else(|| net::route_dev(parsed[0].0)) {
+                Some(i) => (i, None),
+                None => return Err(format!(
+                    "cannot tell which interface carries {}: no interface has an address in its \
+                         subnet and no route leads to it; set interface",
+                    parsed[0].0
+                )),
+            },
+        },
+    };
+    let vips = parsed
+        .into_iter()
+        .map(|(addr, prefix, dev)| Vip {
+            addr,
+            prefix: prefix
+                .or(subnet_prefix.filter(|_| dev.is_none()))
+                .unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+            dev: dev.unwrap_or_else(|| interface.clone()),
+        })
+        .collect();
+
+    // Unicast: our source must be ours, peers must not be.
+    let own = |a: &IpAddr| host.iter().any(|h| h.addr == *a) && !vip_addrs.contains(a);
+    let unicast_src_ip = match p.unicast_src_ip.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let a = parse_ip("unicast_src_ip", s)?;
+            if a.is_ipv4() != v4 {
+                return Err(format!(
+                    "unicast_src_ip {a} is not of the virtual addresses' family"
+                ));
+            }
+            if !host.is_empty() && !own(&a) {
+                return Err(format!("unicast_src_ip {a} is not an address of this host"));
+            }
+            Some(a)
+        }
+    };
+    let mut unicast_peer = vec![];
+    for s in &p.unicast_peer {
+        let a = parse_ip("unicast_peer", s)?;
+        if a.is_ipv4() != v4 {
+            return Err(format!(
+                "unicast_peer {a} is not of the virtual addresses' family"
+            ));
+        }
+        if own(&a) || Some(a) == unicast_src_ip {
+            return Err(format!(
+                "unicast_peer includes {a}, which is this host's own address: list only the other nodes"
+            ));
+        }
+        if vip_addrs.contains(&a) {
+            return Err(format!(
+                "unicast_peer includes {a}, which is a virtual address"
+            ));
+        }
+        if unicast_peer.contains(&a) {
+            return Err(format!("unicast_peer lists {a} twice"));
+        }
+        unicast_peer.push(a);
+    }
+
+    // Tracking.
+    let track_file = p.track_file().map(str::to_string);
+    if let Some(f) = &track_file {
+        if !f.starts_with('/')
+            || f.ends_with('/')
+            || f.chars().any(|c| c.is_whitespace() || c == '"')
+        {
+            return Err(format!(
+                "track_file {f:?} must be an absolute file path without spaces or quotes"
+            ));
+        }
+    }
+    if p.track_haproxy && !(0.0..=10.0).contains(&p.track_haproxy_stop_delay) {
+        return Err(format!(
+            "track_haproxy_stop_delay must be 0..10 seconds, got {}",
+            p.track_haproxy_stop_delay
+        ));
+    }
+    for i in &p.track_interface {
+        if !is_word(i) {
+            return Err(format!("track_interface {i:?} is not an interface name"));
+        }
+    }
+    let mut checks: Vec<Check> = vec![];
+    for (n, s) in p.vrrp_script.iter().enumerate() {
+        let short = s.name.clone().unwrap_or_else(|| format!("script{}", n + 1));
+        let name = format!("{}_{short}", p.name);
+        if !is_word(&short) {
+            return Err(format!("vrrp_script name {short:?} is not a valid name"));
+        }
+        if checks.iter().any(|c| c.name == name) {
+            return Err(format!("vrrp_script name {short:?} is used twice"));
+        }
+        check_script(&format!("vrrp_script {short} script"), &s.script)?;
+        if s.interval < 1 {
+            return Err(format!(
+                "vrrp_script {short}: interval is whole seconds, at least 1 (got {}); for faster \
+                 reaction use track_file",
+                s.interval
+            ));
+        }
+        if !(-253..=253).contains(&s.weight) {
+            return Err(format!(
+                "vrrp_script {short}: weight must be -253..253, got {}",
+                s.weight
+            ));
+        }
+        for (k, v) in [("fall", s.fall), ("rise", s.rise), ("timeout", s.timeout)] {
+            if v.is_some_and(|v| v < 1) {
+                return Err(format!("vrrp_script {short}: {k} must be at least 1"));
+            }
+        }
+        checks.push(Check {
+            name,
+            script: s.script.clone(),
+            interval: s.interval,
+            weight: s.weight,
+            fall: s.fall,
+            rise: s.rise,
+            timeout: s.timeout,
+        });
+    }
+    let mut notify = vec![];
+    for (kw, script) in p.notify.clone().unwrap_or_default().entries() {
+        check_script(&format!("notify ({kw})"), script)?;
+        notify.push((kw, script.to_string()));
+    }
+
+    Ok(Instance {
+        name: p.name.clone(),
+        vrid,
+        priority,
+        initial_state: p.initial_state.clone(),
+        nopreempt: p.nopreempt,
+        preempt_delay: p.preempt_delay,
+        interface,
+        vips,
+        advert_int,
+        version,
+        unicast_src_ip,
+        unicast_peer,
+        auth_pass,
+        track_file_init_down: p.track_haproxy,
+        track_file,
+        track_interface: p.track_interface.clone(),
+        checks,
+        notify,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn host() -> Vec<IfAddr> {
+        net::parse_addrs(
+            r#"[{"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8}]},
+                {"ifname":"eth0","addr_info":[{"local":"10.231.0.101","prefixlen":24}]}]"#,
+        )
+        .expect("addrs")
+    }
+
+    /// Params as the module gets them after validation (defaults filled in).
+    fn params(extra: Value) -> Params {
+        let mut base = json!({
+            "name": "VI_1", "state": "present", "virtual_router_id": 120, "priority": 100,
+            "initial_state": "BACKUP", "nopreempt": false, "preempt_delay": null,
+            "interface": null, "virtual_ipaddress": ["10.231.0.20/24"], "advert_int": null,
+            "vrrp_version": 3, "unicast_src_ip": null, "unicast_peer": [], "auth_pass": null,
+            "track_haproxy": true, "track_haproxy_stop_delay": 0.3, "track_file": null,
+            "track_interface": [], "vrrp_script": [], "notify": null,
+            "config_path": "/etc/keepalived/keepalived.conf"
+        });
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(base).expect("params")
+    }
+
+    fn err(extra: Value) -> String {
+        instance(&params(extra), &host()).expect_err("must fail")
+    }
+
+    #[test]
+    fn defaults_resolve_interface_and_prefix() {
+        let i = instance(
+            &params(json!({"virtual_ipaddress": ["10.231.0.20"]})),
+            &host(),
+        )
+        .expect("ok");
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(i.vips[0].prefix, 24);
+        assert_eq!(i.advert_int, 0.1);
+        assert_eq!(i.version, 3);
+        assert_eq!(
+            i.track_file.as_deref(),
+            Some("/run/keepalived/haproxy.down")
+        );
+    }
+
+    #[test]
+    fn bad_addresses() {
+        assert!(
+            err(json!({"virtual_ipaddress": ["10.231.0.300/24"]})).contains("is not an address")
+        );
+        assert!(err(json!({"virtual_ipaddress": ["vip.example/24"]})).contains("is not an address"));
+        assert!(err(json!({"virtual_ipaddress": ["10.231.0.20/33"]})).contains("prefix length"));
+        assert!(
+            err(json!({"virtual_ipaddress": ["10.231.0.20/24", "fd00::1/64"]})).contains("mixes")
+        );
+        assert!(err(json!({"virtual_ipaddress": []})).contains("at least one"));
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(err(json!({"virtual_router_id": 0})).contains("1..255"));
+        assert!(err(json!({"virtual_router_id": 256})).contains("1..255"));
+        assert!(err(json!({"priority": 0})).contains("priority must be 1..255"));
+        assert!(err(json!({"priority": 300})).contains("priority must be 1..255"));
+        assert!(err(json!({"priority": 255})).contains("use 1..254"));
+        instance(
+            &params(json!({"priority": 255, "initial_state": "MASTER"})),
+            &host(),
+        )
+        .expect("owner");
+        assert!(err(json!({"nopreempt": true, "initial_state": "MASTER"})).contains("BACKUP"));
+        assert!(err(json!({"preempt_delay": 2000})).contains("0..1000"));
+    }
+
+    #[test]
+    fn versions_and_auth() {
+        assert!(err(json!({"auth_pass": "secret"})).contains("vrrp_version 2"));
+        assert!(err(json!({"vrrp_version": 2, "advert_int": 0.1})).contains("whole"));
+        assert!(err(json!({"advert_int": 0.005})).contains("0.01"));
+        let i = instance(
+            &params(json!({"vrrp_version": 2, "auth_pass": "secret"})),
+            &host(),
+        )
+        .expect("v2");
+        assert_eq!(i.advert_int, 1.0);
+        assert!(i.render().contains("auth_pass secret"));
+        assert!(err(json!({"vrrp_version": 2, "auth_pass": "muchtoolong"})).contains("1..8"));
+    }
+
+    #[test]
+    fn peers() {
+        assert!(
+            err(json!({"unicast_peer": ["10.231.0.102", "10.231.0.101"]})).contains("own address")
+        );
+        assert!(err(json!({"unicast_peer": ["10.231.0.999"]})).contains("not an IP"));
+        assert!(
+            err(json!({"unicast_src_ip": "10.231.0.55"})).contains("not an address of this host")
+        );
+        let i = instance(
+            &params(json!({"unicast_src_ip": "10.231.0.101", "unicast_peer": ["10.231.0.102"]})),
+            &host(),
+        )
+        .expect("ok");
+        assert!(i
+            .render()
+            .contains("unicast_peer {\n        10.231.0.102\n    }"));
+    }
+
+    #[test]
+    fn scripts() {
+        let i = instance(
+            &params(json!({"track_haproxy": false, "vrrp_script": [
+                {"name": "chk_haproxy", "script": "killall -0 haproxy", "interval": 2, "weight": 2,
+                 "fall": null, "rise": null, "timeout": null}]})),
+            &host(),
+        )
+        .expect("ok");
+        assert!(i.track_file.is_none());
+        let text = i.render();
+        assert!(
+            text.contains("vrrp_script VI_1_chk_haproxy {\n    script \"killall -0 haproxy\""),
+            "{text}"
+        );
+        assert!(err(
+            json!({"vrrp_script": [{"name": null, "script": "echo \"x\"", "interval": 1,
+            "weight": 0, "fall": null, "rise": null, "timeout": null}]})
+        )
+        .contains("double quotes"));
+    }
+}

@@ -1,0 +1,394 @@
+//! keepalived.conf as this module writes it: a header, `global_defs` when any
+//! instance runs scripts, then one marked block per `vrrp_instance`. Blocks of
+//! other instances written by earlier tasks are kept as they are, so one file can
+//! hold several instances, each managed by its own task.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// One virtual address as it goes into `virtual_ipaddress`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub dev: String,
+}
+
+/// A `vrrp_script` with its final (instance-qualified) name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub script: String,
+    pub interval: i64,
+    pub weight: i64,
+    pub fall: Option<i64>,
+    pub rise: Option<i64>,
+    pub timeout: Option<i64>,
+}
+
+/// A fully checked instance, ready to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub initial_state: String,
+    pub nopreempt: bool,
+    pub preempt_delay: Option<i64>,
+    pub interface: String,
+    pub vips: Vec<Vip>,
+    pub advert_int: f64,
+    pub version: u8,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<IpAddr>,
+    pub auth_pass: Option<String>,
+    pub track_file: Option<String>,
+    /// Create the tracked file with 1 (down) when missing: set when it mirrors
+    /// HAProxy, so a node never claims the VIP before HAProxy said it runs.
+    pub track_file_init_down: bool,
+    pub track_interface: Vec<String>,
+    pub checks: Vec<Check>,
+    pub notify: Vec<(&'static str, String)>,
+}
+
+pub const HEADER: &str = "\
+# Managed by Ansible (keepalived_vrrp). Local edits are replaced on the next run.
+# Each vrrp_instance lives between its BEGIN and END lines; one task manages one.
+";
+
+fn begin(name: &str) -> String {
+    format!("# BEGIN keepalived_vrrp instance {name}")
+}
+
+fn end(name: &str) -> String {
+    format!("# END keepalived_vrrp instance {name}")
+}
+
+/// `0.1` -> "0.1", `1.0` -> "1", `0.25` -> "0.25".
+pub fn seconds(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+impl Instance {
+    pub fn track_file_name(&self) -> String {
+        format!("{}_track", self.name)
+    }
+
+    /// The instance's block, markers included, ending with a newline.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", begin(&self.name));
+        if let Some(file) = &self.track_file {
+            let _ = writeln!(s, "track_file {} {{", self.track_file_name());
+            let _ = writeln!(s, "    file {file}");
+            if self.track_file_init_down {
+                let _ = writeln!(s, "    init_file 1");
+            }
+            s.push_str("}\n");
+        }
+        for c in &self.checks {
+            let _ = writeln!(s, "vrrp_script {} {{", c.name);
+            let _ = writeln!(s, "    script \"{}\"", c.script);
+            let _ = writeln!(s, "    interval {}", c.interval);
+            let _ = writeln!(s, "    weight {}", c.weight);
+            for (k, v) in [("fall", c.fall), ("rise", c.rise), ("timeout", c.timeout)] {
+                if let Some(v) = v {
+                    let _ = writeln!(s, "    {k} {v}");
+                }
+            }
+            s.push_str("}\n");
+        }
+        let _ = writeln!(s, "vrrp_instance {} {{", self.name);
+        let _ = writeln!(s, "    state {}", self.initial_state);
+        let _ = writeln!(s, "    interface {}", self.interface);
+        let _ = writeln!(s, "    virtual_router_id {}", self.vrid);
+        let _ = writeln!(s, "    priority {}", self.priority);
+        let _ = writeln!(s, "    advert_int {}", seconds(self.advert_int));
+        let _ = writeln!(s, "    version {}", self.version);
+        if self.nopreempt {
+            s.push_str("    nopreempt\n");
+        }
+        if let Some(d) = self.preempt_delay {
+            let _ = writeln!(s, "    preempt_delay {d}");
+        }
+        if let Some(src) = self.unicast_src_ip {
+            let _ = writeln!(s, "    unicast_src_ip {src}");
+        }
+        if !self.unicast_peer.is_empty() {
+            s.push_str("    unicast_peer {\n");
+            for p in &self.unicast_peer {
+                let _ = writeln!(s, "        {p}");
+            }
+            s.push_str("    }\n");
+        }
+        if let Some(pass) = &self.auth_pass {
+            s.push_str("    authentication {\n        auth_type PASS\n");
+            let _ = writeln!(s, "        auth_pass {pass}");
+            s.push_str("    }\n");
+        }
+        s.push_str("    virtual_ipaddress {\n");
+        for v in &self.vips {
+            let _ = writeln!(s, "        {}/{} dev {}", v.addr, v.prefix, v.dev);
+        }
+        s.push_str("    }\n");
+        if !self.track_interface.is_empty() {
+            s.push_str("    track_interface {\n");
+            for i in &self.track_interface {
+                let _ = writeln!(s, "        {i}");
+            }
+            s.push_str("    }\n");
+        }
+        if self.track_file.is_some() {
+            let _ = writeln!(
+                s,
+                "    track_file {{\n        {} weight 0\n    }}",
+                self.track_file_name()
+            );
+        }
+        if !self.checks.is_empty() {
+            s.push_str("    track_script {\n");
+            for c in &self.checks {
+                let _ = writeln!(s, "        {}", c.name);
+            }
+            s.push_str("    }\n");
+        }
+        for (kw, script) in &self.notify {
+            let _ = writeln!(s, "    {kw} \"{script}\"");
+        }
+        s.push_str("}\n");
+        let _ = writeln!(s, "{}", end(&self.name));
+        s
+    }
+}
+
+/// A marked block found in an existing file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub name: String,
+    pub text: String,
+}
+
+impl Block {
+    /// Whether keepalived needs script security settings for this block.
+    pub fn uses_scripts(&self) -> bool {
+        self.text.lines().any(|l| {
+            let first = l.split_whitespace().next().unwrap_or("");
+            first == "vrrp_script" || first.starts_with("notify")
+        })
+    }
+
+    /// (virtual_router_id, interface) of the block's instance.
+    pub fn vrid_and_interface(&self) -> (Option<u8>, Option<String>) {
+        let mut vrid = None;
+        let mut iface = None;
+        for l in self.text.lines() {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("virtual_router_id"), Some(v)) => vrid = v.parse().ok(),
+                (Some("interface"), Some(v)) if iface.is_none() => iface = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        (vrid, iface)
+    }
+}
+
+/// What an existing file holds: our blocks, and whether anything else that is not
+/// ours (a hand-written or packaged config) is there.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub blocks: Vec<Block>,
+    pub foreign: bool,
+}
+
+pub fn parse(text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut current: Option<(String, String)> = None;
+    let mut outside = String::new();
+    for line in text.lines() {
+        if let Some((name, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+            if line.trim_end() == end(name) {
+                let (name, text) = current.take().unwrap_or_default();
+                parsed.blocks.push(Block { name, text });
+            }
+            continue;
+        }
+        if let Some(name) = line
+            .trim_end()
+            .strip_prefix("# BEGIN keepalived_vrrp instance ")
+        {
+            current = Some((name.to_string(), format!("{line}\n")));
+            continue;
+        }
+        outside.push_str(line);
+        outside.push('\n');
+    }
+    // An unterminated block is not ours any more: treat it as foreign text.
+    if let Some((_, body)) = current {
+        outside.push_str(&body);
+    }
+    let ours = global_defs(true) + HEADER;
+    parsed.foreign = outside
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .any(|l| !ours.lines().any(|o| o.trim() == l));
+    parsed
+}
+
+fn global_defs(scripts: bool) -> String {
+    if scripts {
+        "global_defs {\n    enable_script_security\n    script_user root\n}\n".into()
+    } else {
+        String::new()
+    }
+}
+
+/// The whole file: header, `global_defs` if any block runs scripts, the blocks.
+pub fn render_file(blocks: &[Block]) -> String {
+    let mut s = String::from(HEADER);
+    let scripts = blocks.iter().any(Block::uses_scripts);
+    if scripts {
+        s.push('\n');
+        s.push_str(&global_defs(true));
+    }
+    for b in blocks {
+        s.push('\n');
+        s.push_str(&b.text);
+    }
+    s
+}
+
+/// The blocks with `name` replaced (in place) or added (at the end), or removed
+/// when `block` is `None`.
+pub fn with_block(mut blocks: Vec<Block>, name: &str, block: Option<String>) -> Vec<Block> {
+    match (blocks.iter().position(|b| b.name == name), block) {
+        (Some(i), Some(text)) => blocks[i].text = text,
+        (Some(i), None) => {
+            blocks.remove(i);
+        }
+        (None, Some(text)) => blocks.push(Block {
+            name: name.to_string(),
+            text,
+        }),
+        (None, None) => {}
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample() -> Instance {
+        Instance {
+            name: "VI_1".into(),
+            vrid: 120,
+            priority: 150,
+            initial_state: "BACKUP".into(),
+            nopreempt: false,
+            preempt_delay: None,
+            interface: "eth0".into(),
+            vips: vec![Vip {
+                addr: "10.231.0.20".parse().expect("ip"),
+                prefix: 24,
+                dev: "eth0".into(),
+            }],
+            advert_int: 0.1,
+            version: 3,
+            unicast_src_ip: None,
+            unicast_peer: vec![],
+            auth_pass: None,
+            track_file: Some("/run/keepalived/haproxy.down".into()),
+            track_file_init_down: true,
+            track_interface: vec![],
+            checks: vec![],
+            notify: vec![],
+        }
+    }
+
+    #[test]
+    fn renders_the_fast_defaults() {
+        let text = sample().render();
+        assert_eq!(
+            text,
+            "\
+# BEGIN keepalived_vrrp instance VI_1
+track_file VI_1_track {
+    file /run/keepalived/haproxy.down
+    init_file 1
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 120
+    priority 150
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {
+        10.231.0.20/24 dev eth0
+    }
+    track_file {
+        VI_1_track weight 0
+    }
+}
+# END keepalived_vrrp instance VI_1
+"
+        );
+    }
+
+    #[test]
+    fn file_round_trips_and_keeps_other_blocks() {
+        let a = sample();
+        let mut b = sample();
+        b.name = "VI_2".into();
+        b.vrid = 121;
+        b.checks.push(Check {
+            name: "VI_2_chk".into(),
+            script: "killall -0 haproxy".into(),
+            interval: 2,
+            weight: 2,
+            fall: None,
+            rise: None,
+            timeout: None,
+        });
+        let blocks = with_block(vec![], &a.name, Some(a.render()));
+        let blocks = with_block(blocks, &b.name, Some(b.render()));
+        let file = render_file(&blocks);
+        assert!(file.contains("enable_script_security"));
+        let parsed = parse(&file);
+        assert!(!parsed.foreign, "{file}");
+        assert_eq!(parsed.blocks, blocks);
+        assert_eq!(
+            parsed.blocks[1].vrid_and_interface(),
+            (Some(121), Some("eth0".into()))
+        );
+        // Removing the scripted block drops global_defs again.
+        let file2 = render_file(&with_block(parsed.blocks, "VI_2", None));
+        assert!(!file2.contains("global_defs"));
+        assert_eq!(
+            file2,
+            render_file(&with_block(vec![], "VI_1", Some(a.render())))
+        );
+    }
+
+    #[test]
+    fn hand_written_config_is_foreign() {
+        let p = parse("vrrp_instance VI_1 {\n state MASTER\n}\n");
+        assert!(p.foreign);
+        assert!(p.blocks.is_empty());
+        assert!(!parse("! Configuration File for keepalived\n\n").foreign);
+    }
+
+    #[test]
+    fn seconds_are_short() {
+        assert_eq!(seconds(0.1), "0.1");
+        assert_eq!(seconds(1.0), "1");
+        assert_eq!(seconds(0.25), "0.25");
+        assert_eq!(seconds(2.5), "2.5");
+    }
+}

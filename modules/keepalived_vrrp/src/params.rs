@@ -1,0 +1,186 @@
+//! The module's options: the argument spec (same shape as a Python module's) and
+//! the typed view of the validated values.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+pub const SPEC: &str = r#"{
+  "argument_spec": {
+    "name": {"type": "str", "required": true},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "virtual_router_id": {"type": "int", "aliases": ["vrid"]},
+    "priority": {"type": "int", "default": 100},
+    "initial_state": {"type": "str", "default": "BACKUP", "choices": ["MASTER", "BACKUP"]},
+    "nopreempt": {"type": "bool", "default": false},
+    "preempt_delay": {"type": "int"},
+    "interface": {"type": "str"},
+    "virtual_ipaddress": {"type": "list", "elements": "str", "aliases": ["vip", "vips"]},
+    "advert_int": {"type": "float"},
+    "vrrp_version": {"type": "int", "default": 3, "choices": [2, 3]},
+    "unicast_src_ip": {"type": "str"},
+    "unicast_peer": {"type": "list", "elements": "str", "default": []},
+    "auth_pass": {"type": "str", "no_log": true},
+    "track_haproxy": {"type": "bool", "default": true},
+    "track_haproxy_stop_delay": {"type": "float", "default": 0.3},
+    "track_file": {"type": "path"},
+    "track_interface": {"type": "list", "elements": "str", "default": []},
+    "vrrp_script": {
+      "type": "list", "elements": "dict", "default": [],
+      "options": {
+        "name": {"type": "str"},
+        "script": {"type": "str", "required": true},
+        "interval": {"type": "int", "default": 1},
+        "weight": {"type": "int", "default": 0},
+        "fall": {"type": "int"},
+        "rise": {"type": "int"},
+        "timeout": {"type": "int"}
+      }
+    },
+    "notify": {
+      "type": "dict",
+      "options": {
+        "script": {"type": "str"},
+        "master": {"type": "str"},
+        "backup": {"type": "str"},
+        "fault": {"type": "str"},
+        "stop": {"type": "str"}
+      }
+    },
+    "config_path": {"type": "path", "default": "/etc/keepalived/keepalived.conf"},
+    "backup": {"type": "bool", "default": false}
+  },
+  "required_if": [["state", "present", ["virtual_router_id", "virtual_ipaddress"]]],
+  "supports_check_mode": true
+}"#;
+
+/// Ansible passes a boolean through an `int` option unchanged (Python's bool is
+/// an int); take it as 0/1 rather than failing on it.
+fn int_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => Some(i64::from(b)),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    })
+}
+
+fn int_or<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    int_like(d).map(|v| v.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Params {
+    pub name: String,
+    pub state: String,
+    #[serde(deserialize_with = "int_like")]
+    pub virtual_router_id: Option<i64>,
+    #[serde(deserialize_with = "int_or")]
+    pub priority: i64,
+    pub initial_state: String,
+    pub nopreempt: bool,
+    #[serde(deserialize_with = "int_like")]
+    pub preempt_delay: Option<i64>,
+    pub interface: Option<String>,
+    #[serde(default, deserialize_with = "list_or_empty")]
+    pub virtual_ipaddress: Vec<String>,
+    pub advert_int: Option<f64>,
+    #[serde(deserialize_with = "int_or")]
+    pub vrrp_version: i64,
+    pub unicast_src_ip: Option<String>,
+    #[serde(default, deserialize_with = "list_or_empty")]
+    pub unicast_peer: Vec<String>,
+    pub auth_pass: Option<String>,
+    pub track_haproxy: bool,
+    pub track_haproxy_stop_delay: f64,
+    pub track_file: Option<String>,
+    #[serde(default, deserialize_with = "list_or_empty")]
+    pub track_interface: Vec<String>,
+    #[serde(default, deserialize_with = "scripts_or_empty")]
+    pub vrrp_script: Vec<Script>,
+    pub notify: Option<Notify>,
+    pub config_path: String,
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn list_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+fn scripts_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Script>, D::Error> {
+    Ok(Option::<Vec<Script>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Script {
+    pub name: Option<String>,
+    pub script: String,
+    #[serde(deserialize_with = "int_or")]
+    pub interval: i64,
+    #[serde(deserialize_with = "int_or")]
+    pub weight: i64,
+    #[serde(default, deserialize_with = "int_like")]
+    pub fall: Option<i64>,
+    #[serde(default, deserialize_with = "int_like")]
+    pub rise: Option<i64>,
+    #[serde(default, deserialize_with = "int_like")]
+    pub timeout: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Notify {
+    pub script: Option<String>,
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+}
+
+impl Notify {
+    /// (keepalived keyword, script) for each one set.
+    pub fn entries(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("notify", &self.script),
+            ("notify_master", &self.master),
+            ("notify_backup", &self.backup),
+            ("notify_fault", &self.fault),
+            ("notify_stop", &self.stop),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|s| !s.is_empty()).map(|s| (k, s)))
+        .collect()
+    }
+}
+
+/// The default tracked file when HAProxy is tracked and no path is given.
+pub const DEFAULT_TRACK_FILE: &str = "/run/keepalived/haproxy.down";
+
+impl Params {
+    pub fn present(&self) -> bool {
+        self.state == "present"
+    }
+
+    /// The advertisement interval: 0.1 s with VRRP v3, 1 s with v2 (whole seconds).
+    pub fn advert_int(&self) -> f64 {
+        self.advert_int
+            .unwrap_or(if self.vrrp_version == 2 { 1.0 } else { 0.1 })
+    }
+
+    /// The file keepalived watches, if any.
+    pub fn track_file(&self) -> Option<&str> {
+        match (&self.track_file, self.track_haproxy) {
+            (Some(f), _) if !f.is_empty() => Some(f),
+            (_, true) => Some(DEFAULT_TRACK_FILE),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parses() {
+        ansible_module::ModuleSpec::try_from_json(SPEC).expect("spec");
+    }
+}
