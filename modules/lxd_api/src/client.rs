@@ -127,6 +127,7 @@ pub struct Client {
     base: String,
     endpoint: Endpoint,
     note: HandshakeNote,
+    pinned: bool,
     operation_timeout: Duration,
 }
 
@@ -215,6 +216,7 @@ impl Client {
             base,
             endpoint,
             note,
+            pinned: tls.server_cert.is_some() || tls.server_cert_fingerprint.is_some(),
             operation_timeout: OPERATION_TIMEOUT,
         })
     }
@@ -260,6 +262,9 @@ impl Client {
         };
         let hint = match &self.endpoint {
             Endpoint::Unix(_) => " (is LXD running, and may this user use its socket?)",
+            Endpoint::Https(_) if !self.pinned && reason.contains("certificate") => {
+                " (LXD's certificate is usually self-signed: pin it with server_cert, a copy of the server's server.crt, or server_cert_fingerprint, its SHA-256 as `lxc info` prints it)"
+            }
             Endpoint::Https(_) => "",
         };
         Error::Connect {
@@ -514,9 +519,16 @@ impl Client {
     }
 
     /// Adds this client's certificate to LXD's trust store using a trust
-    /// password or a join token (`lxc config trust add` prints one).
+    /// password or a trust token (`lxc config trust add` without a
+    /// certificate prints one). A token goes in both the old `password` field
+    /// (LXD 5.0 decodes it there) and `trust_token` (newer LXD).
     pub fn add_trust(&self, password_or_token: &str) -> Result<()> {
-        let body = json!({"type": "client", "password": password_or_token});
+        let secret = password_or_token.trim();
+        let body = if token_secret(secret).is_some() {
+            json!({"type": "client", "password": secret, "trust_token": secret})
+        } else {
+            json!({"type": "client", "password": secret})
+        };
         self.post("/1.0/certificates", &body).map(|_| ())
     }
 
@@ -599,6 +611,38 @@ impl Client {
     }
 }
 
+/// The secret inside an LXD trust token (base64 of a JSON document with
+/// `client_name`, `fingerprint`, `addresses`, `secret`).
+pub fn token_secret(token: &str) -> Option<String> {
+    let bytes = base64_decode(token.trim())?;
+    let doc: Value = serde_json::from_slice(&bytes).ok()?;
+    doc.get("secret")?.as_str().map(str::to_string)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +667,14 @@ mod tests {
         );
         assert!(Endpoint::parse("http://10.0.0.1:8443").is_err());
         assert!(Endpoint::parse("https://h/1.0").is_err());
+    }
+
+    #[test]
+    fn token_secrets_are_read() {
+        // {"client_name":"t","fingerprint":"ab","addresses":["127.0.0.1:8443"],"secret":"s3"}
+        let token = "eyJjbGllbnRfbmFtZSI6InQiLCJmaW5nZXJwcmludCI6ImFiIiwiYWRkcmVzc2VzIjpbIjEyNy4wLjAuMTo4NDQzIl0sInNlY3JldCI6InMzIn0=";
+        assert_eq!(token_secret(token).as_deref(), Some("s3"));
+        assert_eq!(token_secret("plain-password"), None);
     }
 
     #[test]

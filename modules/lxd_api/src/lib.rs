@@ -31,8 +31,8 @@ mod error;
 mod tls;
 
 pub use client::{
-    detect_socket, encode, with_query, Client, Endpoint, ExecOutput, Reply, DEBIAN_SOCKET,
-    SNAP_SOCKET,
+    detect_socket, encode, token_secret, with_query, Client, Endpoint, ExecOutput, Reply,
+    DEBIAN_SOCKET, SNAP_SOCKET,
 };
 pub use error::{Error, Result};
 pub use reqwest::Method;

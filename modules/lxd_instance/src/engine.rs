@@ -35,6 +35,7 @@ pub fn run(m: &mut Module) -> Result<()> {
         actions: vec![],
         log: vec![],
         warnings: vec![],
+        old_state: None,
     };
     let outcome = e.converge(&desired);
     m.set_changed(!e.actions.is_empty());
@@ -44,9 +45,11 @@ pub fn run(m: &mut Module) -> Result<()> {
     for w in std::mem::take(&mut e.warnings) {
         m.warn(w);
     }
+    if let Some(s) = &e.old_state {
+        m.set("old_state", s);
+    }
     match outcome {
         Ok(out) => {
-            m.set("old_state", &out.old_state);
             if let Some(a) = out.addresses {
                 m.set("addresses", a);
             }
@@ -134,7 +137,6 @@ fn connect(p: &Params) -> Result<Client> {
 }
 
 struct Outcome {
-    old_state: String,
     addresses: Option<Value>,
     ipv4_address: Option<String>,
     cloud_init_status: Option<String>,
@@ -149,6 +151,7 @@ struct Engine<'a> {
     actions: Vec<String>,
     log: Vec<String>,
     warnings: Vec<String>,
+    old_state: Option<String>,
 }
 
 fn module_state(status: &str) -> &'static str {
@@ -188,6 +191,7 @@ impl Engine<'_> {
             .unwrap_or("absent")
             .to_string();
         self.log.push(format!("instance {name}: {old_state}"));
+        self.old_state = Some(old_state.clone());
         let state = self.p.state.as_str();
 
         if let Some(cur) = &current {
@@ -271,7 +275,6 @@ impl Engine<'_> {
         );
 
         let mut out = Outcome {
-            old_state,
             addresses: None,
             ipv4_address: None,
             cloud_init_status: None,
@@ -375,7 +378,12 @@ impl Engine<'_> {
             .filter_map(Value::as_str)
             .map(|u| {
                 let u = u.split('?').next().unwrap_or(u);
-                u.strip_prefix(prefix).unwrap_or(u).to_string()
+                // LXD escapes names in URLs (some versions twice).
+                let mut name = u.strip_prefix(prefix).unwrap_or(u).to_string();
+                for _ in 0..2 {
+                    name = percent_decode(&name);
+                }
+                name
             })
             .collect()
     }
@@ -559,6 +567,24 @@ impl Engine<'_> {
     }
 }
 
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn known_list(what: &str, names: &[String]) -> String {
     if names.is_empty() {
         return format!("{what}: none");
@@ -570,4 +596,16 @@ fn known_list(what: &str, names: &[String]) -> String {
         String::new()
     };
     format!("{what}: {}{more}", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_urls_are_decoded() {
+        assert_eq!(percent_decode("vrrp-lxd%2Fbookworm"), "vrrp-lxd/bookworm");
+        assert_eq!(percent_decode(&percent_decode("a%252Fb")), "a/b");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
 }

@@ -10,12 +10,15 @@ use crate::params::Params;
 /// The config key the dynamic inventory reads groups from.
 pub const GROUPS_KEY: &str = "user.ansible.groups";
 
+/// Devices by name; `None` asks for the device to be absent.
+pub type Devices = Vec<(String, Option<Map<String, Value>>)>;
+
 /// Config and devices the task asks for. A `None` value asks for the key (or
 /// device) to be absent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Desired {
     pub config: Vec<(String, Option<String>)>,
-    pub devices: Option<Vec<(String, Option<Map<String, Value>>)>>,
+    pub devices: Option<Devices>,
     pub profiles: Option<Vec<String>>,
     pub ephemeral: Option<bool>,
     pub description: Option<String>,
