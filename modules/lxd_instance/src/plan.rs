@@ -42,7 +42,9 @@ pub fn lxd_owned(key: &str) -> bool {
 /// A config value as LXD stores it (always a string).
 fn scalar(key: &str, v: &Value) -> Result<Option<String>> {
     Ok(match v {
+        // LXD stores an empty value as no key at all.
         Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -93,8 +95,10 @@ pub fn desired(p: &Params) -> Result<Desired> {
             ("cloud-init.network-config", &ci.network_config, false),
             ("cloud-init.vendor-data", &ci.vendor_data, true),
         ] {
-            if let Some(v) = value.as_ref().filter(|v| !v.is_null()) {
-                set(&mut config, key, Some(cloud_config(v, header)?));
+            match value {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.trim().is_empty() => {}
+                Some(v) => set(&mut config, key, Some(cloud_config(v, header)?)),
             }
         }
     }
