@@ -853,7 +853,11 @@ mod tests {
         assert!(!runtime_can_apply(&[], &[named], &info));
         let mut backup = a.clone();
         backup.backup = true;
-        assert!(!runtime_can_apply(&[a.clone()], &[backup], &info));
+        assert!(!runtime_can_apply(
+            std::slice::from_ref(&a),
+            &[backup],
+            &info
+        ));
         let static_rr = BackendInfo {
             balance: "static-rr".into(),
             ..BackendInfo::default()

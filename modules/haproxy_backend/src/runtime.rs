@@ -23,7 +23,8 @@ pub enum RuntimeError {
 /// `srv_admin_state` bits (management.txt, "show servers state").
 const ADMF_FMAINT: u32 = 0x01;
 const ADMF_IMAINT: u32 = 0x02;
-const ADMF_CMAINT: u32 = 0x04;
+// 0x04 (CMAINT) only marks that the config said `disabled`: HAProxy sets FMAINT
+// with it, and `set server ... state ready` clears FMAINT but leaves it.
 const ADMF_FDRAIN: u32 = 0x08;
 const ADMF_IDRAIN: u32 = 0x10;
 const ADMF_RMAINT: u32 = 0x20;
@@ -44,7 +45,8 @@ pub struct RtServer {
 
 impl RtServer {
     pub fn admin(&self) -> Admin {
-        if self.admin_flags & (ADMF_FMAINT | ADMF_IMAINT | ADMF_CMAINT | ADMF_RMAINT) != 0 {
+        // HAProxy's own SRV_ADMF_MAINT mask.
+        if self.admin_flags & (ADMF_FMAINT | ADMF_IMAINT | ADMF_RMAINT) != 0 {
             Admin::Maint
         } else if self.admin_flags & (ADMF_FDRAIN | ADMF_IDRAIN) != 0 || self.weight == 0 {
             Admin::Drain
@@ -217,6 +219,12 @@ mod tests {
             ("10.231.0.125", 80)
         );
         assert!(parse_servers_state("Can't find backend.\n").is_none());
+        // Enabled after a reload from a config that had it `disabled`.
+        let enabled = RtServer {
+            admin_flags: 4,
+            ..servers[1].clone()
+        };
+        assert_eq!(enabled.admin(), Admin::Ready);
     }
 
     #[test]

@@ -1,0 +1,357 @@
+//! `haproxy_backend` against real HAProxy and Apache in LXD containers, driven
+//! by real `ansible-playbook` runs of the built (musl) binary.
+//!
+//! One load balancer and two web nodes serve the whole story, phase by phase:
+//! converge and converge again, a config `haproxy -c` rejects, growing at
+//! runtime, a drain under a 20 ms probe with the web server stopped and
+//! started, cookie stickiness, shrinking, and refused input.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+use testbed::ansible::{Run, Runner};
+use testbed::{Container, Probe};
+
+const CONFIG: &str = "/etc/haproxy/haproxy.cfg";
+
+struct Bed {
+    lb: Container,
+    web: Vec<Container>,
+}
+
+impl Bed {
+    fn up() -> Bed {
+        // Launch the three in parallel: most of the wait is boot time.
+        let handles: Vec<_> = ["t-hap-lb", "t-hap-web", "t-hap-web"]
+            .into_iter()
+            .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
+            .collect();
+        let mut all: Vec<Container> = handles
+            .into_iter()
+            .map(|h| h.join().expect("launch thread"))
+            .collect();
+        let lb = all.remove(0);
+        for c in std::iter::once(&lb).chain(all.iter()) {
+            c.wait_booted();
+        }
+        for w in &all {
+            // The page names the host on its first line (what the probe counts).
+            w.sh("hostname > /var/www/html/index.html && systemctl is-active apache2");
+        }
+        // The base image runs Apache everywhere; on the LB HAProxy needs :80.
+        lb.sh("systemctl disable --now apache2 >/dev/null 2>&1; systemctl is-active haproxy");
+        Bed { lb, web: all }
+    }
+
+    fn runner(&self) -> Runner {
+        // The project's ansible.cfg enables only the script inventory plugin;
+        // the runner's inventory is an INI file.
+        Runner::for_containers(&[&self.lb]).env(
+            "ANSIBLE_INVENTORY_ENABLED",
+            "ansible.builtin.ini,ansible.builtin.yaml,ansible.builtin.script",
+        )
+    }
+
+    /// Runs one task of this module on the LB with `args` (YAML, indented 6).
+    fn task(&self, args: &str, extra: &[&str]) -> (Run, Value) {
+        let playbook = format!(
+            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
+        );
+        let mut runner = self.runner();
+        for a in extra {
+            runner = runner.arg(a);
+        }
+        let run = runner.run(&playbook);
+        let result = run.task("haproxy_backend", &self.lb.name);
+        (run, result)
+    }
+
+    fn ok(&self, args: &str) -> Value {
+        let (run, result) = self.task(args, &[]);
+        run.assert_ok();
+        result
+    }
+
+    fn failed(&self, args: &str) -> Value {
+        let (run, result) = self.task(args, &[]);
+        assert_ne!(run.rc, 0, "expected a failure:\n{}", run.stdout);
+        assert_eq!(result["failed"], Value::Bool(true), "{result:#}");
+        result
+    }
+
+    fn config(&self) -> String {
+        self.lb.read_file(CONFIG)
+    }
+
+    fn host(&self, i: usize) -> String {
+        self.web[i].name.clone()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.lb.ipv4)
+    }
+
+    fn haproxy_cli(&self, command: &str) -> String {
+        self.lb.sh(&format!(
+            "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(\"/run/haproxy/admin.sock\"); s.sendall(sys.argv[1].encode()+b\"\\n\"); print(s.makefile().read())' '{command}'"
+        ))
+    }
+}
+
+/// `servers:` YAML for the given web nodes.
+fn servers_yaml(bed: &Bed, which: &[usize]) -> String {
+    let mut s = String::from("        servers:\n");
+    for &i in which {
+        s.push_str(&format!(
+            "          - name: {}\n            address: {}\n",
+            bed.host(i),
+            bed.web[i].ipv4
+        ));
+    }
+    s
+}
+
+fn backend_args(bed: &Bed, which: &[usize], extra: &str) -> String {
+    format!(
+        "        name: web\n{}        stats:\n          enabled: true\n{extra}",
+        servers_yaml(bed, which)
+    )
+}
+
+fn changed(v: &Value) -> bool {
+    v["changed"].as_bool().unwrap_or(false)
+}
+
+/// One GET with an optional cookie; returns the page's first line and the
+/// `Set-Cookie` value, if any.
+fn get(ip: IpAddr, cookie: Option<&str>) -> (String, Option<String>) {
+    testbed::probe::check_route(ip, &testbed::bridge()).expect("LB routed via the bridge");
+    let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, 80), Duration::from_secs(2))
+        .expect("connect to the LB");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET / HTTP/1.0\r\nHost: lb\r\n{cookie}\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let set_cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Set-Cookie: ")
+                .or_else(|| l.strip_prefix("set-cookie: "))
+        })
+        .map(|v| v.split(';').next().unwrap_or_default().to_string());
+    (
+        body.lines().next().unwrap_or_default().trim().to_string(),
+        set_cookie,
+    )
+}
+
+/// Probes the LB for `d` and returns which hosts answered.
+fn sample(bed: &Bed, d: Duration) -> testbed::Report {
+    Probe::new(&bed.url()).expect("probe").run_for(d)
+}
+
+#[test]
+fn haproxy_backend_in_real_containers() {
+    let bed = Bed::up();
+    let (w0, w1) = (bed.host(0), bed.host(1));
+
+    // --- converge twice: the second run changes nothing ----------------------
+    let args = backend_args(&bed, &[0], "");
+    let first = bed.ok(&args);
+    assert!(changed(&first), "first converge must change: {first:#}");
+    assert_eq!(first["service"], "reloaded", "{first:#}");
+    let second = bed.ok(&args);
+    assert!(
+        !changed(&second),
+        "second converge must not change: {second:#}"
+    );
+    let cfg = bed.config();
+    assert!(cfg.contains("stats socket /run/haproxy/admin.sock mode 600 level admin"));
+    assert!(cfg.contains("option httpchk OPTIONS /") && cfg.contains("option forwardfor"));
+    assert!(cfg.contains("http-request set-header X-Forwarded-Port %[dst_port]"));
+    assert!(!cfg.contains("admin:admin"));
+    // The stats password: generated, root-only, never in the result.
+    let password = bed
+        .lb
+        .sh("cat /etc/haproxy/stats.password")
+        .trim()
+        .to_string();
+    assert!(password.len() >= 20, "weak password {password:?}");
+    assert_eq!(
+        bed.lb
+            .sh("stat -c %a /etc/haproxy/stats.password /etc/haproxy/haproxy.cfg"),
+        "600\n600\n"
+    );
+    assert_eq!(first["stats_password_file"], "/etc/haproxy/stats.password");
+    assert!(
+        !first.to_string().contains(&password),
+        "password leaked: {first}"
+    );
+    let report = sample(&bed, Duration::from_millis(600));
+    assert_eq!((report.failed, report.backends.len()), (0, 1), "{report:?}");
+    assert!(report.backends.contains_key(&w0), "{report:?}");
+
+    // --- check mode with diff reports, changes nothing ---------------------
+    let before = bed.config();
+    let (run, checked) = bed.task(
+        &backend_args(&bed, &[0], "        balance: leastconn\n"),
+        &["--check", "--diff"],
+    );
+    run.assert_ok();
+    assert!(changed(&checked), "{checked:#}");
+    assert!(
+        checked["diff"].to_string().contains("leastconn"),
+        "{checked:#}"
+    );
+    assert!(
+        !checked["diff"].to_string().contains(&password),
+        "password in the diff"
+    );
+    assert_eq!(bed.config(), before, "check mode wrote the file");
+
+    // --- a config haproxy -c rejects leaves the file byte-identical --------
+    let rejected = bed.failed(&backend_args(
+        &bed,
+        &[0],
+        "        timeouts:\n          client: notatime\n",
+    ));
+    assert!(
+        rejected["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("haproxy -c"),
+        "{rejected:#}"
+    );
+    assert_eq!(bed.config(), before, "a rejected config replaced the file");
+
+    // --- grow at runtime: add a server without a reload --------------------
+    let pid_before = bed.haproxy_cli("show info");
+    let pid_before = pid_before
+        .lines()
+        .find(|l| l.starts_with("Pid:"))
+        .expect("pid")
+        .to_string();
+    let added = bed.ok(&format!(
+        "        name: web\n        server: {w1}\n        address: {}\n        wait: true\n",
+        bed.web[1].ipv4
+    ));
+    assert!(changed(&added) && added["service"].is_null(), "{added:#}");
+    assert!(
+        added["actions"].to_string().contains("add server web/"),
+        "{added:#}"
+    );
+    let pid_after = bed.haproxy_cli("show info");
+    assert!(
+        pid_after.contains(&pid_before),
+        "HAProxy was reloaded to add a server"
+    );
+    assert!(bed
+        .config()
+        .contains(&format!("server {w1} {}:80", bed.web[1].ipv4)));
+    let report = sample(&bed, Duration::from_millis(800));
+    assert!(
+        report.failed == 0 && report.backends.contains_key(&w1),
+        "traffic never reached {w1}: {report:?}"
+    );
+    // The backend-level view of the same two servers agrees: nothing to do.
+    let same = bed.ok(&backend_args(&bed, &[0, 1], ""));
+    assert!(!changed(&same), "{same:#}");
+
+    // --- drain with wait under a 20 ms probe, stop/start Apache, enable ----
+    let probe = Probe::new(&bed.url())
+        .expect("probe")
+        .interval(Duration::from_millis(20))
+        .max_duration(Duration::from_secs(180))
+        .start();
+    std::thread::sleep(Duration::from_millis(500));
+    let drained = bed.ok(&format!("        name: web\n        server: {w0}\n        state: drain\n        wait: true\n        wait_timeout: 30\n"));
+    assert!(changed(&drained), "{drained:#}");
+    assert!(bed.config().contains(&format!(
+        "server {w0} {}:80 weight 0 check  # drain, weight 100",
+        bed.web[0].ipv4
+    )));
+    let again = bed.ok(&format!(
+        "        name: web\n        server: {w0}\n        state: drain\n        wait: true\n"
+    ));
+    assert!(!changed(&again), "drain twice: {again:#}");
+    bed.web[0].sh("systemctl stop apache2");
+    std::thread::sleep(Duration::from_secs(3));
+    bed.web[0].sh("systemctl start apache2");
+    let enabled = bed.ok(&format!("        name: web\n        server: {w0}\n        state: enabled\n        wait: true\n        wait_timeout: 60\n"));
+    assert!(changed(&enabled), "{enabled:#}");
+    std::thread::sleep(Duration::from_millis(800));
+    let report = probe.stop();
+    eprintln!("drain + stop + start + enable under the probe: {report:?}");
+    assert_eq!(
+        report.failed, 0,
+        "failed requests during drain/stop/start/enable: {report:?}"
+    );
+    assert!(report.ok > 100, "{report:?}");
+    assert!(
+        report.backends.contains_key(&w0) && report.backends.contains_key(&w1),
+        "{report:?}"
+    );
+    let converged = bed.ok(&backend_args(&bed, &[0, 1], ""));
+    assert!(!changed(&converged), "{converged:#}");
+
+    // --- cookie stickiness keeps one client on one server ------------------
+    let sticky = bed.ok(&backend_args(&bed, &[0, 1], "        stickiness: cookie\n"));
+    assert!(changed(&sticky), "{sticky:#}");
+    let ip = IpAddr::V4(bed.lb.ipv4);
+    let (first_host, cookie) = get(ip, None);
+    let cookie = cookie
+        .unwrap_or_else(|| panic!("no Set-Cookie from the LB (first answer from {first_host})"));
+    assert!(
+        cookie.starts_with("SERVERID=") && cookie.len() > "SERVERID=".len(),
+        "{cookie}"
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            get(ip, Some(&cookie)).0,
+            first_host,
+            "the cookie did not keep the client on {first_host}"
+        );
+    }
+    let mut hosts: Vec<String> = (0..6).map(|_| get(ip, None).0).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(
+        hosts.len(),
+        2,
+        "without the cookie both servers answer: {hosts:?}"
+    );
+
+    // --- shrink: remove a server at runtime --------------------------------
+    let removed = bed.ok(&format!(
+        "        name: web\n        server: {w1}\n        state: absent\n"
+    ));
+    assert!(
+        changed(&removed) && removed["service"].is_null(),
+        "{removed:#}"
+    );
+    assert!(!bed.config().contains(&format!("server {w1} ")));
+    assert!(!bed.haproxy_cli("show servers state web").contains(&w1));
+    let shrunk = bed.ok(&backend_args(&bed, &[0], "        stickiness: cookie\n"));
+    assert!(!changed(&shrunk), "{shrunk:#}");
+
+    // --- refused input: clear message, file untouched ----------------------
+    let before = bed.config();
+    for (args, needle) in [
+        ("        name: nope\n        server: x\n        state: drain\n".to_string(), "backend nope not found"),
+        (format!("        name: web\n        server: {w1}\n        address: 10.231.0.300\n"), "must be an IPv4 or IPv6 address"),
+        (format!("        name: web\n        server: {w1}\n        address: 10.231.0.7\n        port: 70000\n"), "between 1 and 65535"),
+        (format!("        name: web\n        servers:\n          - {{name: a, address: {0}}}\n          - {{name: a, address: {0}}}\n", bed.web[0].ipv4), "duplicate server names: a"),
+        (format!("        name: web\n        server: {w0}\n        state: drain\n        admin_socket: /run/haproxy/missing.sock\n"), "cannot reach the HAProxy admin socket"),
+    ] {
+        let result = bed.failed(&args);
+        assert!(result["msg"].as_str().unwrap_or_default().contains(needle), "want {needle:?}: {result:#}");
+        assert_eq!(bed.config(), before, "a refused run changed the file ({needle})");
+    }
+}
