@@ -1,0 +1,376 @@
+//! `lxd_instance` through real `ansible-playbook` runs against the local LXD
+//! (unix socket): lifecycle, idempotence, check mode, diff, cloud-init, the
+//! IPv4 wait, and failures that leave nothing behind.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn lifecycle_is_idempotent_with_check_mode_and_diff() {
+    let (name, _cleanup) = instance("t-lxd-life");
+    let create = with(
+        base_args(&name),
+        json!({"wait_for_ipv4_addresses": true, "timeout": 90, "groups": ["web", "t"]}),
+    );
+
+    // create + start: changed, addresses as LXD reports them.
+    let run = play(vec![
+        task("create", create.clone(), json!({})),
+        task("again", create.clone(), json!({})),
+    ]);
+    run.assert_ok();
+    let r = result(&run, "create");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["create", "start"]));
+    assert_eq!(r["old_state"], json!("absent"));
+    let lxc_ip = testbed::container::instance_ipv4(&name).expect("lxc shows an IPv4");
+    assert_eq!(r["addresses"]["eth0"], json!([lxc_ip.to_string()]), "{r}");
+    assert_eq!(r["ipv4_address"], json!(lxc_ip.to_string()));
+    assert_eq!(
+        lxd_instance(&name).expect("exists")["config"]["user.ansible.groups"],
+        json!("web,t")
+    );
+
+    // The same task again: nothing to do.
+    let r = result(&run, "again");
+    assert_eq!(r["changed"], json!(false), "{r}");
+    assert_eq!(r["actions"], json!([]));
+    assert_eq!(r["old_state"], json!("started"));
+
+    // Check-mode stop: reports the change, the instance keeps running.
+    let stop = with(base_args(&name), json!({"state": "stopped"}));
+    let run = play(vec![task(
+        "stop (check)",
+        stop,
+        json!({"check_mode": true, "diff": true}),
+    )]);
+    run.assert_ok();
+    let r = result(&run, "stop (check)");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["stop"]));
+    assert!(
+        r["diff"]["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("state: stopped")),
+        "{r}"
+    );
+    assert_eq!(status(&name).as_deref(), Some("Running"));
+
+    // Config change: changed, with a diff naming the key; then stable.
+    let changed = with(
+        create.clone(),
+        json!({"config": {"limits.memory": "256MiB", "boot.autostart": false}}),
+    );
+    let run = play(vec![
+        task("config", changed.clone(), json!({"diff": true})),
+        task("config again", changed, json!({})),
+    ]);
+    run.assert_ok();
+    let r = result(&run, "config");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["apply_instance_configs"]));
+    let before = r["diff"]["before"].as_str().unwrap_or_default();
+    let after = r["diff"]["after"].as_str().unwrap_or_default();
+    assert!(
+        !before.contains("limits.memory") && after.contains("limits.memory: 256MiB"),
+        "{r}"
+    );
+    assert!(
+        !after.contains("volatile."),
+        "volatile keys are not shown: {after}"
+    );
+    let cfg = &lxd_instance(&name).expect("exists")["config"];
+    assert_eq!(cfg["limits.memory"], json!("256MiB"));
+    assert_eq!(cfg["boot.autostart"], json!("false"));
+    assert_eq!(result(&run, "config again")["changed"], json!(false));
+    assert_eq!(
+        status(&name).as_deref(),
+        Some("Running"),
+        "applied without a restart"
+    );
+
+    // replace removes the keys no longer given (but not LXD's own).
+    let replace = with(
+        create.clone(),
+        json!({"config": {"limits.memory": "256MiB"}, "config_mode": "replace"}),
+    );
+    let run = play(vec![
+        task("replace", replace.clone(), json!({})),
+        task("replace again", replace, json!({})),
+    ]);
+    run.assert_ok();
+    assert_eq!(result(&run, "replace")["changed"], json!(true));
+    assert_eq!(result(&run, "replace again")["changed"], json!(false));
+    let cfg = &lxd_instance(&name).expect("exists")["config"];
+    assert!(cfg.get("boot.autostart").is_none(), "{cfg}");
+    assert_eq!(cfg["user.ansible.groups"], json!("web,t"));
+    assert!(cfg.get("volatile.eth0.hwaddr").is_some(), "{cfg}");
+
+    // stop, freeze, restart: each a change, then stable.
+    let st = |s: &str| with(base_args(&name), json!({"state": s, "force_stop": true}));
+    let run = play(vec![
+        task("stop", st("stopped"), json!({})),
+        task("stop again", st("stopped"), json!({})),
+        task("freeze", st("frozen"), json!({})),
+        task("freeze again", st("frozen"), json!({})),
+        task(
+            "restart",
+            with(
+                st("restarted"),
+                json!({"wait_for_ipv4_addresses": true, "timeout": 60}),
+            ),
+            json!({}),
+        ),
+    ]);
+    run.assert_ok();
+    assert_eq!(result(&run, "stop")["actions"], json!(["stop"]));
+    assert_eq!(result(&run, "stop again")["changed"], json!(false));
+    assert_eq!(
+        result(&run, "freeze")["actions"],
+        json!(["start", "freeze"])
+    );
+    assert_eq!(result(&run, "freeze again")["changed"], json!(false));
+    let r = result(&run, "restart");
+    assert_eq!(r["actions"], json!(["unfreeze", "restart"]), "{r}");
+    assert!(r["ipv4_address"].is_string(), "{r}");
+
+    // absent: changed, then not; the instance is gone.
+    let absent = json!({"name": name, "state": "absent"});
+    let run = play(vec![
+        task("absent", absent.clone(), json!({"diff": true})),
+        task("absent again", absent, json!({})),
+    ]);
+    run.assert_ok();
+    let r = result(&run, "absent");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["stop", "delete"]));
+    assert_eq!(r["diff"]["after"], json!(""));
+    assert_eq!(result(&run, "absent again")["changed"], json!(false));
+    assert!(lxd_instance(&name).is_none(), "{name} still exists");
+}
+
+#[test]
+fn check_mode_create_creates_nothing() {
+    let (name, _cleanup) = instance("t-lxd-check");
+    let run = play(vec![task(
+        "create (check)",
+        base_args(&name),
+        json!({"check_mode": true, "diff": true}),
+    )]);
+    run.assert_ok();
+    let r = result(&run, "create (check)");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["create", "start"]));
+    assert_eq!(r["diff"]["before"], json!(""));
+    assert!(r["diff"]["after"]
+        .as_str()
+        .is_some_and(|a| a.contains("state: started")));
+    assert!(lxd_instance(&name).is_none());
+}
+
+#[test]
+fn cloud_init_user_data_runs_and_is_waited_for() {
+    let (name, _cleanup) = instance("t-lxd-ci");
+    let args = with(
+        base_args(&name),
+        json!({
+            "cloud_init": {"user_data": {
+                "write_files": [{"path": "/etc/t-lxd-cloud-init", "content": "written by cloud-init\n"}],
+                "runcmd": [["sh", "-c", "hostname > /etc/t-lxd-runcmd"]],
+            }},
+            "wait_for_cloud_init": true,
+            "wait_for_ipv4_addresses": true,
+            "timeout": 120,
+        }),
+    );
+    let run = play(vec![
+        task("create", args.clone(), json!({})),
+        task("again", args, json!({})),
+    ]);
+    run.assert_ok();
+    let r = result(&run, "create");
+    assert_eq!(r["cloud_init_status"], json!("done"), "{r}");
+    let cfg = &lxd_instance(&name).expect("exists")["config"];
+    assert!(cfg["cloud-init.user-data"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("#cloud-config\n")));
+    // Right after the task, without waiting more: the files are there.
+    let out = testbed::container::lxc(&[
+        "exec",
+        &name,
+        "--",
+        "cat",
+        "/etc/t-lxd-cloud-init",
+        "/etc/t-lxd-runcmd",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("written by cloud-init\n{name}\n")
+    );
+    assert_eq!(result(&run, "again")["changed"], json!(false));
+}
+
+/// The root disk's pool from the project's profile (instances without a NIC
+/// still need a root disk).
+fn root_pool() -> String {
+    let out = testbed::container::lxc(&[
+        "profile",
+        "device",
+        "get",
+        &testbed::profile(),
+        "root",
+        "pool",
+    ]);
+    let pool = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !pool.is_empty(),
+        "profile {} has no root disk pool",
+        testbed::profile()
+    );
+    pool
+}
+
+#[test]
+fn ipv4_wait_without_a_nic_fails_in_time_naming_the_instance() {
+    let (name, _cleanup) = instance("t-lxd-nonic");
+    let args = json!({
+        "name": name,
+        "source": testbed::image(),
+        "profiles": [],
+        "devices": {"root": {"type": "disk", "path": "/", "pool": root_pool()}},
+        "wait_for_ipv4_addresses": true,
+        "timeout": 4,
+    });
+    let start = Instant::now();
+    let run = play(vec![task("no nic", args, json!({"ignore_errors": true}))]);
+    let elapsed = start.elapsed();
+    let r = result(&run, "no nic");
+    assert_failed_with(&r, &[&name, "no global IPv4", "within 4 s"]);
+    assert_eq!(r["actions"], json!(["create", "start"]), "{r}");
+    // ansible start-up + create + start + the 4 s wait, not much more.
+    assert!(elapsed < Duration::from_secs(40), "took {elapsed:?}");
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing() {
+    let (name, _cleanup) = instance("t-lxd-bad");
+    let run = play(vec![
+        task(
+            "unknown image",
+            with(base_args(&name), json!({"source": "t-lxd/no-such-image"})),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "missing profile",
+            with(
+                base_args(&name),
+                json!({"profiles": ["t-lxd-no-such-profile"]}),
+            ),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "bad config key",
+            with(base_args(&name), json!({"config": {"t-lxd.bogus": "1"}})),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "nic on a missing bridge",
+            with(
+                base_args(&name),
+                json!({"devices": {"eth1": {"type": "nic", "nictype": "bridged", "parent": "t-lxd-nobr0"}}}),
+            ),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "no source",
+            json!({"name": name}),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "unreachable",
+            with(
+                base_args(&name),
+                json!({"url": "unix:/run/t-lxd-no-such.socket"}),
+            ),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "not https",
+            with(base_args(&name), json!({"url": "http://127.0.0.1:8443"})),
+            json!({"ignore_errors": true}),
+        ),
+    ]);
+    assert_failed_with(
+        &result(&run, "unknown image"),
+        &[
+            &name,
+            "image alias \"t-lxd/no-such-image\" not found",
+            "vrrp-lxd/bookworm",
+        ],
+    );
+    assert_failed_with(
+        &result(&run, "missing profile"),
+        &["profile \"t-lxd-no-such-profile\" does not exist"],
+    );
+    assert_failed_with(&result(&run, "bad config key"), &[&name, "t-lxd.bogus"]);
+    let r = result(&run, "nic on a missing bridge");
+    assert_failed_with(&r, &[&name]);
+    assert_failed_with(&result(&run, "no source"), &[&name, "source"]);
+    assert_failed_with(
+        &result(&run, "unreachable"),
+        &["cannot reach LXD at unix:/run/t-lxd-no-such.socket"],
+    );
+    assert_failed_with(
+        &result(&run, "not https"),
+        &["http://127.0.0.1:8443", "https://"],
+    );
+    for t in [
+        "unknown image",
+        "missing profile",
+        "bad config key",
+        "nic on a missing bridge",
+    ] {
+        assert_eq!(result(&run, t)["changed"], json!(false), "{t}");
+    }
+    assert!(
+        lxd_instance(&name).is_none(),
+        "a failed creation left {name} behind"
+    );
+}
+
+/// One create -> running -> IPv4 cycle of the module binary alone (no
+/// ansible-playbook around it), printed for the record.
+#[test]
+fn create_running_ipv4_cycle_time() {
+    let (name, _cleanup) = instance("t-lxd-time");
+    let bin = testbed::module_binary("lxd_instance");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = dir.path().join("args.json");
+    let body = with(
+        base_args(&name),
+        json!({"wait_for_ipv4_addresses": true, "timeout": 60}),
+    );
+    std::fs::write(&args, body.to_string()).expect("write args");
+    let start = Instant::now();
+    let out = Command::new(&bin).arg(&args).output().expect("run module");
+    let elapsed = start.elapsed();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(r["actions"], json!(["create", "start"]), "{r}");
+    assert!(r["ipv4_address"].is_string(), "{r}");
+    eprintln!(
+        "lxd_instance create -> running -> IPv4: {:.2} s ({} bytes binary)",
+        elapsed.as_secs_f64(),
+        std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0)
+    );
+    assert!(elapsed < Duration::from_secs(60));
+}
