@@ -10,11 +10,14 @@
 # then runs `ansible-galaxy collection build`. Safe to run again: the staging
 # directory is rebuilt each time and the tarball of this version is replaced.
 #
-# Environment: VRRP_DIST (default dist/), VRRP_VENV (default /opt/vrrp-lxd/venv).
+# Environment: VRRP_DIST (default dist/: where the binaries are and the tarball
+# goes), COLLECTION_OUT (default $VRRP_DIST: where the tarball goes),
+# VRRP_VENV (default /opt/vrrp-lxd/venv). Prints the tarball's path.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dist="${VRRP_DIST:-$root/dist}"
+out="${COLLECTION_OUT:-$dist}"
 venv="${VRRP_VENV:-/opt/vrrp-lxd/venv}"
 galaxy="$venv/bin/ansible-galaxy"
 [[ -x "$galaxy" ]] || galaxy="$(command -v ansible-galaxy || true)"
@@ -35,11 +38,10 @@ done
 [[ -x "$dist/bin/lxd_inventory" ]] || missing+=("$dist/bin/lxd_inventory")
 ((${#missing[@]} == 0)) || die "missing (run \`make build\` first): ${missing[*]}"
 
-stage="$dist/.collection-staging"
-rm -rf "$stage"
+stage="$(mktemp -d "${TMPDIR:-/tmp}/vrrp-lxd-collection.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
 dest="$stage/ansible_collections/$ns/$coll"
 mkdir -p "$dest/plugins/modules" "$dest/bin"
-trap 'rm -rf "$stage"' EXIT
 
 cp -R "$root/collection/." "$dest/"
 find "$dest" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
@@ -69,8 +71,8 @@ if ((${#targets[@]})); then
   fi
 fi
 
-mkdir -p "$dist"
-"$galaxy" collection build "$dest" --output-path "$dist" --force >/dev/null
-tarball="$dist/$ns-$coll-$version.tar.gz"
+mkdir -p "$out"
+"$galaxy" collection build "$dest" --output-path "$out" --force >/dev/null
+tarball="$out/$ns-$coll-$version.tar.gz"
 [[ -f "$tarball" ]] || die "ansible-galaxy did not produce $tarball"
 echo "$tarball"

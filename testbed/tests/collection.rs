@@ -1,0 +1,427 @@
+//! The `vrrp_lxd.ha` collection as users get it: built by
+//! `scripts/build-collection.sh` from `dist/`, installed with
+//! `ansible-galaxy collection install -p` into a temp path, documented by
+//! `ansible-doc`, and its module, inventory plugin and playbooks run by their
+//! collection names against real containers.
+//!
+//! Needs `make build` (module binaries, sidecar docs, `lxd_inventory`) and LXD.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testbed::ansible::{path_with_venv, Runner};
+use testbed::container::lxc;
+use testbed::{project_root, unique_name, venv_bin, Container};
+
+const NS: &str = "vrrp_lxd.ha";
+const MODULES: [&str; 4] = [
+    "lxd_instance",
+    "haproxy_backend",
+    "keepalived_vrrp",
+    "apache_site",
+];
+const PLAYBOOKS: [&str; 4] = ["site", "add_web", "add_lb", "remove_web"];
+
+/// The collection built into and installed under a temp dir.
+struct Installed {
+    dir: tempfile::TempDir,
+    tarball: PathBuf,
+}
+
+impl Installed {
+    /// What goes into `ANSIBLE_COLLECTIONS_PATH`.
+    fn collections(&self) -> PathBuf {
+        self.dir.path().join("collections")
+    }
+
+    /// `.../ansible_collections/vrrp_lxd/ha`.
+    fn root(&self) -> PathBuf {
+        self.collections().join("ansible_collections/vrrp_lxd/ha")
+    }
+
+    /// An `ansible-*` tool that sees only this installation of the collection
+    /// (and the ones bundled with Ansible), run outside the repository so its
+    /// ansible.cfg and library path play no part.
+    fn tool(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(venv_bin(tool));
+        cmd.current_dir(self.dir.path())
+            .env("PATH", path_with_venv())
+            .env("ANSIBLE_COLLECTIONS_PATH", self.collections())
+            .env("ANSIBLE_LIBRARY", self.dir.path().join("no-library"))
+            .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("ansible-local"))
+            .env_remove("ANSIBLE_CONFIG");
+        cmd
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn assert_success(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `scripts/build-collection.sh` with the tarball written to `out`.
+fn build_collection(out: &Path) -> PathBuf {
+    let script = project_root().join("scripts/build-collection.sh");
+    let output = run(Command::new("bash")
+        .arg(&script)
+        .current_dir(project_root())
+        .env("COLLECTION_OUT", out)
+        .env("PATH", path_with_venv()));
+    let stdout = assert_success(
+        "scripts/build-collection.sh (run `make build` first)",
+        &output,
+    );
+    let tarball = PathBuf::from(stdout.trim());
+    assert!(
+        tarball.is_file(),
+        "the build printed {tarball:?}, which is not a file"
+    );
+    assert!(tarball.starts_with(out), "{tarball:?} is not under {out:?}");
+    tarball
+}
+
+fn build_and_install() -> Installed {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("no-library")).expect("mkdir");
+    let tarball = build_collection(&dir.path().join("out"));
+    let installed = Installed { dir, tarball };
+    let out = run(installed
+        .tool("ansible-galaxy")
+        .args(["collection", "install", "--offline", "-p"])
+        .arg(installed.collections())
+        .arg(&installed.tarball));
+    assert_success("ansible-galaxy collection install", &out);
+    assert!(
+        installed.root().join("MANIFEST.json").is_file(),
+        "nothing installed at {:?}",
+        installed.root()
+    );
+    installed
+}
+
+/// A value from `ansible-inventory --list`, which may wrap strings as
+/// `{"__ansible_unsafe": ...}`.
+fn plain(v: &Value) -> Value {
+    v.get("__ansible_unsafe")
+        .cloned()
+        .unwrap_or_else(|| v.clone())
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn collection_builds_installs_and_documents_every_module() {
+    let c = build_and_install();
+    let root = c.root();
+
+    // Same version again: the script replaces the tarball instead of failing.
+    let again = build_collection(&c.dir.path().join("out"));
+    assert_eq!(again, c.tarball);
+
+    use std::os::unix::fs::PermissionsExt;
+    for m in MODULES {
+        let bin = root.join("plugins/modules").join(m);
+        let mode = std::fs::metadata(&bin)
+            .unwrap_or_else(|e| panic!("{bin:?}: {e}"))
+            .permissions()
+            .mode();
+        assert!(
+            mode & 0o111 != 0,
+            "{bin:?} is not executable (mode {mode:o})"
+        );
+        let head = std::fs::read(&bin).expect("read module");
+        assert_eq!(&head[..4], b"\x7fELF", "{bin:?} is not the static binary");
+        assert!(
+            root.join("plugins/modules")
+                .join(format!("{m}.yml"))
+                .is_file(),
+            "{m}.yml sidecar missing"
+        );
+    }
+    assert!(root.join("bin/lxd_inventory").is_file());
+    assert!(root.join("plugins/inventory/lxd_inventory.py").is_file());
+    assert!(root.join("meta/runtime.yml").is_file());
+    for p in PLAYBOOKS {
+        assert!(
+            root.join("playbooks").join(format!("{p}.yml")).is_file(),
+            "playbook {p}.yml missing"
+        );
+    }
+
+    // Inside the collection the roles and playbooks name the modules by FQCN.
+    let mut files = vec![];
+    walk(&root.join("roles"), &mut files);
+    walk(&root.join("playbooks"), &mut files);
+    let mut fqcn_uses = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for m in MODULES {
+            assert!(
+                !text.contains(&format!("ansible.legacy.{m}")),
+                "{f:?} still calls ansible.legacy.{m}"
+            );
+            fqcn_uses += text.matches(&format!("{NS}.{m}")).count();
+        }
+    }
+    assert!(
+        fqcn_uses >= MODULES.len(),
+        "roles/playbooks call the modules by FQCN only {fqcn_uses} times"
+    );
+
+    // ansible-doc finds every module by FQCN through its sidecar.
+    for m in MODULES {
+        let fqcn = format!("{NS}.{m}");
+        let out = run(c.tool("ansible-doc").args(["--json", &fqcn]));
+        let stdout = assert_success(&format!("ansible-doc {fqcn}"), &out);
+        let json: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("ansible-doc --json {fqcn}: {e}\n{stdout}"));
+        let doc = &json[&fqcn]["doc"];
+        assert!(
+            doc["filename"].as_str().is_some_and(|f| f.starts_with(root.to_str().unwrap_or("?")) && f.ends_with(".yml")),
+            "{fqcn} documented from {:?}",
+            doc["filename"]
+        );
+        assert!(
+            doc["short_description"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{fqcn}: no short_description"
+        );
+        assert!(
+            doc["options"]["name"].is_object(),
+            "{fqcn}: option `name` undocumented: {doc}"
+        );
+        // The plain-text rendering users see.
+        let out = run(c.tool("ansible-doc").arg(&fqcn));
+        let text = assert_success(&format!("ansible-doc {fqcn}"), &out);
+        assert!(
+            text.contains(&fqcn) && text.contains("OPTIONS"),
+            "ansible-doc {fqcn}:\n{text}"
+        );
+    }
+    let out = run(c
+        .tool("ansible-doc")
+        .args(["-t", "inventory", &format!("{NS}.lxd_inventory")]));
+    assert_success("ansible-doc -t inventory vrrp_lxd.ha.lxd_inventory", &out);
+
+    // Every playbook resolves by FQCN, roles included.
+    for p in PLAYBOOKS {
+        let fqcn = format!("{NS}.{p}");
+        let out =
+            run(c
+                .tool("ansible-playbook")
+                .args(["-i", "localhost,", "--syntax-check", &fqcn]));
+        assert_success(&format!("ansible-playbook --syntax-check {fqcn}"), &out);
+    }
+}
+
+#[test]
+fn module_by_fqcn_and_inventory_plugin_against_a_container() {
+    let c = build_and_install();
+    let web = Container::launch("t-col");
+    web.wait_booted();
+
+    // The collection's module, and only it: the library path is an empty dir.
+    let playbook = format!(
+        r#"
+- name: A module from the installed collection
+  hosts: targets
+  gather_facts: false
+  tasks:
+    - name: Site by FQCN
+      {NS}.apache_site:
+        name: t-col
+        port: 8081
+        index_content: "served by {NS}.apache_site on {{{{ inventory_hostname }}}}\n"
+"#
+    );
+    let runner = Runner::for_containers(&[&web])
+        .env(
+            "ANSIBLE_COLLECTIONS_PATH",
+            &c.collections().to_string_lossy(),
+        )
+        .env(
+            "ANSIBLE_LIBRARY",
+            &c.dir.path().join("no-library").to_string_lossy(),
+        )
+        .env("ANSIBLE_INVENTORY_ENABLED", "ansible.builtin.ini");
+    let first = runner.run(&playbook);
+    first.assert_ok();
+    let result = first.task("Site by FQCN", &web.name);
+    assert_eq!(
+        result["changed"], true,
+        "first run did not change anything: {result}"
+    );
+    let page = web.sh("curl -fsS http://127.0.0.1:8081/");
+    assert!(
+        page.contains(&format!("served by {NS}.apache_site on {}", web.name)),
+        "page: {page}"
+    );
+
+    let second = runner.run(&playbook);
+    second.assert_ok();
+    let result = second.task("Site by FQCN", &web.name);
+    assert_eq!(
+        result["changed"], false,
+        "second run changed again: {result}"
+    );
+
+    // Without the collection the same FQCN is not found: the run above used it.
+    let none = tempfile::tempdir().expect("temp dir");
+    let missing = Runner::for_containers(&[&web])
+        .env("ANSIBLE_COLLECTIONS_PATH", &none.path().to_string_lossy())
+        .env(
+            "ANSIBLE_LIBRARY",
+            &c.dir.path().join("no-library").to_string_lossy(),
+        )
+        .env("ANSIBLE_INVENTORY_ENABLED", "ansible.builtin.ini")
+        .run(&playbook);
+    assert_ne!(
+        missing.rc, 0,
+        "the playbook ran without the collection installed:\n{}",
+        missing.stdout
+    );
+
+    // The inventory plugin runs the bundled binary and lists the container with
+    // its DHCP address and the lxd connection.
+    let inv = c.dir.path().join("local.vrrp_lxd.yml");
+    std::fs::write(&inv, format!("plugin: {NS}.lxd_inventory\n")).expect("write inventory");
+    let out = run(c
+        .tool("ansible-inventory")
+        .env("ANSIBLE_INVENTORY_ENABLED", format!("{NS}.lxd_inventory"))
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+        .arg("-i")
+        .arg(&inv)
+        .arg("--list"));
+    let stdout = assert_success("ansible-inventory with vrrp_lxd.ha.lxd_inventory", &out);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("ansible-inventory: {e}\n{stdout}"));
+    let hv = &json["_meta"]["hostvars"][&web.name];
+    assert_eq!(
+        plain(&hv["ansible_host"]),
+        Value::from(web.ipv4.to_string()),
+        "hostvars of {}: {hv}",
+        web.name
+    );
+    assert_eq!(
+        plain(&hv["ansible_connection"]),
+        Value::from("community.general.lxd"),
+        "hostvars: {hv}"
+    );
+}
+
+/// Deletes every instance whose name starts with the prefix, also when the
+/// test fails half way (unless KEEP=1).
+struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    fn instances(&self) -> Vec<String> {
+        let out = lxc(&["list", "--format", "csv", "-c", "n"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if testbed::keep() {
+            eprintln!("KEEP=1: leaving the instances {}*", self.prefix);
+            return;
+        }
+        for name in self.instances() {
+            let _ = lxc(&["delete", "-f", &name]);
+        }
+    }
+}
+
+#[test]
+fn site_by_fqcn_deploys_a_topology() {
+    let c = build_and_install();
+    // Instances t-col-<pid>-<n>-lb-01, -lb-02 and -web-01 (two LBs: the VIP has
+    // somewhere to move); VIP and VRID from the range left free for static use.
+    let topo = Topology {
+        prefix: format!("{}-", unique_name("t-col")),
+    };
+    let (vip, vrid) = ("10.231.0.61", "161");
+
+    let inv = c.dir.path().join("topology.vrrp_lxd.yml");
+    std::fs::write(&inv, format!("plugin: {NS}.lxd_inventory\n")).expect("write inventory");
+    let out = run(c
+        .tool("ansible-playbook")
+        .env("ANSIBLE_INVENTORY_ENABLED", format!("{NS}.lxd_inventory"))
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .env("ANSIBLE_FORKS", "10")
+        .arg("-i")
+        .arg(&inv)
+        .arg(format!("{NS}.site"))
+        .args(["-e", &format!("vrrp_prefix={}", topo.prefix)])
+        .args(["-e", "lb_count=2", "-e", "web_count=1"])
+        .args([
+            "-e",
+            &format!("vrrp_vip={vip}"),
+            "-e",
+            &format!("vrrp_vrid={vrid}"),
+        ])
+        .args([
+            "-e",
+            &format!(
+                "vrrp_credentials_dir={}",
+                c.dir.path().join("credentials").display()
+            ),
+        ]));
+    assert_success(&format!("ansible-playbook {NS}.site"), &out);
+
+    let mut names = topo.instances();
+    names.sort();
+    let lb = format!("{}lb-01", topo.prefix);
+    let web = format!("{}web-01", topo.prefix);
+    assert_eq!(
+        names,
+        vec![lb.clone(), format!("{}lb-02", topo.prefix), web.clone()],
+        "instances after site.yml"
+    );
+
+    // Through the VIP (from inside the bridge) HAProxy answers with the web node's page.
+    let out = lxc(&[
+        "exec",
+        &lb,
+        "--",
+        "curl",
+        "-fsS",
+        "--max-time",
+        "5",
+        &format!("http://{vip}/"),
+    ]);
+    let page = assert_success(&format!("curl http://{vip}/ on {lb}"), &out);
+    assert!(
+        page.contains(&web),
+        "the page through the VIP does not name {web}: {page}"
+    );
+}
