@@ -12,7 +12,8 @@ use crate::{library_dir, project_root, venv_bin};
 /// One `ansible-playbook` invocation.
 #[derive(Debug, Clone)]
 pub struct Runner {
-    inventory: String,
+    /// `None`: the project's own inventory from `ansible.cfg` (the LXD binary).
+    inventory: Option<String>,
     env: Vec<(String, String)>,
     args: Vec<String>,
 }
@@ -48,7 +49,21 @@ impl Runner {
 
     /// Any inventory text (INI or YAML).
     pub fn with_inventory(inventory: String) -> Runner {
-        Runner { inventory, env: vec![], args: vec![] }
+        Runner {
+            inventory: Some(inventory),
+            env: vec![],
+            args: vec![],
+        }
+    }
+
+    /// The project as a user runs it: `ansible.cfg` at the root, the dynamic
+    /// inventory binary, `dist/library`.
+    pub fn project() -> Runner {
+        Runner {
+            inventory: None,
+            env: vec![],
+            args: vec![],
+        }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -91,13 +106,14 @@ impl Runner {
                 tmp.path().to_path_buf()
             }
         };
-        let inventory = scratch.join("inventory.ini");
-        std::fs::write(&inventory, &self.inventory).expect("write inventory");
         let mut cmd = Command::new(venv_bin("ansible-playbook"));
-        cmd.current_dir(project_root())
-            .arg("-i")
-            .arg(&inventory)
-            .arg(playbook)
+        cmd.current_dir(project_root());
+        if let Some(text) = &self.inventory {
+            let inventory = scratch.join("inventory.ini");
+            std::fs::write(&inventory, text).expect("write inventory");
+            cmd.arg("-i").arg(&inventory);
+        }
+        cmd.arg(playbook)
             .args(&self.args)
             .env("ANSIBLE_LIBRARY", library_dir())
             .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
@@ -108,24 +124,38 @@ impl Runner {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run ansible-playbook (run `make up`): {e}"));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ansible-playbook (run `make up`): {e}"));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        Run { rc: out.status.code().unwrap_or(-1), stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned(), json }
+        Run {
+            rc: out.status.code().unwrap_or(-1),
+            stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            json,
+        }
     }
 }
 
 /// PATH with the venv first, so `ansible-*` tools find each other.
 pub fn path_with_venv() -> String {
     let venv: PathBuf = venv_bin("ansible");
-    let venv_dir = venv.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let venv_dir = venv
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     format!("{venv_dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
 impl Run {
     /// Panics with the whole output unless the run succeeded.
     pub fn assert_ok(&self) -> &Self {
-        assert_eq!(self.rc, 0, "ansible-playbook failed (rc {}):\n{}\n{}", self.rc, self.stdout, self.stderr);
+        assert_eq!(
+            self.rc, 0,
+            "ansible-playbook failed (rc {}):\n{}\n{}",
+            self.rc, self.stdout, self.stderr
+        );
         self
     }
 
@@ -134,7 +164,10 @@ impl Run {
         let mut out = vec![];
         for play in self.json["plays"].as_array().into_iter().flatten() {
             for task in play["tasks"].as_array().into_iter().flatten() {
-                let name = task["task"]["name"].as_str().unwrap_or_default().to_string();
+                let name = task["task"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if let Some(hosts) = task["hosts"].as_object() {
                     for (host, result) in hosts {
                         out.push((name.clone(), host.clone(), result.clone()));
@@ -152,7 +185,12 @@ impl Run {
             .rev()
             .find(|(n, h, _)| n == task && h == host)
             .map(|(_, _, r)| r)
-            .unwrap_or_else(|| panic!("no result for task {task:?} on {host}:\n{}\n{}", self.stdout, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result for task {task:?} on {host}:\n{}\n{}",
+                    self.stdout, self.stderr
+                )
+            })
     }
 
     /// The play recap for `host` (`changed`, `failures`, `ok`, ...).
@@ -162,6 +200,11 @@ impl Run {
 
     /// Number of changed tasks over all hosts.
     pub fn changed_total(&self) -> u64 {
-        self.json["stats"].as_object().into_iter().flatten().map(|(_, s)| s["changed"].as_u64().unwrap_or(0)).sum()
+        self.json["stats"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, s)| s["changed"].as_u64().unwrap_or(0))
+            .sum()
     }
 }

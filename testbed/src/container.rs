@@ -19,7 +19,13 @@ pub struct LaunchOpts {
 
 impl Default for LaunchOpts {
     fn default() -> Self {
-        LaunchOpts { image: image(), profiles: vec![profile()], config: vec![], wait_ipv4: true, timeout: Duration::from_secs(90) }
+        LaunchOpts {
+            image: image(),
+            profiles: vec![profile()],
+            config: vec![],
+            wait_ipv4: true,
+            timeout: Duration::from_secs(90),
+        }
     }
 }
 
@@ -32,7 +38,10 @@ pub struct Container {
 
 /// Runs `lxc` and returns its output; panics if it cannot be started at all.
 pub fn lxc(args: &[&str]) -> Output {
-    Command::new("lxc").args(args).output().unwrap_or_else(|e| panic!("cannot run lxc (is LXD installed? run `make up`): {e}"))
+    Command::new("lxc")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run lxc (is LXD installed? run `make up`): {e}"))
 }
 
 fn lxc_ok(args: &[&str]) -> String {
@@ -80,10 +89,16 @@ impl Container {
         let out = lxc(&argv);
         if !out.status.success() {
             let _ = lxc(&["delete", "-f", &name]);
-            panic!("lxc launch {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "lxc launch {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         // From here on the container is ours to delete, even if waiting fails.
-        let mut container = Container { name, ipv4: Ipv4Addr::UNSPECIFIED };
+        let mut container = Container {
+            name,
+            ipv4: Ipv4Addr::UNSPECIFIED,
+        };
         if opts.wait_ipv4 {
             container.ipv4 = container.wait_ipv4(opts.timeout);
         }
@@ -97,7 +112,11 @@ impl Container {
             if let Some(ip) = instance_ipv4(&self.name) {
                 return ip;
             }
-            assert!(start.elapsed() < timeout, "{} got no IPv4 on eth0 within {timeout:?}", self.name);
+            assert!(
+                start.elapsed() < timeout,
+                "{} got no IPv4 on eth0 within {timeout:?}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -124,7 +143,13 @@ impl Container {
         let mut tmp = tempfile::NamedTempFile::new().expect("temp file");
         std::io::Write::write_all(&mut tmp, content.as_bytes()).expect("write temp file");
         let dest = format!("{}{path}", self.name);
-        lxc_ok(&["file", "push", "--create-dirs", &tmp.path().to_string_lossy(), &dest]);
+        lxc_ok(&[
+            "file",
+            "push",
+            "--create-dirs",
+            &tmp.path().to_string_lossy(),
+            &dest,
+        ]);
     }
 
     pub fn read_file(&self, path: &str) -> String {

@@ -21,7 +21,10 @@ pub fn project_root() -> PathBuf {
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// The LXD bridge the project owns (`VRRP_BRIDGE`, default `vrrpbr0`).
@@ -39,12 +42,16 @@ pub fn profile() -> String {
 
 /// The Ansible venv made by the set-up script.
 pub fn venv_bin(tool: &str) -> PathBuf {
-    PathBuf::from(env_or("VRRP_VENV", "/opt/vrrp-lxd/venv")).join("bin").join(tool)
+    PathBuf::from(env_or("VRRP_VENV", "/opt/vrrp-lxd/venv"))
+        .join("bin")
+        .join(tool)
 }
 
 /// `dist/`, where `make build` puts the binaries (override with `VRRP_DIST`).
 pub fn dist_dir() -> PathBuf {
-    std::env::var_os("VRRP_DIST").map(PathBuf::from).unwrap_or_else(|| project_root().join("dist"))
+    std::env::var_os("VRRP_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("dist"))
 }
 
 pub fn library_dir() -> PathBuf {
@@ -54,14 +61,22 @@ pub fn library_dir() -> PathBuf {
 /// A built module binary; panics with the fix when it is missing.
 pub fn module_binary(name: &str) -> PathBuf {
     let path = library_dir().join(name);
-    assert!(path.is_file(), "{} is missing: run `make build` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
     path
 }
 
 /// A built helper binary in `dist/bin` (`lxd_inventory`, `vrrp-probe`).
 pub fn dist_binary(name: &str) -> PathBuf {
     let path = dist_dir().join("bin").join(name);
-    assert!(path.is_file(), "{} is missing: run `make build` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
     path
 }
 

@@ -51,27 +51,47 @@ pub fn check_route(ip: IpAddr, bridge: &str) -> Result<()> {
     if ip.is_loopback() {
         return Ok(());
     }
-    let out = Command::new("ip").args(["route", "get", &ip.to_string()]).output().context("running `ip route get`")?;
+    let out = Command::new("ip")
+        .args(["route", "get", &ip.to_string()])
+        .output()
+        .context("running `ip route get`")?;
     let route = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && route.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["dev", bridge]) {
+    if out.status.success()
+        && route
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["dev", bridge])
+    {
         return Ok(());
     }
-    bail!("refusing to probe {ip}: the kernel does not route it through {bridge} ({})", route.trim())
+    bail!(
+        "refusing to probe {ip}: the kernel does not route it through {bridge} ({})",
+        route.trim()
+    )
 }
 
 impl Probe {
     /// `url` is `http://<ip>[:port][/path]`; an address outside the bridge is refused.
     pub fn new(url: &str) -> Result<Probe> {
-        let rest = url.strip_prefix("http://").with_context(|| format!("only http:// URLs are probed: {url}"))?;
+        let rest = url
+            .strip_prefix("http://")
+            .with_context(|| format!("only http:// URLs are probed: {url}"))?;
         let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].to_string()),
             None => (rest, "/".to_string()),
         };
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("bad port in {url}"))?),
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .with_context(|| format!("bad port in {url}"))?,
+            ),
             None => (hostport, 80),
         };
-        let ip: IpAddr = host.parse().with_context(|| format!("the probe takes an IP address, not {host:?}"))?;
+        let ip: IpAddr = host
+            .parse()
+            .with_context(|| format!("the probe takes an IP address, not {host:?}"))?;
         check_route(ip, &crate::bridge())?;
         Ok(Probe {
             addr: SocketAddr::new(ip, port),
@@ -100,10 +120,20 @@ impl Probe {
 
     /// One request: the status and the first line of the body, or why it failed.
     pub fn request_once(&self) -> Result<(u16, String)> {
+        self.request_with(&[])
+    }
+
+    /// One request with extra header lines (`Authorization: Basic ...`).
+    pub fn request_with(&self, headers: &[&str]) -> Result<(u16, String)> {
         let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
-        write!(stream, "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vrrp-probe\r\n\r\n", self.path, self.host)?;
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        write!(
+            stream,
+            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vrrp-probe\r\n{extra}\r\n",
+            self.path, self.host
+        )?;
         let mut buf = Vec::with_capacity(1024);
         stream.take(64 * 1024).read_to_end(&mut buf)?;
         let text = String::from_utf8_lossy(&buf);
@@ -111,9 +141,21 @@ impl Probe {
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .with_context(|| format!("no HTTP status in {:?}", text.chars().take(80).collect::<String>()))?;
+            .with_context(|| {
+                format!(
+                    "no HTTP status in {:?}",
+                    text.chars().take(80).collect::<String>()
+                )
+            })?;
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let first = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").chars().take(100).collect();
+        let first = body
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
         Ok((status, first))
     }
 
@@ -156,7 +198,9 @@ impl Probe {
                 std::thread::sleep(next - now);
             } else {
                 // Behind schedule (a slow timeout): resume from now, do not burst.
-                tick = (now.duration_since(start).as_nanos() / self.interval.as_nanos().max(1)) as u32 + 1;
+                tick = (now.duration_since(start).as_nanos() / self.interval.as_nanos().max(1))
+                    as u32
+                    + 1;
             }
         }
         if let Some(since) = outage_since {
@@ -217,8 +261,13 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let report = Probe::new(&format!("http://127.0.0.1:{port}/")).expect("loopback").run_for(Duration::from_millis(100));
-        assert!(report.requests >= 3 && report.ok == 0 && report.failed == report.requests, "{report:?}");
+        let report = Probe::new(&format!("http://127.0.0.1:{port}/"))
+            .expect("loopback")
+            .run_for(Duration::from_millis(100));
+        assert!(
+            report.requests >= 3 && report.ok == 0 && report.failed == report.requests,
+            "{report:?}"
+        );
     }
 
     #[test]
