@@ -374,3 +374,126 @@ fn create_running_ipv4_cycle_time() {
     );
     assert!(elapsed < Duration::from_secs(60));
 }
+
+/// The image's fingerprint as LXD lists it under its alias.
+fn image_fingerprint() -> String {
+    let out = testbed::container::lxc(&[
+        "query",
+        &format!("/1.0/images/aliases/{}", testbed::image()),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("alias");
+    v["target"].as_str().expect("target").to_string()
+}
+
+#[test]
+fn sources_by_fingerprint_and_remote_server() {
+    let (name, _cleanup) = instance("t-lxd-src");
+    let fp = image_fingerprint();
+    let by_fp = with(
+        base_args(&name),
+        json!({"source": {"type": "image", "fingerprint": &fp[..12]}, "state": "stopped"}),
+    );
+    let remote = with(
+        base_args(&name),
+        json!({"source": {"server": "https://127.0.0.1:9", "protocol": "simplestreams", "alias": "debian/12"}}),
+    );
+    let unknown_fp = with(
+        base_args(&name),
+        json!({"source": {"fingerprint": "0000000000000000"}}),
+    );
+    let run = play(vec![
+        task("remote server down", remote, json!({"ignore_errors": true})),
+        task(
+            "unknown fingerprint",
+            unknown_fp,
+            json!({"ignore_errors": true}),
+        ),
+        task("by fingerprint", by_fp.clone(), json!({})),
+        task("by fingerprint again", by_fp, json!({})),
+    ]);
+    let r = result(&run, "remote server down");
+    assert_failed_with(&r, &[&format!("cannot create instance {name}")]);
+    assert_eq!(r["changed"], json!(false));
+    assert_failed_with(
+        &result(&run, "unknown fingerprint"),
+        &[&name, "no image with fingerprint \"0000000000000000\""],
+    );
+    let r = result(&run, "by fingerprint");
+    assert_eq!(r["actions"], json!(["create"]), "{r}");
+    assert!(
+        r.get("addresses").is_none(),
+        "a stopped instance has none: {r}"
+    );
+    assert_eq!(
+        result(&run, "by fingerprint again")["changed"],
+        json!(false)
+    );
+    let inst = lxd_instance(&name).expect("created");
+    assert_eq!(inst["status"], json!("Stopped"));
+    assert_eq!(inst["config"]["volatile.base_image"], json!(fp));
+}
+
+/// Removes the test project (and anything left in it) when dropped.
+struct Project(String);
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if !testbed::keep() {
+            let out = testbed::container::lxc(&[
+                "list",
+                "--project",
+                &self.0,
+                "--format",
+                "csv",
+                "-c",
+                "n",
+            ]);
+            for n in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = testbed::container::lxc(&["delete", "-f", "--project", &self.0, n.trim()]);
+            }
+            let _ = testbed::container::lxc(&["project", "delete", &self.0]);
+        }
+    }
+}
+
+#[test]
+fn instances_in_a_project() {
+    let project = Project(testbed::unique_name("t-lxd-proj"));
+    let out = testbed::container::lxc(&[
+        "project",
+        "create",
+        &project.0,
+        "-c",
+        "features.images=false",
+        "-c",
+        "features.profiles=false",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = testbed::unique_name("t-lxd-inproj");
+    let args = with(
+        base_args(&name),
+        json!({"project": project.0, "wait_for_ipv4_addresses": true, "timeout": 60, "groups": ["web"]}),
+    );
+    let run = play(vec![
+        task("create", args.clone(), json!({})),
+        task("again", args, json!({})),
+        task(
+            "absent",
+            json!({"name": name, "project": project.0, "state": "absent"}),
+            json!({}),
+        ),
+    ]);
+    run.assert_ok();
+    assert_eq!(
+        result(&run, "create")["actions"],
+        json!(["create", "start"])
+    );
+    assert!(result(&run, "create")["ipv4_address"].is_string());
+    assert_eq!(result(&run, "again")["changed"], json!(false));
+    assert_eq!(result(&run, "absent")["actions"], json!(["stop", "delete"]));
+    assert!(lxd_instance(&name).is_none(), "not in the default project");
+}
