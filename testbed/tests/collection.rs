@@ -425,3 +425,87 @@ fn site_by_fqcn_deploys_a_topology() {
         "the page through the VIP does not name {web}: {page}"
     );
 }
+
+#[test]
+fn execution_environment_context_holds_the_binaries_and_the_collection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The EE file names its files relative to itself (../dist/...): give it a
+    // dist/ with the real binaries and a freshly built collection.
+    let awx = dir.path().join("awx");
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(&awx).expect("mkdir");
+    std::fs::create_dir_all(dist.join("bin")).expect("mkdir");
+    std::fs::copy(
+        project_root().join("awx/execution-environment.yml"),
+        awx.join("execution-environment.yml"),
+    )
+    .expect("copy EE file");
+    std::os::unix::fs::symlink(testbed::library_dir(), dist.join("library"))
+        .expect("symlink library");
+    std::os::unix::fs::symlink(
+        testbed::dist_binary("lxd_inventory"),
+        dist.join("bin/lxd_inventory"),
+    )
+    .expect("symlink inventory");
+    let tarball = build_collection(&dist);
+
+    let context = dir.path().join("context");
+    let out = run(Command::new(venv_bin("ansible-builder"))
+        .current_dir(dir.path())
+        .env("PATH", path_with_venv())
+        .args(["create", "-f", "awx/execution-environment.yml", "--context"])
+        .arg(&context));
+    let log = assert_success("ansible-builder create", &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A file missing from additional_build_files is only a warning: look for each.
+    assert!(
+        !log.contains("No matches") && !stderr.contains("No matches"),
+        "ansible-builder: {log}{stderr}"
+    );
+    let build = context.join("_build/vrrp_lxd");
+    for m in MODULES {
+        assert!(
+            build.join("library").join(m).is_file(),
+            "{m} not in the build context"
+        );
+        assert!(
+            build.join("library").join(format!("{m}.yml")).is_file(),
+            "{m}.yml not in the build context"
+        );
+    }
+    assert!(build.join("bin/lxd_inventory").is_file());
+    let name = tarball.file_name().expect("tarball name");
+    assert!(
+        build.join("collection").join(name).is_file(),
+        "collection tarball not in the build context"
+    );
+    let containerfile = ["Containerfile", "Dockerfile"]
+        .iter()
+        .map(|f| context.join(f))
+        .find(|p| p.is_file())
+        .expect("no Containerfile/Dockerfile in the context");
+    let text = std::fs::read_to_string(containerfile).expect("read Containerfile");
+    assert!(
+        text.contains("ENV ANSIBLE_LIBRARY=/usr/share/ansible/plugins/modules"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ansible-galaxy collection install --offline"),
+        "{text}"
+    );
+}
+
+#[test]
+fn awx_configuration_lints_clean_and_parses() {
+    let out = run(Command::new(venv_bin("ansible-lint"))
+        .current_dir(project_root())
+        .env("PATH", path_with_venv())
+        .args(["--profile", "production", "--offline", "--nocolor", "awx"]));
+    assert_success("ansible-lint --profile production awx", &out);
+
+    let out = run(Command::new(venv_bin("ansible-playbook"))
+        .current_dir(project_root())
+        .env("PATH", path_with_venv())
+        .args(["--syntax-check", "awx/configure.yml"]));
+    assert_success("ansible-playbook --syntax-check awx/configure.yml", &out);
+}
