@@ -44,3 +44,35 @@ fn lists_instances_and_reports_errors_readably() {
         "{text}"
     );
 }
+
+#[test]
+fn exec_collects_output_and_exit_code() {
+    let c = testbed::Container::launch_with(
+        "t-lxd-api-exec",
+        testbed::LaunchOpts {
+            wait_ipv4: false,
+            ..testbed::LaunchOpts::default()
+        },
+    );
+    let lxd = Client::connect(None, &TlsOptions::default()).expect("local LXD socket");
+    let out = lxd
+        .exec(
+            &c.name,
+            None,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            Duration::from_secs(30),
+        )
+        .expect("exec");
+    assert_eq!(out.return_code, 3);
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+
+    let state = lxd.instance_state(&c.name, None).expect("state");
+    assert_eq!(state["status"], serde_json::json!("Running"));
+    let listed = lxd.list_instances_full(None).expect("list");
+    let me = listed
+        .iter()
+        .find(|i| i["name"] == serde_json::json!(c.name))
+        .expect("listed");
+    assert_eq!(me["state"]["status"], serde_json::json!("Running"));
+}
