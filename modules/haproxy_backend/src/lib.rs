@@ -8,6 +8,7 @@
 //! one server at runtime (add, remove, drain, maintenance, weight) and keeps the
 //! file in step, so the file is the truth for the next reload or restart.
 
+mod applied;
 pub mod checks;
 pub mod config;
 pub mod params;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use ansible_module::config_file::{run_checker, ConfigError};
 use ansible_module::{service, ConfigFile, Diff, Fail, Module, ModuleSpec};
 use serde_json::{json, Value};
 
@@ -78,9 +80,9 @@ enum Step {
 
 impl Step {
     /// The runtime command(s) the step stands for, as check mode reports them.
-    fn describe(&self, backend: &str) -> String {
+    fn describe(&self, backend: &str, defaults: &str) -> String {
         match self {
-            Step::Add(s) => format!("add server {backend}/{} {}", s.name, s.addr_port()),
+            Step::Add(s) => format!("add server {backend}/{} {}", s.name, s.add_args(defaults)),
             Step::Addr(s) => format!(
                 "set server {backend}/{} addr {} port {}",
                 s.name, s.address, s.port
@@ -334,24 +336,23 @@ impl Ctx<'_> {
 
     /// Reloads a running HAProxy (never restarts it) or starts a stopped one,
     /// and waits until the new worker answers on the admin socket.
-    fn reload_or_start(&self) -> Result<&'static str, Fail> {
+    /// Returns what was done and the new worker's pid.
+    fn reload_or_start(&self) -> Result<(&'static str, u32), Fail> {
         if !service::is_active(UNIT) {
             service::run("systemctl", &["start", UNIT])?;
-            self.await_worker(None, "started")?;
-            return Ok("started");
+            return Ok(("started", self.await_worker(None, "started")?));
         }
         let before = self.sock.pid().ok().flatten();
         service::run("systemctl", &["reload", UNIT])?;
-        self.await_worker(before, "reloaded")?;
-        Ok("reloaded")
+        Ok(("reloaded", self.await_worker(before, "reloaded")?))
     }
 
-    fn await_worker(&self, old_pid: Option<u32>, what: &str) -> Result<(), Fail> {
+    fn await_worker(&self, old_pid: Option<u32>, what: &str) -> Result<u32, Fail> {
         let start = Instant::now();
         loop {
             let pid = self.sock.pid().ok().flatten();
-            if pid.is_some() && pid != old_pid {
-                return Ok(());
+            if let Some(pid) = pid.filter(|p| Some(*p) != old_pid) {
+                return Ok(pid);
             }
             if start.elapsed() >= RELOAD_TIMEOUT {
                 let journal = service::run(
@@ -386,7 +387,15 @@ fn write_config(m: &mut Module, p: &Params, text: &str, private: bool) -> Result
         .validate_with(p.validate.as_str())
         .mode(if private { 0o600 } else { 0o644 })
         .write(text, m.check_mode())
-        .map_err(|e| Fail::new(e.to_string()))?;
+        .map_err(|e| {
+            let mut msg = e.to_string();
+            if let ConfigError::Rejected { output, .. } = &e {
+                if output.trim().is_empty() {
+                    msg.push_str(&explain_rejection(&p.validate, &p.config_path, text));
+                }
+            }
+            Fail::new(msg)
+        })?;
     let mut changed = out.changed;
     if out.changed {
         m.add_diff(out.diff);
@@ -406,6 +415,31 @@ fn write_config(m: &mut Module, p: &Params, text: &str, private: bool) -> Result
         }
     }
     Ok(changed)
+}
+
+/// `haproxy -c -q` says nothing about why it rejects a file: check the same
+/// text again without `-q` to have the reason.
+fn explain_rejection(validate: &str, config_path: &str, text: &str) -> String {
+    let loud: Vec<&str> = validate.split_whitespace().filter(|w| *w != "-q").collect();
+    if loud.len() == validate.split_whitespace().count() {
+        return String::new();
+    }
+    let dir = std::path::Path::new(config_path)
+        .parent()
+        .unwrap_or(std::path::Path::new("/tmp"));
+    let Ok(mut tmp) = tempfile::Builder::new()
+        .prefix(".haproxy-check.")
+        .tempfile_in(dir)
+    else {
+        return String::new();
+    };
+    if std::io::Write::write_all(&mut tmp, text.as_bytes()).is_err() {
+        return String::new();
+    }
+    match run_checker(&loud.join(" "), tmp.path()) {
+        Err((_, output)) => output.replace(&tmp.path().display().to_string(), config_path),
+        Ok(()) => String::new(),
+    }
 }
 
 /// Whether the running HAProxy can go from `old` to `new` servers through the
@@ -595,10 +629,19 @@ fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
     }
 
     let active = service::is_active(UNIT);
-    let running = if active {
-        ctx.sock.servers(&p.name).ok().flatten()
+    let (running, worker) = if active {
+        (
+            ctx.sock.servers(&p.name).ok().flatten(),
+            ctx.sock.info().ok().flatten(),
+        )
     } else {
-        None
+        (None, None)
+    };
+    let state_file = applied::state_path(&p.admin_socket);
+    // Whether the running worker has the file as it is before this run.
+    let loaded = match (&old, worker) {
+        (Some(old_text), Some(w)) => applied::in_sync(&p.config_path, old_text, w, &state_file),
+        _ => false,
     };
     let config_changed = old.as_deref() != Some(text.as_str());
     let info = BackendInfo {
@@ -614,7 +657,7 @@ fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
         }
         _ => false,
     };
-    let needs_reload = !active || running.is_none() || (config_changed && !runtime_only);
+    let needs_reload = !active || running.is_none() || !loaded || (config_changed && !runtime_only);
     if write_config(m, p, &text, p.stats.enabled)? {
         m.set_changed(true);
     }
@@ -628,7 +671,9 @@ fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
                 "started"
             }
         } else {
-            ctx.reload_or_start()?
+            let (action, pid) = ctx.reload_or_start()?;
+            applied::record(&state_file, pid, &text);
+            action
         };
         m.set("service", action);
         if present && p.wait && !m.check_mode() {
@@ -644,10 +689,16 @@ fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
                 describe_desired(&servers),
             ));
             if m.check_mode() {
-                ctx.actions = steps.iter().map(|s| s.describe(&p.name)).collect();
+                ctx.actions = steps
+                    .iter()
+                    .map(|s| s.describe(&p.name, &info.default_server))
+                    .collect();
             } else {
                 ctx.execute(&steps, &info)?;
             }
+        }
+        if let (false, Some(w)) = (m.check_mode(), worker) {
+            applied::record(&state_file, w.pid, &text);
         }
         if p.wait && !m.check_mode() {
             let touched: Vec<Server> = servers
@@ -692,6 +743,15 @@ fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Resu
         .into());
     };
 
+    let state_file = applied::state_path(&p.admin_socket);
+    let worker = ctx.sock.info().ok().flatten();
+    let loaded = worker.is_some_and(|w| applied::in_sync(&p.config_path, &old, w, &state_file));
+    if !loaded {
+        m.warn(format!(
+            "the running HAProxy has not loaded {} as it is: run the module without server to reload it",
+            p.config_path
+        ));
+    }
     let existing = info.servers.iter().find(|s| s.name == server_name).cloned();
     let mut servers = info.servers.clone();
     let desired = if p.state == "absent" {
@@ -737,7 +797,6 @@ fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Resu
             Some(slot) => *slot = s.clone(),
             None => servers.push(s.clone()),
         }
-        m.set("server_state", server_json(&s));
         Some(s)
     };
     let text = config::replace_servers(&old, &p.name, &servers).unwrap_or_else(|| old.clone());
@@ -747,13 +806,18 @@ fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Resu
     if write_config(m, p, &text, private)? {
         m.set_changed(true);
     }
+    if let Some(s) = &desired {
+        m.set("server_state", server_json(s));
+    }
 
     if !can_runtime {
         m.set_changed(true);
         let action = if m.check_mode() {
             "reloaded"
         } else {
-            ctx.reload_or_start()?
+            let (action, pid) = ctx.reload_or_start()?;
+            applied::record(&state_file, pid, &text);
+            action
         };
         m.set("service", action);
     } else {
@@ -772,10 +836,16 @@ fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Resu
                 describe_desired(&want),
             ));
             if m.check_mode() {
-                ctx.actions = steps.iter().map(|s| s.describe(&p.name)).collect();
+                ctx.actions = steps
+                    .iter()
+                    .map(|s| s.describe(&p.name, &info.default_server))
+                    .collect();
             } else {
                 ctx.execute(&steps, &info)?;
             }
+        }
+        if let (false, true, Some(w)) = (m.check_mode(), loaded, worker) {
+            applied::record(&state_file, w.pid, &text);
         }
     }
     if p.wait && !m.check_mode() {
@@ -820,7 +890,9 @@ mod tests {
         // A drained server read back from the file after a reload runs at weight 0.
         assert!(plan(&[srv("a", Admin::Drain, 100)], &[rt("a", 0, 0)]).is_empty());
         assert!(plan(&[srv("a", Admin::Drain, 100)], &[rt("a", 8, 100)]).is_empty());
-        assert!(plan(&[srv("a", Admin::Maint, 100)], &[rt("a", 4, 100)]).is_empty());
+        assert!(plan(&[srv("a", Admin::Maint, 100)], &[rt("a", 5, 100)]).is_empty());
+        // Enabled at runtime after a reload from a file that said `disabled`.
+        assert!(plan(&[srv("a", Admin::Ready, 100)], &[rt("a", 4, 100)]).is_empty());
     }
 
     #[test]

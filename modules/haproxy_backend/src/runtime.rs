@@ -130,12 +130,32 @@ impl Socket {
 
     /// The worker's pid, which changes when a reload took effect.
     pub fn pid(&self) -> Result<Option<u32>, RuntimeError> {
-        let answer = self.raw("show info")?;
-        Ok(answer
-            .lines()
-            .find_map(|l| l.strip_prefix("Pid:"))
-            .and_then(|v| v.trim().parse().ok()))
+        Ok(self.info()?.map(|i| i.pid))
     }
+
+    pub fn info(&self) -> Result<Option<Info>, RuntimeError> {
+        Ok(parse_info(&self.raw("show info")?))
+    }
+}
+
+/// The running worker: its pid and how long it has run (whole seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    pub pid: u32,
+    pub uptime_sec: u64,
+}
+
+pub fn parse_info(answer: &str) -> Option<Info> {
+    let field = |name: &str| {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    Some(Info {
+        pid: field("Pid")?.parse().ok()?,
+        uptime_sec: field("Uptime_sec")?.parse().ok()?,
+    })
 }
 
 pub fn parse_servers_state(answer: &str) -> Option<Vec<RtServer>> {
@@ -225,6 +245,19 @@ mod tests {
             ..servers[1].clone()
         };
         assert_eq!(enabled.admin(), Admin::Ready);
+    }
+
+    #[test]
+    fn info_gives_pid_and_uptime() {
+        let info = parse_info("Name: HAProxy\nPid: 578\nUptime: 0d 0h00m58s\nUptime_sec: 58\n");
+        assert_eq!(
+            info,
+            Some(Info {
+                pid: 578,
+                uptime_sec: 58
+            })
+        );
+        assert_eq!(parse_info("Unknown command\n"), None);
     }
 
     #[test]

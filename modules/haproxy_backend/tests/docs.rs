@@ -12,7 +12,8 @@ fn doc_options() -> Value {
         assert!(!json[key].is_null(), "{key} missing");
     }
     let examples: serde_yaml::Value =
-        serde_yaml::from_str(json["EXAMPLES"].as_str().expect("EXAMPLES is text")).expect("EXAMPLES is YAML");
+        serde_yaml::from_str(json["EXAMPLES"].as_str().expect("EXAMPLES is text"))
+            .expect("EXAMPLES is YAML");
     assert!(examples.as_sequence().is_some_and(|s| s.len() >= 5));
     json["DOCUMENTATION"]["options"].clone()
 }
@@ -26,7 +27,10 @@ fn compare(path: &str, spec: &Map<String, Value>, doc: &Map<String, Value>) {
     for (name, s) in spec {
         let d = &doc[name];
         let at = format!("{path}{name}");
-        assert!(d["description"].is_string() || d["description"].is_array(), "{at}: no description");
+        assert!(
+            d["description"].is_string() || d["description"].is_array(),
+            "{at}: no description"
+        );
         assert_eq!(s["type"], d["type"], "{at}: type");
         assert_eq!(s["default"], d["default"], "{at}: default");
         assert_eq!(s["choices"], d["choices"], "{at}: choices");
