@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, Connection, Family};
-use crate::instance::{Address, Instance};
+use crate::instance::Instance;
 
 /// A group: its hosts and its variables.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -92,11 +92,12 @@ impl Inventory {
             } else {
                 &inst.project
             };
-            vars.insert(format!("{p}name"), name.clone().into());
             vars.insert(format!("{p}status"), status.clone().into());
             vars.insert(format!("{p}type"), inst.kind.clone().into());
             vars.insert(format!("{p}architecture"), inst.architecture.clone().into());
-            vars.insert(format!("{p}location"), inst.location.clone().into());
+            if clustered(inst) {
+                vars.insert(format!("{p}location"), inst.location.clone().into());
+            }
             vars.insert(format!("{p}project"), project.clone().into());
             vars.insert(format!("{p}profiles"), json!(inst.profiles));
             if let Some(a) = address {
@@ -142,7 +143,7 @@ impl Inventory {
                 if by("type") && !inst.kind.is_empty() {
                     groups.push(format!("type_{}", inst.kind));
                 }
-                if by("location") && !inst.location.is_empty() && inst.location != "none" {
+                if by("location") && clustered(inst) {
                     groups.push(format!("location_{}", inst.location));
                 }
                 if by("project") {
@@ -217,14 +218,25 @@ fn connection_vars(cfg: &Config) -> Map<String, Value> {
     vars
 }
 
-/// `{interface: [{family, address, netmask, scope}, ...]}` for every interface.
+/// A standalone LXD reports its instances' location as `none`.
+fn clustered(inst: &Instance) -> bool {
+    !inst.location.is_empty() && inst.location != "none"
+}
+
+/// `{interface: ["address/prefix", ...]}` for every interface but loopback, in
+/// LXD's order: compact, since Ansible pays for every value of every host.
 fn addresses(inst: &Instance) -> Value {
     let map: Map<String, Value> = inst
         .network()
         .iter()
+        .filter(|(_, n)| n.kind != "loopback")
         .map(|(nic, n)| {
-            let list: Vec<&Address> = n.addresses.iter().collect();
-            (nic.clone(), json!(list))
+            let list: Vec<Value> = n
+                .addresses
+                .iter()
+                .map(|a| Value::String(format!("{}/{}", a.address, a.netmask)))
+                .collect();
+            (nic.clone(), Value::Array(list))
         })
         .collect();
     Value::Object(map)
@@ -272,15 +284,16 @@ mod tests {
         assert_eq!(hv["lxd_status"], "running");
         assert_eq!(hv["lxd_type"], "container");
         assert_eq!(hv["lxd_architecture"], "x86_64");
-        assert_eq!(hv["lxd_location"], "none");
+        assert!(hv.get("lxd_location").is_none(), "not clustered");
         assert_eq!(hv["lxd_project"], "default");
         assert_eq!(hv["lxd_profiles"], json!(["vrrp-lxd"]));
         assert_eq!(hv["lxd_os"], "debian");
         assert_eq!(hv["lxd_release"], "bookworm");
         assert_eq!(hv["lxd_user_ansible_groups"], "lb,web");
-        assert_eq!(hv["lxd_addresses"]["eth0"][0]["address"], "10.231.0.158");
-        assert_eq!(hv["lxd_addresses"]["eth0"][1]["family"], "inet6");
-        assert_eq!(hv["lxd_addresses"]["lo"][0]["address"], "127.0.0.1");
+        assert_eq!(
+            hv["lxd_addresses"],
+            json!({"eth0": ["10.231.0.158/24", "fe80::216:3eff:fe7e:2565/64"]})
+        );
         let y = &v["_meta"]["hostvars"]["t-inv-y"];
         assert_eq!(y["ansible_host"], "10.231.0.161");
         assert_eq!(y["lxd_user_role"], "backend");
@@ -418,6 +431,7 @@ mod tests {
         assert_eq!(hosts(&v, "_nd"), ["a"]);
         assert_eq!(hosts(&v, "lb"), ["a"]);
         assert_eq!(hosts(&v, "location_node_1"), ["a"]);
+        assert_eq!(v["_meta"]["hostvars"]["a"]["lxd_location"], "node-1");
         assert_eq!(
             v["_meta"]["hostvars"]["a"]["lxd_user_ansible_groups"],
             " web-front , ,2nd,lb "

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Inventory benchmark (not a test): lists N instances (default 50, tiny busybox
+# image) four ways in one run and prints min/median/max:
+#   one raw `GET /1.0/instances?recursion=2` (curl), `lxd_inventory --list`,
+#   `ansible-inventory -i lxd_inventory --list`, and `ansible-inventory` with the
+#   community.general.lxd plugin; plus Ansible's own floor (an empty inventory).
+# The instances live in their own LXD project (shares the default project's
+# images, profiles and networks) so other instances on the host do not change
+# the count; it is deleted at the end.
+# JSON goes to bench/results/inventory.json.
+#
+# Environment: BENCH_INV_COUNT (50), BENCH_INV_RUNS (15), BENCH_INV_PROJECT
+# (bench-inv), BENCH_INV_SOCKET (/var/lib/lxd/unix.socket), KEEP=1 keeps the
+# instances, LXD_INVENTORY_BIN (default dist/bin/lxd_inventory, else built).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+source "$root/scripts/env.sh"
+
+count="${BENCH_INV_COUNT:-50}"
+runs="${BENCH_INV_RUNS:-15}"
+project="${BENCH_INV_PROJECT:-bench-inv}"
+socket="${BENCH_INV_SOCKET:-/var/lib/lxd/unix.socket}"
+image="${VRRP_TINY_IMAGE:-vrrp-lxd/tiny}"
+venv_bin="$VRRP_VENV/bin"
+out_json="$root/bench/results/inventory.json"
+
+for tool in hyperfine jq curl; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "==> apt-get install $tool"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null
+  fi
+done
+
+bin="${LXD_INVENTORY_BIN:-$root/dist/bin/lxd_inventory}"
+if [[ ! -x "$bin" ]]; then
+  echo "==> building lxd_inventory (release, musl)"
+  (cd "$root" && cargo build --quiet --release --target x86_64-unknown-linux-musl -p lxd_inventory)
+  bin="$root/target/x86_64-unknown-linux-musl/release/lxd_inventory"
+fi
+
+"$here/inventory-tiny-image.sh" "$image"
+
+work="$(mktemp -d)"
+created_project=0
+names=()
+cleanup() {
+  local rc=$?
+  if [[ "${KEEP:-}" == 1 ]]; then
+    echo "KEEP=1: leaving ${#names[@]} instances in project $project"
+  else
+    if ((${#names[@]})); then
+      echo "==> deleting ${#names[@]} instances"
+      lxc delete -f --project "$project" "${names[@]}" >/dev/null 2>&1 || true
+    fi
+    if ((created_project)); then
+      lxc project delete "$project" >/dev/null 2>&1 || echo "warning: project $project not deleted" >&2
+    fi
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! lxc project show "$project" >/dev/null 2>&1; then
+  lxc project create "$project" -c features.images=false -c features.profiles=false \
+    -c features.storage.volumes=false -c features.networks=false >/dev/null
+  created_project=1
+fi
+
+for i in $(seq -w 1 "$count"); do names+=("bench-inv-$i"); done
+echo "==> launching $count instances of $image in project $project"
+t0=$(date +%s.%N)
+printf '%s\n' "${names[@]}" |
+  xargs -P 4 -I{} lxc launch "$image" {} --project "$project" -p "$VRRP_PROFILE" -q
+api="http://lxd/1.0/instances?recursion=2&project=$project"
+addressed() {
+  curl -s --unix-socket "$socket" "$api" | jq '[.metadata[]
+    | select(.name | startswith("bench-inv-"))
+    | select(any(.state.network.eth0.addresses[]?; .family == "inet" and .scope == "global"))]
+    | length'
+}
+for _ in $(seq 1 180); do
+  n="$(addressed)"
+  [[ "$n" -ge "$count" ]] && break
+  sleep 1
+done
+n="$(addressed)"
+if [[ "$n" -lt "$count" ]]; then
+  echo "only $n of $count instances got a DHCP IPv4 within 180 s" >&2
+  exit 1
+fi
+printf '==> %s instances up with IPv4 in %.1f s\n' "$count" "$(echo "$(date +%s.%N) - $t0" | bc)"
+
+# Same Ansible settings for both inventories; run outside the project's
+# ansible.cfg (which enables the script plugin only).
+cat >"$work/ansible.cfg" <<CFG
+[defaults]
+host_key_checking = False
+[inventory]
+enable_plugins = community.general.lxd, ansible.builtin.script, ansible.builtin.yaml
+CFG
+cat >"$work/bench_lxd.yml" <<YML
+plugin: community.general.lxd
+url: unix:$socket
+project: $project
+YML
+printf 'all:\n  hosts: {}\n' >"$work/empty.yml"
+export ANSIBLE_CONFIG="$work/ansible.cfg" LXD_INVENTORY_PROJECT="$project" \
+  LXD_INVENTORY_URL="unix:$socket" PATH="$venv_bin:$PATH"
+unset LXD_INVENTORY_CONFIG
+cd "$work"
+
+# Sanity: every instance with its address, both ways, before timing anything.
+ours="$("$bin" --list | jq '[._meta.hostvars[] | select(.ansible_host)] | length')"
+theirs="$(ansible-inventory -i bench_lxd.yml --list 2>/dev/null |
+  jq '[._meta.hostvars[] | select(.ansible_host)] | length')"
+e2e="$(ansible-inventory -i "$bin" --list 2>/dev/null | jq '[._meta.hostvars[] | select(.ansible_host)] | length')"
+bytes="$(curl -s --unix-socket "$socket" "$api" | wc -c)"
+echo "==> hosts with ansible_host: lxd_inventory $ours, via ansible-inventory $e2e, community.general.lxd $theirs; API answer $bytes bytes"
+if [[ "$ours" -ne "$count" || "$e2e" -ne "$count" || "$theirs" -ne "$count" ]]; then
+  echo "host counts disagree: expected $count everywhere" >&2
+  exit 1
+fi
+
+echo "==> timing ($runs runs each after 3 warm-ups)"
+hyperfine -N --warmup 3 --runs "$runs" --style basic --export-json "$work/hyperfine.json" \
+  -n "curl: one GET /1.0/instances?recursion=2" "curl -s --unix-socket $socket -o /dev/null $api" \
+  -n "lxd_inventory --list" "$bin --list" \
+  -n "ansible-inventory -i lxd_inventory --list" "ansible-inventory -i $bin --list" \
+  -n "ansible-inventory -i *lxd.yml --list (community.general.lxd)" "ansible-inventory -i $work/bench_lxd.yml --list" \
+  -n "ansible-inventory, empty inventory (Ansible's floor)" "ansible-inventory -i $work/empty.yml --list" \
+  >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
+
+mkdir -p "$(dirname "$out_json")"
+/usr/bin/python3 - "$work/hyperfine.json" "$out_json" "$count" "$bytes" "$runs" <<'PY'
+import json, sys, datetime, platform, os
+src, dst, count, size, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+res = json.load(open(src))["results"]
+rows = []
+for r in res:
+    rows.append({"what": r["command"], "min_s": r["min"], "median_s": r["median"],
+                 "max_s": r["max"], "mean_s": r["mean"], "stddev_s": r["stddev"], "runs": len(r["times"])})
+curl, ours, ours_e2e, theirs, floor = (row["median_s"] for row in rows)
+goals = {
+    "binary_vs_raw_request": {"ratio": ours / curl, "goal": "<= 1.2", "met": ours / curl <= 1.2},
+    "community_vs_ours_end_to_end": {"ratio": theirs / ours_e2e, "goal": ">= 2", "met": theirs / ours_e2e >= 2},
+    "beyond_ansible_floor_ours_s": ours_e2e - floor,
+    "beyond_ansible_floor_community_s": theirs - floor,
+}
+doc = {"benchmark": "inventory", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+       "instances": count, "api_answer_bytes": size, "host": platform.node(), "cpus": os.cpu_count(),
+       "results": rows, "goals": goals}
+json.dump(doc, open(dst, "w"), indent=2)
+w = max(len(r["what"]) for r in rows)
+print(f"\n{count} instances, API answer {size} bytes, {runs} runs each")
+print(f"| {'what'.ljust(w)} | min s | median s | max s | x curl |")
+print(f"|{'-' * (w + 2)}|------:|---------:|------:|-------:|")
+for r in rows:
+    print(f"| {r['what'].ljust(w)} | {r['min_s']:.3f} | {r['median_s']:.3f} | {r['max_s']:.3f} | {r['median_s'] / curl:6.2f} |")
+g = goals
+print(f"\nlxd_inventory vs one raw request: {g['binary_vs_raw_request']['ratio']:.2f}x (goal <= 1.2: {'met' if g['binary_vs_raw_request']['met'] else 'NOT met'})")
+print(f"community.general.lxd vs ours end to end: {g['community_vs_ours_end_to_end']['ratio']:.2f}x (goal >= 2: {'met' if g['community_vs_ours_end_to_end']['met'] else 'NOT met'})")
+print(f"beyond Ansible's floor: ours {g['beyond_ansible_floor_ours_s']:.3f} s, community.general.lxd {g['beyond_ansible_floor_community_s']:.3f} s")
+print(f"\nwritten: {dst}")
+PY
