@@ -85,8 +85,27 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `GET /1.0/instances?recursion=2` in the configured project, built into
-/// an inventory.
+/// an inventory; gives up after `cfg.timeout` seconds.
 pub fn fetch(cfg: &Config) -> anyhow::Result<Inventory> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = cfg.clone();
+    // The request runs on its own thread so that a hung LXD cannot hang
+    // Ansible: past the deadline the process reports and exits.
+    std::thread::spawn(move || {
+        let _ = tx.send(fetch_blocking(&worker));
+    });
+    let limit = std::time::Duration::from_secs(cfg.timeout);
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!(
+            "LXD at {} did not answer within {} s (timeout)",
+            cfg.url.as_deref().unwrap_or("the local socket"),
+            cfg.timeout
+        ),
+    }
+}
+
+fn fetch_blocking(cfg: &Config) -> anyhow::Result<Inventory> {
     let lxd = lxd_api::Client::connect(cfg.url.as_deref(), &cfg.tls())?;
     let items = lxd.list_instances_full(Some(&cfg.project))?;
     // LXD answers an empty list for a project that does not exist: only then

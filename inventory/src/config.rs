@@ -73,6 +73,8 @@ pub struct Config {
     pub connection: Connection,
     /// `ansible_user` for `connection: ssh`.
     pub ssh_user: Option<String>,
+    /// Seconds to wait for LXD's answer before giving up.
+    pub timeout: u64,
     /// Prefix of the per-host variables taken from LXD (`lxd_status`, ...).
     pub vars_prefix: String,
     /// How groups are formed.
@@ -95,6 +97,7 @@ impl Default for Config {
             type_filter: TypeFilter::Both,
             connection: Connection::Lxd,
             ssh_user: None,
+            timeout: 30,
             vars_prefix: "lxd_".into(),
             groups: GroupRules::default(),
         }
@@ -326,6 +329,12 @@ impl Config {
         if let Some(v) = get("LXD_INVENTORY_SSH_USER") {
             self.ssh_user = Some(v);
         }
+        if let Some(v) = get("LXD_INVENTORY_TIMEOUT") {
+            self.timeout = v.trim().parse().map_err(|_| ConfigError::Env {
+                var: "LXD_INVENTORY_TIMEOUT",
+                msg: format!("must be a whole number of seconds, got: {v}"),
+            })?;
+        }
         if let Some(v) = get("LXD_INVENTORY_GROUPS_KEY") {
             self.groups.key = v;
         }
@@ -365,6 +374,11 @@ impl Config {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(ConfigError::Invalid(
                 "client_cert and client_key go together: set both or neither".into(),
+            ));
+        }
+        if self.timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "timeout must be at least 1 second".into(),
             ));
         }
         if let Some(url) = &self.url {
@@ -493,6 +507,7 @@ groups:
         assert!(with("client_cert: a.crt").contains("set both or neither"));
         assert!(with("url: http://x").contains("not understood"));
         assert!(with("interface: []").contains("at least one"));
+        assert!(with("timeout: 0").contains("at least 1 second"));
     }
 
     #[test]

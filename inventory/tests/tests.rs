@@ -363,3 +363,128 @@ fn lxd_down_bad_config_and_bad_certificate_are_one_clear_line() {
     );
     assert_clean_failure(&out, "server.crt");
 }
+
+/// Kills the child it holds when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+#[test]
+fn https_server_with_another_certificate_than_the_pinned_one_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server_crt, server_key) = self_signed(dir.path(), "server");
+    let (other_crt, _) = self_signed(dir.path(), "other");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _server = Child(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-www",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("-cert")
+            .arg(&server_crt)
+            .arg("-key")
+            .arg(&server_key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let other = other_crt.display().to_string();
+    let out = run_with(
+        &binary(),
+        &["--list"],
+        &[
+            ("LXD_INVENTORY_URL", &url),
+            ("LXD_INVENTORY_SERVER_CERT", &other),
+        ],
+        dir.path(),
+    );
+    assert_clean_failure(&out, "does not match the pinned certificate");
+
+    // Unpinned, a self-signed certificate is refused too, with the way out.
+    let out = run_with(
+        &binary(),
+        &["--list"],
+        &[("LXD_INVENTORY_URL", &url)],
+        dir.path(),
+    );
+    assert_clean_failure(&out, "pin it with server_cert");
+}
+
+#[test]
+fn lxd_that_never_answers_times_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("hung.socket");
+    // Accepts connections (the kernel's backlog) but never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let url = format!("unix:{}", sock.display());
+    let start = std::time::Instant::now();
+    let out = run_with(
+        &binary(),
+        &["--list"],
+        &[("LXD_INVENTORY_URL", &url), ("LXD_INVENTORY_TIMEOUT", "1")],
+        dir.path(),
+    );
+    assert_clean_failure(&out, "did not answer within 1 s");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
