@@ -13,6 +13,7 @@ pub mod layout;
 pub mod params;
 pub mod ports;
 pub mod render;
+pub mod sockets;
 pub mod tx;
 
 use std::process::Command;
@@ -74,6 +75,15 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let site = params.into_site().map_err(|e| Fail::new(e.0))?;
     let layout = Layout::new(APACHE_ROOT);
     layout.check_installed().map_err(|e| Fail::new(e.0))?;
+    if let Some(port) = port_to_open(&site, &layout) {
+        if let Some((pid, program)) = sockets::foreign_listener(port) {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            return Err(Fail::new(format!(
+                "port {port} is already in use by {program}{pid}: Apache could not listen on it, and a reload would stop Apache altogether; nothing was changed"
+            ))
+            .into());
+        }
+    }
     let outcome = converge(&site, &layout, m.check_mode(), &configtest)?;
     report(m, &site, &layout, outcome)
 }
@@ -86,6 +96,20 @@ pub struct Outcome {
     pub default_site_disabled: bool,
     /// A port this run opened in ports.conf (Apache must start listening on it).
     pub new_port: Option<u16>,
+}
+
+/// `ports.conf` now and as this site wants it.
+fn ports_files(site: &Site, layout: &Layout) -> (String, String) {
+    let active = site.state == State::Present && site.enabled;
+    let before = std::fs::read_to_string(layout.ports_conf()).unwrap_or_default();
+    let after = ports::update(&before, &site.name, active.then_some(&site.listen));
+    (before, after)
+}
+
+/// The port a run would add a `Listen` line for, if any.
+pub fn port_to_open(site: &Site, layout: &Layout) -> Option<u16> {
+    let (before, after) = ports_files(site, layout);
+    (site.state == State::Present && site.enabled && before != after).then_some(site.listen.port)
 }
 
 /// Brings the files to the wanted state and checks the result; rolls every
@@ -127,9 +151,7 @@ pub fn converge(
                     && layout.default_site_ports().contains(&site.listen.port)
             }
         };
-    let ports_path = layout.ports_conf();
-    let ports_before = std::fs::read_to_string(&ports_path).unwrap_or_default();
-    let ports_after = ports::update(&ports_before, &site.name, active.then_some(&site.listen));
+    let (ports_before, ports_after) = ports_files(site, layout);
     let new_port = (active && ports_after != ports_before).then_some(site.listen.port);
 
     let mut tx = Tx::new(check_mode);
@@ -258,18 +280,6 @@ fn rejected(checker: &str, output: &str) -> anyhow::Error {
     .into()
 }
 
-fn port_listening(port: u16) -> bool {
-    let want = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|text| {
-            text.lines().skip(1).any(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == "0A"
-            })
-        })
-    })
-}
-
 fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> anyhow::Result<()> {
     let Outcome {
         mut tx,
@@ -278,6 +288,11 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
         new_port,
     } = outcome;
     let present = site.state == State::Present;
+    // The files are in place: a failing service step still reports them.
+    m.set_changed(tx.changed);
+    for d in tx.diffs.drain(..) {
+        m.add_diff(d);
+    }
     let mut service_action = "none";
     let active = service::is_active(SERVICE);
     if m.check_mode() {
@@ -300,10 +315,24 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
     }
     if let (Some(port), false) = (new_port, m.check_mode()) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !port_listening(port) && Instant::now() < deadline {
+        while !sockets::port_listening(port) && Instant::now() < deadline {
+            if !service::is_active(SERVICE) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        if !port_listening(port) {
+        if !service::is_active(SERVICE) {
+            let log = std::fs::read_to_string(format!("{LOG_DIR}/error.log")).unwrap_or_default();
+            let mut tail: Vec<&str> = log.lines().rev().take(5).collect();
+            tail.reverse();
+            return Err(Fail::new(format!(
+                "Apache stopped after the reload that opened port {port}; the configuration passed apachectl configtest, so look at {LOG_DIR}/error.log:\n{}",
+                tail.join("\n")
+            ))
+            .with("actions", &tx.actions)
+            .into());
+        }
+        if !sockets::port_listening(port) {
             m.warn(format!(
                 "Apache was reloaded but nothing listens on port {port} yet: see {LOG_DIR}/error.log"
             ));
@@ -311,9 +340,6 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
     }
 
     m.set_changed(tx.changed);
-    for d in tx.diffs.drain(..) {
-        m.add_diff(d);
-    }
     m.set("name", &site.name);
     m.set("state", if present { "present" } else { "absent" });
     m.set("site_file", layout.site_file(&site.name));

@@ -378,7 +378,12 @@ fn refused_config_and_bad_input_change_nothing() {
     );
     assert_eq!(snapshot(&web), before, "check mode changed files");
 
-    // Bad input: a clear failure each, nothing changed.
+    // Bad input: a clear failure each, nothing changed. Port 8090 is held by
+    // another program: configtest would pass, but the reload would stop Apache.
+    web.sh("systemd-run --unit t-listener python3 -m http.server 8090 >/dev/null 2>&1");
+    eventually(Duration::from_secs(10), "the other program on 8090", || {
+        web.sh("ss -ltn").contains(":8090 ").then_some(())
+    });
     let bad = [
         (
             "outside root",
@@ -410,6 +415,11 @@ fn refused_config_and_bad_input_change_nothing() {
             "        name: demo\n        state: running\n",
             "value of state must be one of: present, absent, got: running",
         ),
+        (
+            "port in use",
+            "        name: demo\n        port: 8090\n",
+            "port 8090 is already in use by python3",
+        ),
     ];
     let tasks: String = bad
         .iter()
@@ -424,6 +434,7 @@ fn refused_config_and_bad_input_change_nothing() {
         assert!(got.contains(msg), "{task}: expected {msg:?} in {got:?}");
     }
     assert_eq!(snapshot(&web), before, "bad input changed files");
+    web.sh("systemctl is-active apache2");
 
     // A directive configtest refuses, together with other changes: all rolled back.
     let broken = format!(
