@@ -341,6 +341,35 @@ fn haproxy_backend_in_real_containers() {
     let shrunk = bed.ok(&backend_args(&bed, &[0], "        stickiness: cookie\n"));
     assert!(!changed(&shrunk), "{shrunk:#}");
 
+    // --- a reload that does not take effect is reported, run after run -----
+    // `haproxy -c` cannot know that another process holds the new port.
+    bed.lb
+        .sh("systemd-run --quiet --unit=t-hap-hold python3 -m http.server 8081 && sleep 1");
+    let busy = backend_args(
+        &bed,
+        &[0],
+        "        stickiness: cookie\n        frontend:\n          bind: '*:8081'\n",
+    );
+    for attempt in ["first", "second"] {
+        let result = bed.failed(&busy);
+        assert!(
+            result["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no new worker answered"),
+            "{attempt} run: {result:#}"
+        );
+    }
+    bed.lb.sh("systemctl stop t-hap-hold");
+    let back = bed.ok(&backend_args(&bed, &[0], "        stickiness: cookie\n"));
+    assert_eq!(back["service"], "reloaded", "{back:#}");
+    assert!(!changed(&bed.ok(&backend_args(
+        &bed,
+        &[0],
+        "        stickiness: cookie\n"
+    ))));
+    assert_eq!(sample(&bed, Duration::from_millis(300)).failed, 0);
+
     // --- refused input: clear message, file untouched ----------------------
     let before = bed.config();
     for (args, needle) in [

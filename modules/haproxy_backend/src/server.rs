@@ -1,0 +1,156 @@
+//! Server level: one server changed through the runtime API, the file kept
+//! in step.
+
+use std::os::unix::fs::PermissionsExt;
+
+use ansible_module::{Diff, Fail, Module};
+
+use crate::config::{self, Admin, Server};
+use crate::files::{read_config, write_config};
+use crate::ops::{describe_desired, describe_running, plan, runtime_can_apply, server_json, Ctx};
+use crate::runtime::RtServer;
+use crate::{applied, checks};
+
+pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Result<()> {
+    let p = ctx.p;
+    checks::name("server", server_name)?;
+    m.set("server", server_name);
+    let Some(old) = read_config(&p.config_path)? else {
+        return Err(Fail::new(format!(
+            "{} does not exist: set up backend {} first (run the module without server)",
+            p.config_path, p.name
+        ))
+        .into());
+    };
+    let Some(info) = config::parse_backend(&old, &p.name) else {
+        return Err(Fail::new(format!(
+            "backend {} not found in {}: set it up first (run the module without server)",
+            p.name, p.config_path
+        ))
+        .into());
+    };
+    let running = ctx
+        .sock
+        .servers(&p.name)
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let Some(running) = running else {
+        return Err(Fail::new(format!(
+            "backend {} is in {} but not in the running HAProxy: run the module without server to reload it",
+            p.name, p.config_path
+        ))
+        .into());
+    };
+
+    let state_file = applied::state_path(&p.admin_socket);
+    let worker = ctx.sock.info().ok().flatten();
+    let loaded = worker.is_some_and(|w| applied::in_sync(&p.config_path, &old, w, &state_file));
+    if !loaded {
+        m.warn(format!(
+            "the running HAProxy has not loaded {} as it is: run the module without server to reload it",
+            p.config_path
+        ));
+    }
+    let existing = info.servers.iter().find(|s| s.name == server_name).cloned();
+    let mut servers = info.servers.clone();
+    let desired = if p.state == "absent" {
+        servers.retain(|s| s.name != server_name);
+        None
+    } else {
+        let mut s = match (&existing, &p.address) {
+            (Some(s), _) => s.clone(),
+            (None, Some(_)) => Server {
+                name: server_name.to_string(),
+                address: String::new(),
+                port: 80,
+                weight: 100,
+                check: true,
+                backup: false,
+                admin: Admin::Ready,
+            },
+            (None, None) => {
+                return Err(Fail::new(format!(
+                    "server {server_name} is not in backend {}: give its address to add it",
+                    p.name
+                ))
+                .into())
+            }
+        };
+        if let Some(address) = &p.address {
+            checks::address("address", address)?;
+            s.address = address.clone();
+        }
+        if let Some(port) = p.port {
+            s.port = checks::port("port", port)?;
+        }
+        if let Some(weight) = p.weight {
+            s.weight = checks::weight("weight", weight)?;
+        }
+        s.admin = match p.state.as_str() {
+            "present" => s.admin,
+            "enabled" => Admin::Ready,
+            "drain" => Admin::Drain,
+            _ => Admin::Maint,
+        };
+        match servers.iter_mut().find(|o| o.name == server_name) {
+            Some(slot) => *slot = s.clone(),
+            None => servers.push(s.clone()),
+        }
+        Some(s)
+    };
+    let text = config::replace_servers(&old, &p.name, &servers).unwrap_or_else(|| old.clone());
+    let can_runtime = runtime_can_apply(&info.servers, &servers, &info);
+    let private =
+        std::fs::metadata(&p.config_path).is_ok_and(|meta| meta.permissions().mode() & 0o077 == 0);
+    if write_config(m, p, &text, private)? {
+        m.set_changed(true);
+    }
+    if let Some(s) = &desired {
+        m.set("server_state", server_json(s));
+    }
+
+    if !can_runtime {
+        m.set_changed(true);
+        let action = if m.check_mode() {
+            "reloaded"
+        } else {
+            let (action, pid) = ctx.reload_or_start()?;
+            applied::record(&state_file, pid, &text);
+            action
+        };
+        m.set("service", action);
+    } else {
+        let mine: Vec<RtServer> = running
+            .iter()
+            .filter(|r| r.name == server_name)
+            .cloned()
+            .collect();
+        let want: Vec<Server> = desired.iter().cloned().collect();
+        let steps = plan(&want, &mine);
+        if !steps.is_empty() {
+            m.set_changed(true);
+            m.add_diff(Diff::new(
+                format!("runtime: server {}/{server_name}", p.name),
+                describe_running(&mine),
+                describe_desired(&want),
+            ));
+            if m.check_mode() {
+                ctx.actions = steps
+                    .iter()
+                    .map(|s| s.describe(&p.name, &info.default_server))
+                    .collect();
+            } else {
+                ctx.execute(&steps, &info)?;
+            }
+        }
+        if let (false, true, Some(w)) = (m.check_mode(), loaded, worker) {
+            applied::record(&state_file, w.pid, &text);
+        }
+    }
+    if p.wait && !m.check_mode() {
+        if let Some(s) = &desired {
+            ctx.wait_for(std::slice::from_ref(s))?;
+        }
+    }
+    m.set("actions", &ctx.actions);
+    Ok(())
+}
