@@ -509,3 +509,248 @@ fn awx_configuration_lints_clean_and_parses() {
         .args(["--syntax-check", "awx/configure.yml"]));
     assert_success("ansible-playbook --syntax-check awx/configure.yml", &out);
 }
+
+/// `awx/tests/fake_awx.py` on a free loopback port, stopped on drop.
+struct FakeAwx {
+    child: std::process::Child,
+    url: String,
+}
+
+impl FakeAwx {
+    fn start(dir: &Path) -> FakeAwx {
+        let port_file = dir.join("fake-awx.port");
+        let child = Command::new(venv_bin("python"))
+            .arg(project_root().join("awx/tests/fake_awx.py"))
+            .arg(&port_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start awx/tests/fake_awx.py: {e}"));
+        let mut fake = FakeAwx {
+            child,
+            url: String::new(),
+        };
+        let start = std::time::Instant::now();
+        while fake.url.is_empty() {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                if !port.trim().is_empty() {
+                    fake.url = format!("http://127.0.0.1:{}", port.trim());
+                }
+            }
+            assert!(start.elapsed().as_secs() < 20, "fake AWX did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        fake
+    }
+
+    fn dump(&self) -> Value {
+        let out = run(Command::new("curl").args([
+            "-fsS",
+            "--max-time",
+            "10",
+            &format!("{}/_dump", self.url),
+        ]));
+        let body = assert_success("GET /_dump", &out);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("dump: {e}\n{body}"))
+    }
+}
+
+impl Drop for FakeAwx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `awx/configure.yml` against the fake API; returns the play recap of localhost.
+fn configure(fake: &FakeAwx, dir: &Path, extra: &[String]) -> Value {
+    let mut cmd = Command::new(venv_bin("ansible-playbook"));
+    cmd.current_dir(project_root())
+        .env("PATH", path_with_venv())
+        .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-local"))
+        .arg("awx/configure.yml")
+        .args(["-e", &format!("controller_host={}", fake.url)])
+        .args([
+            "-e",
+            "controller_username=admin",
+            "-e",
+            "controller_password=not-a-secret",
+        ])
+        .args(["-e", "awx_ssh_public_key='ssh-ed25519 AAAAC3Nza test'"]);
+    for e in extra {
+        cmd.args(["-e", e]);
+    }
+    let out = run(&mut cmd);
+    let stdout = assert_success("ansible-playbook awx/configure.yml", &out);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("configure.yml output: {e}\n{stdout}"));
+    json["stats"]["localhost"].clone()
+}
+
+fn by_name<'a>(dump: &'a Value, resource: &str, name: &str) -> &'a Value {
+    dump[resource]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|i| i["name"] == name || i["identifier"] == name)
+        })
+        .unwrap_or_else(|| panic!("no {resource} named {name:?} in {}", dump[resource]))
+}
+
+#[test]
+fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = FakeAwx::start(dir.path());
+    let files: Vec<(&str, &str)> = vec![
+        (
+            "awx_lxd_client_cert_file",
+            "-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n",
+        ),
+        (
+            "awx_lxd_client_key_file",
+            "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
+        ),
+        (
+            "awx_lxd_server_cert_file",
+            "-----BEGIN CERTIFICATE-----\nserver\n-----END CERTIFICATE-----\n",
+        ),
+        (
+            "awx_ssh_private_key_file",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nssh\n-----END OPENSSH PRIVATE KEY-----\n",
+        ),
+    ];
+    let mut extra = vec!["awx_lxd_url=https://10.231.0.1:8443".to_string()];
+    for (var, content) in &files {
+        let path = dir.path().join(var);
+        std::fs::write(&path, content).expect("write secret file");
+        extra.push(format!("{var}={}", path.display()));
+    }
+
+    let first = configure(&fake, dir.path(), &extra);
+    assert_eq!(first["failures"], 0, "{first}");
+    assert!(
+        first["changed"].as_u64().unwrap_or(0) >= 11,
+        "first run: {first}"
+    );
+    // Without the secret files the credentials are left as they are, and
+    // nothing else changes either.
+    let second = configure(&fake, dir.path(), &[]);
+    assert_eq!(
+        second["changed"], 0,
+        "second run changed something: {second}"
+    );
+
+    let d = fake.dump();
+    let lxd_type = by_name(&d, "credential_types", "LXD client certificate");
+    assert_eq!(lxd_type["kind"], "cloud");
+    // AWX's own templates reach AWX untouched.
+    assert_eq!(
+        lxd_type["injectors"]["env"]["LXD_INVENTORY_CLIENT_CERT"],
+        "{{ tower.filename.client_cert }}"
+    );
+    assert_eq!(
+        lxd_type["injectors"]["extra_vars"]["lxd_host_client_key"],
+        "{{ tower.filename.client_key }}"
+    );
+    let lxd = by_name(&d, "credentials", "vrrp-lxd LXD");
+    assert_eq!(lxd["inputs"]["client_key"], "$encrypted$");
+    assert!(lxd["inputs"]["client_cert"]
+        .as_str()
+        .is_some_and(|c| c.contains("client")));
+
+    let source = by_name(&d, "inventory_sources", "vrrp-lxd LXD instances");
+    assert_eq!(source["source"], "scm");
+    assert_eq!(source["credential"], lxd["id"]);
+    let script = project_root().join(source["source_path"].as_str().unwrap_or("?"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&script)
+        .unwrap_or_else(|e| panic!("{script:?}: {e}"))
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, "{script:?} is not executable");
+
+    let credentials: Vec<Value> = [
+        "vrrp-lxd LXD",
+        "vrrp-lxd instances (SSH)",
+        "vrrp-lxd HAProxy stats",
+    ]
+    .iter()
+    .map(|n| by_name(&d, "credentials", n)["id"].clone())
+    .collect();
+    let jts = d["job_templates"].as_array().expect("job templates");
+    let playbooks: Vec<&str> = jts.iter().filter_map(|j| j["playbook"].as_str()).collect();
+    assert_eq!(
+        playbooks,
+        [
+            "playbooks/site.yml",
+            "playbooks/add_web.yml",
+            "playbooks/add_lb.yml",
+            "playbooks/remove_web.yml"
+        ]
+    );
+    for jt in jts {
+        let playbook = jt["playbook"].as_str().unwrap_or("?");
+        assert!(
+            project_root().join(playbook).is_file(),
+            "{playbook} is not in the repository"
+        );
+        let linked = &d["_associations"][format!("job_templates/{}/credentials", jt["id"])];
+        for c in &credentials {
+            assert!(
+                linked.as_array().is_some_and(|l| l.contains(c)),
+                "{playbook}: credential {c} not attached: {linked}"
+            );
+        }
+        let survey = &d["_surveys"][format!("job_templates/{}", jt["id"])];
+        let vars: Vec<&str> = survey["spec"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| q["variable"].as_str())
+            .collect();
+        assert!(vars.contains(&"vrrp_vip"), "{playbook}: survey {survey}");
+        if playbook.ends_with("site.yml") {
+            assert_eq!(
+                vars,
+                ["lb_count", "web_count", "vrrp_vip"],
+                "site.yml survey"
+            );
+        }
+        assert!(
+            jt["extra_vars"]
+                .as_str()
+                .is_some_and(|e| e.contains("ssh-ed25519 AAAAC3Nza test")),
+            "{jt}"
+        );
+    }
+
+    // sync -> add_web -> sync -> converge
+    let node = |id: &str| by_name(&d, "workflow_job_template_nodes", id);
+    let chain = ["sync-before", "add-web", "sync-after", "converge"];
+    for pair in chain.windows(2) {
+        let next = &d["_associations"][format!(
+            "workflow_job_template_nodes/{}/success_nodes",
+            node(pair[0])["id"]
+        )];
+        assert_eq!(
+            next,
+            &serde_json::json!([node(pair[1])["id"]]),
+            "{} -> {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert_eq!(node("sync-before")["unified_job_template"], source["id"]);
+    assert_eq!(
+        node("add-web")["unified_job_template"],
+        by_name(
+            &d,
+            "job_templates",
+            "vrrp-lxd: add a web node (add_web.yml)"
+        )["id"]
+    );
+    assert_eq!(
+        node("converge")["unified_job_template"],
+        by_name(&d, "job_templates", "vrrp-lxd: converge (site.yml)")["id"]
+    );
+}
