@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in one run on the local LXD, each figure beside its
+# baseline, BENCH_REPS repetitions (default 5), a min/median/max table on stdout and
+# in bench/results/<date>.md, the raw numbers in bench/results/<date>.json, and a
+# chart (bench/results/<date>.png, copied to docs/performance.png).
+#
+# Environment:
+#   BENCH_REPS=5          repetitions of each figure
+#   BENCH_ONLY=a,b        run only these sections: failover, growth, inventory, tasks, sizes
+#   BENCH_INV_RUNS        timed runs per inventory command (default 3 x BENCH_REPS)
+#   BENCH_TASKS=20        tasks per host in the per-task benchmark
+#   KEEP=1                keep the instances made here (for debugging)
+# Every instance made here is named bench-* and deleted at the end, also on failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+source "$root/scripts/env.sh"
+
+for f in dist/bin/vrrp-probe dist/bin/lxd_inventory dist/library/keepalived_vrrp \
+  dist/library/haproxy_backend dist/library/apache_site dist/library/lxd_instance; do
+  if [[ ! -x "$root/$f" ]]; then
+    echo "bench: $f is missing; run \`make build\` (or \`make bench\`, which builds first)" >&2
+    exit 1
+  fi
+done
+if ! lxc info >/dev/null 2>&1; then
+  echo "bench: LXD does not answer (\`lxc info\` failed); run \`make up\` first" >&2
+  exit 1
+fi
+if ! lxc image show "$VRRP_IMAGE" >/dev/null 2>&1; then
+  echo "bench: image $VRRP_IMAGE is missing; run \`make setup\`" >&2
+  exit 1
+fi
+
+cd "$root"
+exec "$VRRP_VENV/bin/python" "$here/run.py" "$@"
