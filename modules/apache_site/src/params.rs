@@ -269,13 +269,16 @@ fn check_health_check(p: Option<&HealthCheckParams>) -> Result<HealthCheck, Inva
             "health_check.method must be an HTTP method in capitals (OPTIONS, HEAD, GET), got: {method:?}"
         )));
     }
-    let path_ok = path.starts_with('/')
-        && path
+    let (p, query) = path.split_once('?').unwrap_or((&path, ""));
+    let path_ok = p.starts_with('/')
+        && p.chars()
+            .all(|c| c.is_ascii_graphic() && !"'\"\\#%".contains(c))
+        && query
             .chars()
-            .all(|c| c.is_ascii_graphic() && !"'\"\\?#%".contains(c));
+            .all(|c| c.is_ascii_graphic() && !"'\"\\#?".contains(c));
     if !path_ok {
         return Err(bad(format!(
-            "health_check.path must be a URL path starting with '/' without query, quotes or spaces, got: {path:?}"
+            "health_check.path must be a URL path starting with '/' (a query string may follow '?') without quotes, spaces or '#', got: {path:?}"
         )));
     }
     Ok(HealthCheck { method, path, log })
@@ -582,6 +585,12 @@ mod tests {
             err(serde_json::json!({"health_check": {"method": "opt ions"}})).contains("method")
         );
         assert!(err(serde_json::json!({"health_check": {"path": "/x'y"}})).contains("path"));
+        assert!(err(serde_json::json!({"health_check": {"path": "health"}})).contains("path"));
+        assert!(
+            params(serde_json::json!({"health_check": {"path": "/health?full=1"}}))
+                .into_site()
+                .is_ok()
+        );
         assert!(err(serde_json::json!({"access_log": "/var/log/../x"})).contains("access_log"));
     }
 }

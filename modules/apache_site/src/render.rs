@@ -65,10 +65,18 @@ pub fn vhost(site: &Site) -> String {
             "    # Load balancer health checks ({} {}) are not logged.",
             hc.method, hc.path
         );
+        // REQUEST_URI is the path without the query string; a query in the
+        // check's path is matched on its own.
+        let request = match hc.path.split_once('?') {
+            Some((path, query)) => {
+                format!("%{{REQUEST_URI}} == '{path}' && %{{QUERY_STRING}} == '{query}'")
+            }
+            None => format!("%{{REQUEST_URI}} == '{}'", hc.path),
+        };
         let _ = writeln!(
             s,
-            "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{}' && %{{REQUEST_URI}} == '{}'{from}\" {HEALTH_CHECK_ENV}",
-            hc.method, hc.path
+            "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{}' && {request}{from}\" {HEALTH_CHECK_ENV}",
+            hc.method
         );
     }
 
@@ -206,6 +214,17 @@ mod tests {
             text.ends_with("    Header set X-Site web\n\n    Redirect /old /new\n</VirtualHost>\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn health_check_with_a_query_matches_it_separately() {
+        let mut s = site();
+        s.trusted_proxies.truncate(1);
+        s.health_check.method = "GET".into();
+        s.health_check.path = "/health?full=1".into();
+        assert!(vhost(&s).contains(
+            "    SetEnvIfExpr \"%{REQUEST_METHOD} == 'GET' && %{REQUEST_URI} == '/health' && %{QUERY_STRING} == 'full=1' && (-R '10.231.0.11')\" vrrp_health_check\n"
+        ));
     }
 
     #[test]
