@@ -390,11 +390,19 @@ impl Config {
     /// How to authenticate to (and trust) an HTTPS LXD.
     pub fn tls(&self) -> lxd_api::TlsOptions {
         lxd_api::TlsOptions {
-            client_cert: self.client_cert.clone(),
-            client_key: self.client_key.clone(),
-            server_cert: self.server_cert.clone(),
+            client_cert: self.client_cert.as_deref().map(expand_home),
+            client_key: self.client_key.as_deref().map(expand_home),
+            server_cert: self.server_cert.as_deref().map(expand_home),
             server_cert_fingerprint: self.server_cert_fingerprint.clone(),
         }
+    }
+}
+
+/// `~/x` -> `$HOME/x`; other paths unchanged.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => path.to_owned(),
     }
 }
 
@@ -444,6 +452,32 @@ groups:
         assert_eq!(cfg.groups.stopped, "off");
         assert_eq!(cfg.url.as_deref(), Some("https://lxd.example:8443/"));
         cfg.check().expect("valid");
+    }
+
+    #[test]
+    fn shipped_example_is_valid_and_shows_the_defaults() {
+        let text = include_str!("../lxd_inventory.example.yml");
+        let cfg = Config::from_text(Path::new("lxd_inventory.example.yml"), text).expect("parses");
+        cfg.check().expect("valid");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn home_is_expanded_in_certificate_paths() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cfg = Config {
+            client_cert: Some("~/.config/lxc/client.crt".into()),
+            client_key: Some("/etc/k.key".into()),
+            ..Config::default()
+        };
+        let tls = cfg.tls();
+        if !home.is_empty() {
+            assert_eq!(
+                tls.client_cert,
+                Some(Path::new(&home).join(".config/lxc/client.crt"))
+            );
+        }
+        assert_eq!(tls.client_key, Some(PathBuf::from("/etc/k.key")));
     }
 
     #[test]

@@ -200,6 +200,41 @@ fn hosts_and_ipv4s_agree_with_lxc_list_and_groups_come_from_user_ansible_groups(
     );
     assert!(text.contains(&a.name) && !text.contains(&b.name), "{text}");
 
+    // The connection variables are the inventory's group variables: a user's
+    // group_vars beside the playbook override them.
+    let pd = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(pd.path().join("group_vars")).expect("mkdir");
+    std::fs::write(
+        pd.path().join("group_vars/lb.yml"),
+        "ansible_connection: ansible.builtin.ssh\n",
+    )
+    .expect("write group_vars");
+    let host_vars = |name: &str| -> Value {
+        let out = Command::new(venv_bin("ansible-inventory"))
+            .arg("-i")
+            .arg(binary())
+            .arg("--playbook-dir")
+            .arg(pd.path())
+            .args(["--host", name])
+            .env("PATH", path_with_venv())
+            .output()
+            .expect("run ansible-inventory");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    assert_eq!(
+        host_vars(&a.name)["ansible_connection"],
+        "ansible.builtin.ssh"
+    );
+    assert_eq!(
+        host_vars(&b.name)["ansible_connection"],
+        "community.general.lxd"
+    );
+
     let run = Runner::with_inventory(String::new())
         .arg("-i")
         .arg(&binary().display().to_string())
