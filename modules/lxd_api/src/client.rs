@@ -309,7 +309,10 @@ impl Client {
             .and_then(|c| u16::try_from(c).ok())
             .filter(|c| *c != 0)
             .unwrap_or(status);
-        let message = if code == 403 && matches!(self.endpoint, Endpoint::Https(_)) {
+        let message = if code == 403
+            && matches!(self.endpoint, Endpoint::Https(_))
+            && !path.starts_with("/1.0/certificates")
+        {
             format!(
                 "{message}; is this client certificate in LXD's trust store (`lxc config trust add`, or trust_password)?"
             )

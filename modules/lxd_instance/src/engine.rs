@@ -217,7 +217,17 @@ impl Engine<'_> {
                     self.state_action("unfreeze", false)?;
                 }
                 if old_state != "stopped" {
-                    self.state_action("stop", true)?;
+                    // A clean shutdown first unless force_stop; the instance is
+                    // going away, so one that does not shut down is stopped hard.
+                    let force = self.p.force_stop;
+                    if let Err(e) = self.state_action("stop", force) {
+                        if force {
+                            return Err(e);
+                        }
+                        self.log
+                            .push(format!("clean stop failed ({e:#}); stopping forcibly"));
+                        self.state_action("stop", true)?;
+                    }
                 }
                 self.delete()?;
                 after_doc = None;
