@@ -339,6 +339,29 @@ fn https_lifecycle_with_client_cert_and_pinned_server() {
     );
     assert!(!stranger.trusted());
 
+    // A wrong trust password is refused and says so.
+    let run = play(vec![task(
+        "wrong trust password",
+        with(
+            json!({"name": name}),
+            conn(
+                &listener.url,
+                &stranger,
+                json!({"server_cert_fingerprint": server_fp, "trust_password": "t-lxd-wrong"}),
+            ),
+        ),
+        json!({"ignore_errors": true}),
+    )]);
+    assert_failed_with(
+        &result(&run, "wrong trust password"),
+        &["does not trust this client", "trust_password failed"],
+    );
+    assert!(
+        !run.stdout.contains("t-lxd-wrong"),
+        "the password shows in the output"
+    );
+    assert!(!stranger.trusted());
+
     // A trust token lets a new certificate in (and is masked in the output).
     let token_out = lxc_text(&["config", "trust", "add", "--name", "t-lxd-https-token"]);
     let token = token_out
