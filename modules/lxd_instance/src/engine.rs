@@ -326,7 +326,9 @@ impl Engine<'_> {
             && source.get("type").and_then(Value::as_str) == Some("image");
         if local {
             if let Some(alias) = source.get("alias").and_then(Value::as_str) {
-                let path = self.with_project(&format!("/1.0/images/aliases/{alias}"));
+                // Aliases may hold slashes (vendor/release): encode each part.
+                let escaped: Vec<String> = alias.split('/').map(encode).collect();
+                let path = self.with_project(&format!("/1.0/images/aliases/{}", escaped.join("/")));
                 match self.lxd.get(&path) {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {
