@@ -550,6 +550,20 @@ impl Client {
         }
     }
 
+    /// Like [`Client::list_instances_full`] over every project
+    /// (`all-projects=true`); each instance names its `project`.
+    pub fn list_instances_all_projects(&self) -> Result<Vec<Value>> {
+        let path = "/1.0/instances?recursion=2&all-projects=true".to_string();
+        match self.get(&path)? {
+            Value::Array(items) => Ok(items),
+            other => Err(Error::Protocol {
+                method: "GET".into(),
+                path,
+                detail: format!("expected a list of instances, got {other}"),
+            }),
+        }
+    }
+
     /// One instance (`GET /1.0/instances/NAME`), or `None` when it does not exist.
     pub fn instance(&self, name: &str, project: Option<&str>) -> Result<Option<Value>> {
         let path = project_query(&format!("/1.0/instances/{}", encode(name)), project);

@@ -75,4 +75,9 @@ fn exec_collects_output_and_exit_code() {
         .find(|i| i["name"] == serde_json::json!(c.name))
         .expect("listed");
     assert_eq!(me["state"]["status"], serde_json::json!("Running"));
+    let everywhere = lxd.list_instances_all_projects().expect("all projects");
+    assert!(everywhere
+        .iter()
+        .any(|i| i["name"] == serde_json::json!(c.name)
+            && i["project"] == serde_json::json!("default")));
 }
