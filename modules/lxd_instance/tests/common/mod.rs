@@ -1,5 +1,5 @@
 //! Shared by the integration tests: playbooks written as JSON (YAML's
-//! subset), instance clean-up, and `lxc` helpers.
+//! subset), instance clean-up, and `lxc` look-ups.
 
 #![allow(dead_code)]
 
