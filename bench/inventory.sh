@@ -7,9 +7,11 @@
 # The instances live in their own LXD project (shares the default project's
 # images, profiles and networks) so other instances on the host do not change
 # the count; it is deleted at the end.
+# Timing: interleaved rounds (every command once per round, shuffled), so a
+# change of load on a shared machine hits all of them alike.
 # JSON goes to bench/results/inventory.json.
 #
-# Environment: BENCH_INV_COUNT (50), BENCH_INV_RUNS (15), BENCH_INV_PROJECT
+# Environment: BENCH_INV_COUNT (50), BENCH_INV_RUNS (15 rounds), BENCH_INV_PROJECT
 # (bench-inv), BENCH_INV_SOCKET (/var/lib/lxd/unix.socket), KEEP=1 keeps the
 # instances, LXD_INVENTORY_BIN (default dist/bin/lxd_inventory, else built).
 set -euo pipefail
@@ -26,7 +28,7 @@ image="${VRRP_TINY_IMAGE:-vrrp-lxd/tiny}"
 venv_bin="$VRRP_VENV/bin"
 out_json="$root/bench/results/inventory.json"
 
-for tool in hyperfine jq curl; do
+for tool in jq curl bc; do
   if ! command -v "$tool" >/dev/null; then
     echo "==> apt-get install $tool"
     DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null
@@ -109,7 +111,8 @@ project: $project
 YML
 printf 'all:\n  hosts: {}\n' >"$work/empty.yml"
 export ANSIBLE_CONFIG="$work/ansible.cfg" LXD_INVENTORY_PROJECT="$project" \
-  LXD_INVENTORY_URL="unix:$socket" PATH="$venv_bin:$PATH"
+  LXD_INVENTORY_URL="unix:$socket" PATH="$venv_bin:$PATH" \
+  BENCH_SOCKET="$socket" BENCH_BIN="$bin" BENCH_WORK="$work"
 unset LXD_INVENTORY_CONFIG
 cd "$work"
 
@@ -125,24 +128,44 @@ if [[ "$ours" -ne "$count" || "$e2e" -ne "$count" || "$theirs" -ne "$count" ]]; 
   exit 1
 fi
 
-echo "==> timing ($runs runs each after 3 warm-ups)"
-hyperfine -N --warmup 3 --runs "$runs" --style basic --export-json "$work/hyperfine.json" \
-  -n "curl: one GET /1.0/instances?recursion=2" "curl -s --unix-socket $socket -o /dev/null $api" \
-  -n "lxd_inventory --list" "$bin --list" \
-  -n "ansible-inventory -i lxd_inventory --list" "ansible-inventory -i $bin --list" \
-  -n "ansible-inventory -i *lxd.yml --list (community.general.lxd)" "ansible-inventory -i $work/bench_lxd.yml --list" \
-  -n "ansible-inventory, empty inventory (Ansible's floor)" "ansible-inventory -i $work/empty.yml --list" \
-  >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
-
+echo "==> timing: $runs rounds after 2 warm-up rounds; each round runs every command once, in shuffled order"
 mkdir -p "$(dirname "$out_json")"
-/usr/bin/python3 - "$work/hyperfine.json" "$out_json" "$count" "$bytes" "$runs" <<'PY'
-import json, sys, datetime, platform, os
-src, dst, count, size, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-res = json.load(open(src))["results"]
-rows = []
-for r in res:
-    rows.append({"what": r["command"], "min_s": r["min"], "median_s": r["median"],
-                 "max_s": r["max"], "mean_s": r["mean"], "stddev_s": r["stddev"], "runs": len(r["times"])})
+/usr/bin/python3 - "$out_json" "$count" "$bytes" "$runs" "$project" <<'PY'
+import datetime, json, os, platform, random, statistics, subprocess, sys, time
+
+dst, count, size, runs, project = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+env = os.environ
+socket, binary, work = env["BENCH_SOCKET"], env["BENCH_BIN"], env["BENCH_WORK"]
+api = f"http://lxd/1.0/instances?recursion=2&project={project}"
+commands = [
+    ("curl: one GET /1.0/instances?recursion=2", ["curl", "-sf", "--unix-socket", socket, "-o", "/dev/null", api]),
+    ("lxd_inventory --list", [binary, "--list"]),
+    ("ansible-inventory -i lxd_inventory --list", ["ansible-inventory", "-i", binary, "--list"]),
+    ("ansible-inventory -i *lxd.yml --list (community.general.lxd)",
+     ["ansible-inventory", "-i", f"{work}/bench_lxd.yml", "--list"]),
+    ("ansible-inventory, empty inventory (Ansible's floor)", ["ansible-inventory", "-i", f"{work}/empty.yml", "--list"]),
+]
+times = {name: [] for name, _ in commands}
+load_before = os.getloadavg()
+
+def once(argv):
+    t = time.perf_counter()
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed with exit code {r.returncode}")
+    return dt
+
+for rnd in range(runs + 2):
+    order = list(commands)
+    random.shuffle(order)
+    for name, argv in order:
+        dt = once(argv)
+        if rnd >= 2:
+            times[name].append(dt)
+
+rows = [{"what": name, "min_s": min(ts), "median_s": statistics.median(ts), "max_s": max(ts),
+         "mean_s": statistics.fmean(ts), "runs": len(ts), "times_s": ts} for name, ts in times.items()]
 curl, ours, ours_e2e, theirs, floor = (row["median_s"] for row in rows)
 goals = {
     "binary_vs_raw_request": {"ratio": ours / curl, "goal": "<= 1.2", "met": ours / curl <= 1.2},
@@ -152,17 +175,20 @@ goals = {
 }
 doc = {"benchmark": "inventory", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
        "instances": count, "api_answer_bytes": size, "host": platform.node(), "cpus": os.cpu_count(),
-       "results": rows, "goals": goals}
-json.dump(doc, open(dst, "w"), indent=2)
+       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+       "method": "interleaved rounds, shuffled order, 2 warm-up rounds", "results": rows, "goals": goals}
+with open(dst, "w") as f:
+    json.dump(doc, f, indent=2)
 w = max(len(r["what"]) for r in rows)
-print(f"\n{count} instances, API answer {size} bytes, {runs} runs each")
+print(f"\n{count} instances, API answer {size} bytes, {runs} rounds, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after")
 print(f"| {'what'.ljust(w)} | min s | median s | max s | x curl |")
 print(f"|{'-' * (w + 2)}|------:|---------:|------:|-------:|")
 for r in rows:
     print(f"| {r['what'].ljust(w)} | {r['min_s']:.3f} | {r['median_s']:.3f} | {r['max_s']:.3f} | {r['median_s'] / curl:6.2f} |")
 g = goals
-print(f"\nlxd_inventory vs one raw request: {g['binary_vs_raw_request']['ratio']:.2f}x (goal <= 1.2: {'met' if g['binary_vs_raw_request']['met'] else 'NOT met'})")
-print(f"community.general.lxd vs ours end to end: {g['community_vs_ours_end_to_end']['ratio']:.2f}x (goal >= 2: {'met' if g['community_vs_ours_end_to_end']['met'] else 'NOT met'})")
+met = lambda x: "met" if x["met"] else "NOT met"
+print(f"\nlxd_inventory vs one raw request (medians): {g['binary_vs_raw_request']['ratio']:.2f}x (goal <= 1.2: {met(g['binary_vs_raw_request'])})")
+print(f"community.general.lxd vs ours, end to end (medians): {g['community_vs_ours_end_to_end']['ratio']:.2f}x (goal >= 2: {met(g['community_vs_ours_end_to_end'])})")
 print(f"beyond Ansible's floor: ours {g['beyond_ansible_floor_ours_s']:.3f} s, community.general.lxd {g['beyond_ansible_floor_community_s']:.3f} s")
 print(f"\nwritten: {dst}")
 PY
