@@ -177,6 +177,18 @@ def markdown(results: dict) -> str:
                  sizes_rows(results.get("sizes", {}))):
         for r in rows:
             out.append("| " + " | ".join(r) + " |")
+    notes = []
+    for sec in ("failover", "growth", "tasks"):
+        for e in (results.get(sec) or {}).get("errors") or []:
+            notes.append(f"- {sec}: {e}")
+    rerun = (results.get("growth") or {}).get("site_rerun") or []
+    changed = sorted({t for r in rerun for t in r.get("changed_tasks", [])})
+    if changed:
+        notes.append("- `site.yml` re-run changed: " + "; ".join(changed))
+    if notes:
+        out.append("")
+        out.append("Notes from this run:")
+        out += notes
     errors = results.get("errors") or {}
     if errors:
         out.append("")

@@ -574,6 +574,70 @@ def summary_line(what: str, reports: dict) -> None:
 
 # ================================================================ growth
 
+def growth_rep(res: dict, work: Path, rep: int, topo_args: list[str]) -> None:
+    for n in lxc_names(TOPO_PREFIX):
+        sh(["lxc", "delete", "-f", n], check=False)
+    log(f"growth rep {rep + 1}/{REPS}: site.yml from nothing")
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-site.log")
+    with _created_lock:
+        _created.update(lxc_names(TOPO_PREFIX))
+    res["site_from_nothing"].append(r)
+    log(f"  rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']}")
+    if r["rc"] != 0:
+        raise RuntimeError(f"site.yml failed, see {r['log']}")
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-rerun.log")
+    r["changed_tasks"] = changed_tasks(r["log"])
+    res["site_rerun"].append(r)
+    log(f"  re-run: rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']} {r['changed_tasks']}")
+    wait_answering(TOPO_VIP, 60, backends=2)
+    for key, pb in [("add_web", "add_web.yml"), ("add_lb", "add_lb.yml"),
+                    ("rolling_restart_web", "rolling_restart_web.yml")]:
+        log(f"growth rep {rep + 1}/{REPS}: {pb} under the probe")
+        probe = Probe(TOPO_VIP, timeout_ms=500, max_s=900)
+        r = ansible_playbook(ROOT / "playbooks" / pb, topo_args, work / f"growth-{rep}-{key}.log")
+        time.sleep(1.0)
+        r["probe"] = probe.stop()
+        if r["rc"] != 0:
+            r["failed_tasks"] = failed_tasks(r["log"])
+        res[key].append(r)
+        log(f"  rc {r['rc']} in {r['seconds']:.1f} s: {r['probe']['failed']} failed of "
+            f"{r['probe']['requests']}, longest outage {r['probe']['longest_outage_ms']:.0f} ms")
+        with _created_lock:
+            _created.update(lxc_names(TOPO_PREFIX))
+        if r["rc"] != 0:
+            raise RuntimeError(f"{pb} failed ({'; '.join(r['failed_tasks'])[:300]}), see {r['log']}")
+        wait_answering(TOPO_VIP, 60)
+
+
+def _json_of_log(path: str) -> dict | None:
+    text = Path(path).read_text()
+    try:
+        return json.loads(text[text.index("{"):text.rindex("}") + 1])
+    except ValueError:
+        return None
+
+
+def _task_results(path: str):
+    doc = _json_of_log(path) or {}
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, r in task.get("hosts", {}).items():
+                yield task["task"]["name"], host, r
+
+
+def changed_tasks(path: str) -> list[str]:
+    return [f"{t} on {h}" for t, h, r in _task_results(path) if r.get("changed")]
+
+
+def failed_tasks(path: str) -> list[str]:
+    out = []
+    for t, h, r in _task_results(path):
+        if r.get("failed") or r.get("unreachable"):
+            msgs = [i.get("msg", "") for i in r.get("results", []) if i.get("failed")] or [r.get("msg", "")]
+            out.append(f"{t} on {h}: {' / '.join(str(m) for m in msgs)[:300]}")
+    return out
+
+
 def bench_growth(res: dict, work: Path) -> None:
     if not routed_via_bridge(TOPO_VIP):
         raise RuntimeError(f"{TOPO_VIP} is not routed via {BRIDGE}")
@@ -585,39 +649,18 @@ def bench_growth(res: dict, work: Path) -> None:
     for k in keys:
         res.setdefault(k, [])
     res["playbook_args"] = topo_args
+    res["errors"] = []
     for rep in range(REPS):
+        try:
+            growth_rep(res, work, rep, topo_args)
+        except Exception as e:  # noqa: BLE001 - recorded; the next repetition starts afresh
+            log(f"growth rep {rep + 1}/{REPS}: FAILED: {e}")
+            res["errors"].append(f"rep {rep + 1}: {e}")
         for n in lxc_names(TOPO_PREFIX):
-            sh(["lxc", "delete", "-f", n], check=False)
-        log(f"growth rep {rep + 1}/{REPS}: site.yml from nothing")
-        r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args,
-                             work / f"growth-{rep}-site.log")
-        with _created_lock:
-            _created.update(lxc_names(TOPO_PREFIX))
-        res["site_from_nothing"].append(r)
-        log(f"  rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']}")
-        if r["rc"] != 0:
-            raise RuntimeError(f"site.yml failed, see {r['log']}")
-        r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args,
-                             work / f"growth-{rep}-rerun.log")
-        res["site_rerun"].append(r)
-        log(f"  re-run: rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']}")
-        wait_answering(TOPO_VIP, 60, backends=2)
-        for key, pb in [("add_web", "add_web.yml"), ("add_lb", "add_lb.yml"),
-                        ("rolling_restart_web", "rolling_restart_web.yml")]:
-            log(f"growth rep {rep + 1}/{REPS}: {pb} under the probe")
-            probe = Probe(TOPO_VIP, timeout_ms=500, max_s=900)
-            r = ansible_playbook(ROOT / "playbooks" / pb, topo_args, work / f"growth-{rep}-{key}.log")
-            time.sleep(1.0)
-            r["probe"] = probe.stop()
-            res[key].append(r)
-            log(f"  rc {r['rc']} in {r['seconds']:.1f} s: {r['probe']['failed']} failed of "
-                f"{r['probe']['requests']}, longest outage {r['probe']['longest_outage_ms']:.0f} ms")
-            with _created_lock:
-                _created.update(lxc_names(TOPO_PREFIX))
-            if r["rc"] != 0:
-                raise RuntimeError(f"{pb} failed, see {r['log']}")
-            wait_answering(TOPO_VIP, 60)
-        delete(lxc_names(TOPO_PREFIX))
+            if not KEEP:
+                sh(["lxc", "delete", "-f", n], check=False)
+    if len(res["errors"]) == REPS:
+        raise RuntimeError("every repetition failed: " + "; ".join(res["errors"]))
     shutil.rmtree(creds, ignore_errors=True)
 
 
@@ -807,7 +850,7 @@ def main() -> int:
                      "cpus": os.cpu_count(), "kernel": platform.release(), "sections": wanted,
                      "errors": {}}
     if TOPO_PREFIX:
-        stale = lxc_names(TOPO_PREFIX) + lxc_names("bench-fo-") + lxc_names("bench-task-")
+        stale = lxc_names(TOPO_PREFIX) if "growth" in wanted else []
         if stale:
             log(f"deleting leftovers of an earlier run: {' '.join(stale)}")
             for n in stale:

@@ -33,5 +33,14 @@ if ! lxc image show "$VRRP_IMAGE" >/dev/null 2>&1; then
   exit 1
 fi
 
+# Every systemd container takes inotify instances from the host's per-user pool; at
+# the kernel's default (128) a host running a few dozen containers cannot boot more
+# ("Failed to allocate manager object: Too many open files" in the console log).
+inotify="$(sysctl -n fs.inotify.max_user_instances 2>/dev/null || echo 0)"
+if ((inotify < 1024)); then
+  echo "bench: warning: fs.inotify.max_user_instances is $inotify; with many containers running," >&2
+  echo "       new ones may fail to boot. Raise it: sysctl -w fs.inotify.max_user_instances=1024" >&2
+fi
+
 cd "$root"
 exec "$VRRP_VENV/bin/python" "$here/run.py" "$@"
