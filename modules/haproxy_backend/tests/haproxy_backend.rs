@@ -28,10 +28,17 @@ impl Bed {
             .into_iter()
             .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
             .collect();
-        let mut all: Vec<Container> = handles
+        // Join every launch before judging any, so the ones that worked are
+        // deleted if another failed; a launch that failed (no DHCP lease in
+        // time on a busy host) is tried once more.
+        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        let mut all: Vec<Container> = vec![];
+        for (result, prefix) in results
             .into_iter()
-            .map(|h| h.join().expect("launch thread"))
-            .collect();
+            .zip(["t-hap-lb", "t-hap-web", "t-hap-web"])
+        {
+            all.push(result.unwrap_or_else(|_| Container::launch(prefix)));
+        }
         let lb = all.remove(0);
         for c in std::iter::once(&lb).chain(all.iter()) {
             c.wait_booted();
@@ -66,6 +73,15 @@ impl Bed {
         let run = runner.run(&playbook);
         let result = run.task("haproxy_backend", &self.lb.name);
         (run, result)
+    }
+
+    /// Runs the task in a thread (for a drain that waits).
+    fn task_in_background(&self, args: &str) -> std::thread::JoinHandle<Run> {
+        let playbook = format!(
+            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
+        );
+        let runner = self.runner();
+        std::thread::spawn(move || runner.run(&playbook))
     }
 
     fn ok(&self, args: &str) -> Value {
@@ -150,6 +166,52 @@ fn get(ip: IpAddr, cookie: Option<&str>) -> (String, Option<String>) {
         body.lines().next().unwrap_or_default().trim().to_string(),
         set_cookie,
     )
+}
+
+/// Downloads `/big.bin` slowly (100 kB/s, far slower than the kernel's and
+/// HAProxy's buffers fill, so the server's session stays open) until told to
+/// hang up; returns the bytes received.
+fn slow_download(
+    ip: IpAddr,
+    cookie: &str,
+) -> (
+    std::thread::JoinHandle<usize>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    testbed::probe::check_route(ip, &testbed::bridge()).expect("LB routed via the bridge");
+    let cookie = cookie.to_string();
+    let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = hang_up.clone();
+    let handle = std::thread::spawn(move || {
+        let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, 80), Duration::from_secs(2))
+            .expect("connect to the LB");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /big.bin HTTP/1.0\r\nHost: lb\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .expect("send");
+        let mut buf = vec![0u8; 4096];
+        let mut received = 0;
+        // Bounded: at most two minutes.
+        let start = std::time::Instant::now();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed)
+            && start.elapsed() < Duration::from_secs(120)
+        {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+            let due = Duration::from_secs_f64(received as f64 / 100_000.0);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait.min(Duration::from_millis(100)));
+            }
+        }
+        let _ = s.shutdown(std::net::Shutdown::Both);
+        received
+    });
+    (handle, hang_up)
 }
 
 /// Probes the LB for `d` and returns which hosts answered.
@@ -302,8 +364,24 @@ fn haproxy_backend_in_real_containers() {
     assert!(!changed(&converged), "{converged:#}");
 
     // --- cookie stickiness keeps one client on one server ------------------
+    // Turning it on is a reload (the backend section changes): a reload hands
+    // the listeners to the new worker, so the probe sees no failure.
+    let probe = Probe::new(&bed.url())
+        .expect("probe")
+        .interval(Duration::from_millis(20))
+        .max_duration(Duration::from_secs(120))
+        .start();
     let sticky = bed.ok(&backend_args(&bed, &[0, 1], "        stickiness: cookie\n"));
-    assert!(changed(&sticky), "{sticky:#}");
+    let report = probe.stop();
+    eprintln!("reload under the probe: {report:?}");
+    assert!(
+        changed(&sticky) && sticky["service"] == "reloaded",
+        "{sticky:#}"
+    );
+    assert_eq!(
+        report.failed, 0,
+        "failed requests during a reload: {report:?}"
+    );
     let ip = IpAddr::V4(bed.lb.ipv4);
     let (first_host, cookie) = get(ip, None);
     let cookie = cookie
@@ -319,6 +397,50 @@ fn haproxy_backend_in_real_containers() {
             "the cookie did not keep the client on {first_host}"
         );
     }
+
+    // --- drain waits for the sessions still open on the server --------------
+    // A slow download pinned to `first_host` by its cookie keeps one session
+    // open: a drain with a 1 s wait fails, saying so; a drain with a long wait
+    // is still waiting seconds later, and returns once the client hangs up.
+    let sticky_web = bed
+        .web
+        .iter()
+        .find(|w| w.name == first_host)
+        .expect("sticky web");
+    sticky_web.sh("head -c 50000000 /dev/zero > /var/www/html/big.bin");
+    let (download, hang_up) = slow_download(ip, &cookie);
+    std::thread::sleep(Duration::from_millis(500));
+    let short = bed.failed(&format!(
+        "        name: web\n        server: {first_host}\n        state: drain\n        wait: true\n        wait_timeout: 1\n"
+    ));
+    assert!(
+        short["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 session(s)"),
+        "{short:#}"
+    );
+    let long = bed.task_in_background(&format!(
+        "        name: web\n        server: {first_host}\n        state: drain\n        wait: true\n        wait_timeout: 90\n"
+    ));
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        !long.is_finished(),
+        "the drain did not wait for the open session"
+    );
+    assert!(!download.is_finished(), "the download ended by itself");
+    hang_up.store(true, std::sync::atomic::Ordering::Relaxed);
+    let closed = std::time::Instant::now();
+    let long = long.join().expect("drain thread");
+    long.assert_ok();
+    assert!(
+        closed.elapsed() < Duration::from_secs(15),
+        "the drain took {:?} after the session ended",
+        closed.elapsed()
+    );
+    assert!(download.join().expect("download thread") > 0);
+    bed.ok(&format!("        name: web\n        server: {first_host}\n        state: enabled\n        wait: true\n"));
+
     let mut hosts: Vec<String> = (0..6).map(|_| get(ip, None).0).collect();
     hosts.sort();
     hosts.dedup();
