@@ -44,6 +44,18 @@ else
   step "venv: up to date ($VRRP_VENV)"
 fi
 
+# Every container runs systemd, which holds inotify instances; the kernel's default
+# of 128 per user runs out at a few dozen containers (LXD's production settings).
+sysctl_conf=/etc/sysctl.d/60-vrrp-lxd.conf
+if [[ ! -f "$sysctl_conf" ]]; then
+  step "sysctl: inotify limits for many containers"
+  printf 'fs.inotify.max_user_instances = 1024\nfs.inotify.max_user_watches = 1048576\nfs.inotify.max_queued_events = 1048576\n' >"$sysctl_conf"
+fi
+for kv in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=1048576 fs.inotify.max_queued_events=1048576; do
+  key="${kv%%=*}"; want="${kv#*=}"
+  if (( $(sysctl -n "$key") < want )); then sysctl -qw "$kv"; fi
+done
+
 if ! lxc info >/dev/null 2>&1; then
   step "lxd: starting the daemon"
   if ! systemctl start lxd 2>/dev/null || ! lxd waitready --timeout=20 2>/dev/null; then
