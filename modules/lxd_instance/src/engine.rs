@@ -1,7 +1,7 @@
 //! Bringing one instance to the asked state through the LXD API.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ansible_module::{Diff, Fail, Module};
 use anyhow::{anyhow, Result};
@@ -535,16 +535,27 @@ impl Engine<'_> {
         let path = self.instance_path("/state");
         self.log.push(format!("{action}: PUT {path}"));
         if !self.check {
-            let mut body = json!({"action": action, "timeout": self.p.timeout});
-            if force {
-                body["force"] = json!(true);
-            }
-            let wait = self.timeout() + Duration::from_secs(30);
-            if let Err(e) = self.lxd.call(Method::PUT, &path, Some(&body), wait) {
-                let hint = if matches!(action, "stop" | "restart") && !force {
-                    " (force_stop: true stops it without waiting for a clean shutdown)"
+            let clean_shutdown = matches!(action, "stop" | "restart") && !force;
+            let result = if clean_shutdown {
+                self.clean_shutdown(action, &path)
+            } else {
+                let mut body = json!({"action": action, "timeout": self.p.timeout});
+                if force {
+                    body["force"] = json!(true);
+                }
+                let wait = self.timeout() + Duration::from_secs(30);
+                self.lxd
+                    .call(Method::PUT, &path, Some(&body), wait)
+                    .map(|_| ())
+            };
+            if let Err(e) = result {
+                let hint = if clean_shutdown {
+                    format!(
+                        " (no clean shutdown within {} s; force_stop: true stops it without waiting)",
+                        self.p.timeout
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 return Err(
                     Fail::new(format!("cannot {action} instance {name}: {e}{hint}")).into(),
@@ -553,6 +564,42 @@ impl Engine<'_> {
         }
         self.actions.push(action.to_string());
         Ok(())
+    }
+
+    /// A clean stop or restart within `timeout`. An instance still booting
+    /// misses the shutdown signal (systemd installs its handler late), so the
+    /// request is repeated with growing waits until the time is used up.
+    fn clean_shutdown(&mut self, action: &str, path: &str) -> lxd_api::Result<()> {
+        let deadline = Instant::now() + self.timeout();
+        let mut attempt = Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let this = attempt.min(left).max(Duration::from_secs(1));
+            let body = json!({"action": action, "timeout": this.as_secs()});
+            let wait = this + Duration::from_secs(30);
+            match self.lxd.call(Method::PUT, path, Some(&body), wait) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    // Only a shutdown that did not happen is worth repeating.
+                    let status = self
+                        .lxd
+                        .instance_state(&self.p.name, self.project())
+                        .ok()
+                        .and_then(|s| s.get("status").and_then(Value::as_str).map(str::to_string));
+                    match status.as_deref() {
+                        Some("Running") => {}
+                        Some("Stopped") if action == "stop" => return Ok(()),
+                        _ => return Err(e),
+                    }
+                    self.log.push(format!(
+                        "{action}: no clean shutdown within {} s, asking again",
+                        this.as_secs()
+                    ));
+                    attempt *= 2;
+                }
+            }
+        }
     }
 
     fn delete(&mut self) -> Result<()> {

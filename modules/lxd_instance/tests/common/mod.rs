@@ -86,3 +86,20 @@ pub fn assert_failed_with(r: &Value, needles: &[&str]) {
         assert!(msg.contains(n), "message {msg:?} should mention {n:?}");
     }
 }
+
+/// The IPv4 column of `lxc list` for one instance: `[(address, interface)]`.
+pub fn lxc_list_ipv4(name: &str) -> Vec<(String, String)> {
+    let out = lxc(&["list", &format!("^{name}$"), "-c", "4", "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "lxc list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split(['\n', '"'])
+        .filter_map(|l| {
+            let (addr, rest) = l.trim().split_once(" (")?;
+            Some((addr.to_string(), rest.trim_end_matches(')').to_string()))
+        })
+        .collect()
+}
