@@ -300,10 +300,28 @@ fn haproxy_backend_in_real_containers() {
         .find(|l| l.starts_with("Pid:"))
         .expect("pid")
         .to_string();
-    let added = bed.ok(&format!(
+    let add_args = format!(
         "        name: web\n        server: {w1}\n        address: {}\n        wait: true\n",
         bed.web[1].ipv4
-    ));
+    );
+    // Check mode first: the runtime change is reported (diff and actions), not made.
+    let (run, checked) = bed.task(&add_args, &["--check", "--diff"]);
+    run.assert_ok();
+    assert!(changed(&checked), "{checked:#}");
+    assert!(
+        checked["diff"].to_string().contains("runtime: server web/"),
+        "{checked:#}"
+    );
+    assert!(
+        checked["actions"].to_string().contains("add server web/"),
+        "{checked:#}"
+    );
+    assert!(
+        !bed.haproxy_cli("show servers state web").contains(&w1),
+        "check mode added the server"
+    );
+    assert!(!bed.config().contains(&w1), "check mode wrote the file");
+    let added = bed.ok(&add_args);
     assert!(changed(&added) && added["service"].is_null(), "{added:#}");
     assert!(
         added["actions"].to_string().contains("add server web/"),
@@ -449,6 +467,25 @@ fn haproxy_backend_in_real_containers() {
         2,
         "without the cookie both servers answer: {hosts:?}"
     );
+
+    // --- move a server to another address at runtime -----------------------
+    let moved = bed.ok(&format!(
+        "        name: web\n        server: {w1}\n        address: {}\n",
+        bed.web[0].ipv4
+    ));
+    assert!(changed(&moved) && moved["service"].is_null(), "{moved:#}");
+    assert!(
+        moved["actions"]
+            .to_string()
+            .contains(&format!("set server web/{w1} addr {}", bed.web[0].ipv4)),
+        "{moved:#}"
+    );
+    let state = bed.haproxy_cli("show servers state web");
+    let line = state
+        .lines()
+        .find(|l| l.contains(&w1))
+        .expect("server in the runtime");
+    assert!(line.contains(&bed.web[0].ipv4.to_string()), "{line}");
 
     // --- shrink: remove a server at runtime --------------------------------
     let removed = bed.ok(&format!(
