@@ -123,6 +123,20 @@ fn result(run: &Run, task: &str, host: &Container) -> Value {
     run.task(task, &host.name)
 }
 
+/// Waits (bounded) until the container booted far enough to run Apache.
+fn apache_running(c: &Container) {
+    eventually(
+        Duration::from_secs(120),
+        &format!("apache2 to run in {}", c.name),
+        || {
+            c.exec("systemctl is-active --quiet apache2")
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+}
+
 fn main_pid(c: &Container) -> String {
     c.sh("systemctl show -p MainPID --value apache2")
         .trim()
@@ -195,8 +209,8 @@ backend web
 fn through_haproxy_the_client_is_logged_and_health_checks_are_not() {
     testbed::module_binary("apache_site");
     let (web, lb) = launch_two("t-web-site", "t-web-lb");
-    web.wait_booted();
-    lb.wait_booted();
+    apache_running(&web);
+    apache_running(&lb);
     let pid_before = main_pid(&web);
 
     let converge = play(&site_task(
@@ -345,7 +359,7 @@ fn through_haproxy_the_client_is_logged_and_health_checks_are_not() {
 fn refused_config_and_bad_input_change_nothing() {
     testbed::module_binary("apache_site");
     let web = Container::launch("t-web-guard");
-    web.wait_booted();
+    apache_running(&web);
     // A link inside /var/www that leads out of it.
     web.sh("ln -s /etc /var/www/escape");
 
