@@ -35,9 +35,18 @@ pub fn spec() -> ModuleSpec {
     ModuleSpec::from_json(params::SPEC)
 }
 
+/// Debian's `apachectl` (the same script as `apache2ctl`); by absolute path so
+/// a connection with a short PATH (no /usr/sbin) still finds it.
+fn apachectl() -> &'static str {
+    ["/usr/sbin/apachectl", "/usr/sbin/apache2ctl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("apachectl")
+}
+
 /// `apachectl configtest`, in the shape `ConfigFile::check_in_place` takes.
 pub fn configtest() -> Result<(), (String, String)> {
-    let out = Command::new("apachectl")
+    let out = Command::new(apachectl())
         .arg("configtest")
         .output()
         .map_err(|e| {
@@ -498,6 +507,28 @@ mod tests {
         assert!(!l.site_file("web").exists());
         assert!(fs::symlink_metadata(l.site_link("web")).is_err());
         assert!(!converge(&gone, &l, false, &ok).expect("absent").tx.changed);
+    }
+
+    #[test]
+    fn disabled_site_keeps_its_file_but_not_its_link_or_port() {
+        let (dir, l) = tree();
+        let ok = || Ok(());
+        let s = site(dir.path(), serde_json::json!({"port": 8080}));
+        converge(&s, &l, false, &ok).expect("converge");
+        let off = site(
+            dir.path(),
+            serde_json::json!({"port": 8080, "enabled": false}),
+        );
+        let out = converge(&off, &l, false, &ok).expect("disable");
+        assert_eq!(out.tx.actions, ["update ports.conf", "disable site"]);
+        assert!(l.site_file("web").exists());
+        assert!(fs::symlink_metadata(l.site_link("web")).is_err());
+        assert_eq!(fs::read_to_string(l.ports_conf()).expect("ports"), PORTS);
+        assert!(
+            l.site_link("000-default").exists(),
+            "a disabled site does not take the default site's place"
+        );
+        assert!(!converge(&off, &l, false, &ok).expect("again").tx.changed);
     }
 
     #[test]
