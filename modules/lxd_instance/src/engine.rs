@@ -178,6 +178,13 @@ impl Engine<'_> {
         }
     }
 
+    /// Adds how long a logged step took to its `log_verbose` line.
+    fn took(&mut self, line: usize, started: Instant) {
+        if let Some(l) = self.log.get_mut(line) {
+            l.push_str(&format!(" ({:.2} s)", started.elapsed().as_secs_f64()));
+        }
+    }
+
     fn instance_path(&self, suffix: &str) -> String {
         self.with_project(&format!("/1.0/instances/{}{suffix}", encode(&self.p.name)))
     }
@@ -294,7 +301,9 @@ impl Engine<'_> {
         let running_now = matches!(state, "started" | "restarted");
         let simulated = self.check && !self.actions.is_empty();
         if running_now && !simulated {
+            let t0 = Instant::now();
             let st = if self.p.wait_for_ipv4_addresses {
+                self.log.push("wait for IPv4".into());
                 wait::ipv4(
                     &self.lxd,
                     &name,
@@ -305,11 +314,17 @@ impl Engine<'_> {
             } else {
                 self.lxd.instance_state(&name, self.project())?
             };
+            if self.p.wait_for_ipv4_addresses {
+                self.took(self.log.len() - 1, t0);
+            }
             out.addresses = Some(Value::Object(wait::addresses(&st)));
             out.ipv4_address = wait::primary_ipv4(&st);
             if self.p.wait_for_cloud_init {
+                self.log.push("cloud-init status --wait".into());
+                let (line, t0) = (self.log.len() - 1, Instant::now());
                 let (status, warning) =
                     wait::cloud_init(&self.lxd, &name, self.project(), self.timeout())?;
+                self.took(line, t0);
                 if let Some(w) = warning {
                     self.warnings.push(w);
                 }
@@ -423,12 +438,15 @@ impl Engine<'_> {
             }
             return Ok(body);
         }
-        if let Err(e) = self.lxd.call(
+        let (line, t0) = (self.log.len() - 1, Instant::now());
+        let created = self.lxd.call(
             Method::POST,
             &path,
             Some(&body),
             CREATE_TIMEOUT.max(self.timeout()),
-        ) {
+        );
+        self.took(line, t0);
+        if let Err(e) = created {
             let cleaned = self.remove_leftover();
             return Err(Fail::new(format!("cannot create instance {name}: {e}{cleaned}")).into());
         }
@@ -511,6 +529,7 @@ impl Engine<'_> {
         }
         let path = self.instance_path("");
         self.log.push(format!("update: PUT {path}"));
+        let (line, t0) = (self.log.len() - 1, Instant::now());
         if !self.check {
             self.lxd
                 .call(
@@ -526,6 +545,9 @@ impl Engine<'_> {
                     ))
                 })?;
         }
+        if !self.check {
+            self.took(line, t0);
+        }
         self.actions.push("apply_instance_configs".into());
         Ok(())
     }
@@ -534,6 +556,7 @@ impl Engine<'_> {
         let name = self.p.name.clone();
         let path = self.instance_path("/state");
         self.log.push(format!("{action}: PUT {path}"));
+        let (line, t0) = (self.log.len() - 1, Instant::now());
         if !self.check {
             let clean_shutdown = matches!(action, "stop" | "restart") && !force;
             let result = if clean_shutdown {
@@ -548,6 +571,7 @@ impl Engine<'_> {
                     .call(Method::PUT, &path, Some(&body), wait)
                     .map(|_| ())
             };
+            self.took(line, t0);
             if let Err(e) = result {
                 let hint = if clean_shutdown {
                     format!(
@@ -606,13 +630,16 @@ impl Engine<'_> {
         let name = self.p.name.clone();
         let path = self.instance_path("");
         self.log.push(format!("delete: DELETE {path}"));
+        let (line, t0) = (self.log.len() - 1, Instant::now());
         if !self.check {
-            match self.lxd.call(
+            let deleted = self.lxd.call(
                 Method::DELETE,
                 &path,
                 None,
                 self.timeout() + Duration::from_secs(60),
-            ) {
+            );
+            self.took(line, t0);
+            match deleted {
                 Ok(_) => {}
                 // An ephemeral instance deletes itself when stopped.
                 Err(e) if e.is_not_found() => {}
