@@ -500,6 +500,46 @@ fn haproxy_backend_in_real_containers() {
     let shrunk = bed.ok(&backend_args(&bed, &[0], "        stickiness: cookie\n"));
     assert!(!changed(&shrunk), "{shrunk:#}");
 
+    // --- a server added at runtime gets its cookie and keeps it on reload ---
+    // HAProxy 2.6 computes no dynamic cookie for a server added at runtime
+    // until the backend's key is set again; the value is a hash of address,
+    // port and key, so the reload that puts it in the file keeps it.
+    let readded = bed.ok(&format!(
+        "        name: web\n        server: {w1}\n        address: {}\n        wait: true\n",
+        bed.web[1].ipv4
+    ));
+    assert!(
+        readded["actions"]
+            .to_string()
+            .contains("set dynamic-cookie-key"),
+        "{readded:#}"
+    );
+    let w1_cookie = (0..10)
+        .map(|_| get(ip, None))
+        .find(|(host, _)| *host == w1)
+        .and_then(|(_, c)| c)
+        .unwrap_or_else(|| panic!("no answer with a cookie from {w1}"));
+    assert!(
+        w1_cookie.len() > "SERVERID=".len(),
+        "empty cookie for a runtime-added server: {w1_cookie}"
+    );
+    for _ in 0..5 {
+        assert_eq!(get(ip, Some(&w1_cookie)).0, w1);
+    }
+    let reloaded = bed.ok(&backend_args(
+        &bed,
+        &[0, 1],
+        "        stickiness: cookie\n        timeouts:\n          queue: 31s\n",
+    ));
+    assert_eq!(reloaded["service"], "reloaded", "{reloaded:#}");
+    for _ in 0..5 {
+        assert_eq!(
+            get(ip, Some(&w1_cookie)).0,
+            w1,
+            "the cookie lost its server over a reload"
+        );
+    }
+
     // --- a reload that does not take effect is reported, run after run -----
     // `haproxy -c` cannot know that another process holds the new port.
     bed.lb
