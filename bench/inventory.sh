@@ -42,6 +42,15 @@ if [[ ! -x "$bin" ]]; then
   bin="$root/target/x86_64-unknown-linux-musl/release/lxd_inventory"
 fi
 
+# One run at a time on this host: a second run would fight over the same
+# instance names (and skew the timing); it waits for the first.
+lock="${BENCH_INV_LOCK:-/run/lock/vrrp-lxd-bench-inventory.lock}"
+exec 9>"$lock"
+if ! flock -n 9; then
+  echo "==> another inventory benchmark is running; waiting for it (lock $lock)"
+  flock -w "${BENCH_INV_LOCK_WAIT:-1800}" 9 || { echo "gave up waiting for $lock" >&2; exit 1; }
+fi
+
 "$here/inventory-tiny-image.sh" "$image"
 
 work="$(mktemp -d)"
@@ -72,6 +81,13 @@ if ! lxc project show "$project" >/dev/null 2>&1; then
   created_project=1
 fi
 
+# Holding the lock, any bench-inv-* already in the project is a leftover of a
+# run that was killed: remove it so the count is exact.
+stale=($(lxc list --project "$project" --format csv -c n | grep '^bench-inv-' || true))
+if ((${#stale[@]})); then
+  echo "==> deleting ${#stale[@]} leftover instances of an earlier run"
+  lxc delete -f --project "$project" "${stale[@]}" >/dev/null
+fi
 for i in $(seq -w 1 "$count"); do names+=("bench-inv-$i"); done
 echo "==> launching $count instances of $image in project $project"
 t0=$(date +%s.%N)
@@ -130,7 +146,7 @@ fi
 
 echo "==> timing: $runs rounds after 2 warm-up rounds; each round runs every command once, in shuffled order"
 mkdir -p "$(dirname "$out_json")"
-/usr/bin/python3 - "$out_json" "$count" "$bytes" "$runs" "$project" <<'PY'
+/usr/bin/python3 - "$work/inventory.json" "$count" "$bytes" "$runs" "$project" <<'PY'
 import datetime, json, os, platform, random, statistics, subprocess, sys, time
 
 dst, count, size, runs, project = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -190,5 +206,13 @@ met = lambda x: "met" if x["met"] else "NOT met"
 print(f"\nlxd_inventory vs one raw request (medians): {g['binary_vs_raw_request']['ratio']:.2f}x (goal <= 1.2: {met(g['binary_vs_raw_request'])})")
 print(f"community.general.lxd vs ours, end to end (medians): {g['community_vs_ours_end_to_end']['ratio']:.2f}x (goal >= 2: {met(g['community_vs_ours_end_to_end'])})")
 print(f"beyond Ansible's floor: ours {g['beyond_ansible_floor_ours_s']:.3f} s, community.general.lxd {g['beyond_ansible_floor_community_s']:.3f} s")
-print(f"\nwritten: {dst}")
 PY
+
+# The figures only mean something if all instances were there throughout.
+n="$(addressed)"
+if [[ "$n" -ne "$count" ]]; then
+  echo "only $n of $count instances were left at the end: the timings are void" >&2
+  exit 1
+fi
+cp "$work/inventory.json" "$out_json"
+echo "written: $out_json"
