@@ -495,6 +495,15 @@ fn refused_config_and_bad_input_change_nothing() {
     again.assert_ok();
     assert_eq!(result(&again, "good", &web)["changed"], false);
 
+    // A stopped Apache is started (the only time the module starts it).
+    web.sh("systemctl stop apache2");
+    let run = runner.run(&play(&site_task("good", &good)));
+    run.assert_ok();
+    let r = result(&run, "good", &web);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["service"], "started", "{r}");
+    assert_eq!(get(web.ipv4, 8080, "/", &[]).body, "new page\n");
+
     // Absent: the site and its Listen block go; a second run changes nothing.
     let absent = "        name: demo\n        state: absent\n";
     let run = runner.run(&play(&site_task("absent", absent)));
