@@ -142,12 +142,13 @@ impl Tx {
         let old = match fs::symlink_metadata(link) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let old = fs::read_link(link).map_err(|e| io_err("reading", link, e))?;
-                let base = link.parent().unwrap_or(Path::new("/"));
-                let want = base.join(target);
-                if old == target
-                    || (link.canonicalize().ok().is_some()
-                        && link.canonicalize().ok() == want.canonicalize().ok())
-                {
+                let want = link.parent().unwrap_or(Path::new("/")).join(target);
+                // An absolute link to the same file is as good as a2ensite's.
+                let same_file = matches!(
+                    (link.canonicalize(), want.canonicalize()),
+                    (Ok(a), Ok(b)) if a == b
+                );
+                if old == target || same_file {
                     return Ok(false);
                 }
                 Some(old)
