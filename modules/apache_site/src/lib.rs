@@ -170,7 +170,7 @@ pub fn converge(
         &mut tx,
         &mod_links,
         disable_default,
-        &ports_after,
+        (ports_after != ports_before).then_some(ports_after.as_str()),
         check,
     );
     if let Err(e) = result {
@@ -207,7 +207,7 @@ fn apply(
     tx: &mut Tx,
     mod_links: &[layout::ModLink],
     disable_default: bool,
-    ports_after: &str,
+    ports_after: Option<&str>,
     check: &dyn Fn() -> Result<(), (String, String)>,
 ) -> anyhow::Result<()> {
     let present = site.state == State::Present;
@@ -217,13 +217,9 @@ fn apply(
     for l in mod_links {
         tx.link(&l.link, &l.target, &format!("enable module {}", l.module))?;
     }
-    tx.write(
-        &layout.ports_conf(),
-        ports_after,
-        true,
-        "update ports.conf",
-        None,
-    )?;
+    if let Some(text) = ports_after {
+        tx.write(&layout.ports_conf(), text, true, "update ports.conf", None)?;
+    }
 
     if !present {
         tx.unlink(&site_link, "disable site")?;
