@@ -56,6 +56,9 @@ SEED_VIP, SEED_VRID = "10.231.0.51", 151
 TOPO_PREFIX, TOPO_VIP, TOPO_VRID = "bench-topo-", "10.231.0.55", 155
 
 RUN_ID = f"{os.getpid()}"
+# A repetition that fails (a playbook error, a hung `lxc exec`) is recorded and made
+# again, up to this many extra times per section.
+MAX_RETRIES = int(os.environ.get("BENCH_RETRIES", "2"))
 PYTHON_ENV = {
     "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '')}",
     "ANSIBLE_HOST_KEY_CHECKING": "False",
@@ -239,7 +242,7 @@ def wait_answering(ip: str, timeout: float, backends: int = 1) -> dict:
 # ---------------------------------------------------------------- ansible
 
 def ansible_playbook(playbook: Path, args: list[str], log_path: Path, cwd: Path = ROOT,
-                     env: dict | None = None) -> dict:
+                     env: dict | None = None, timeout: float = 1200) -> dict:
     """Runs ansible-playbook with the JSON callback; returns rc, seconds, changed, failures."""
     e = dict(os.environ)
     e.update(PYTHON_ENV)
@@ -250,8 +253,21 @@ def ansible_playbook(playbook: Path, args: list[str], log_path: Path, cwd: Path 
         e.update(env)
     cmd = [str(VENV / "bin/ansible-playbook"), str(playbook), *args]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=3600)
+    # Its own process group, so a run stuck past `timeout` (an `lxc exec` that never
+    # returns on a loaded host) is ended with everything it started.
+    proc = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    _children.add(proc)
+    hung = _Watchdog(proc, timeout)
+    hung.start()
+    stdout, stderr = proc.communicate()
+    hung.done.set()
+    rc = proc.returncode
+    if hung.reason:
+        stderr += f"\nbench: {hung.reason}"
+    _children.discard(proc)
     secs = time.monotonic() - t0
+    p = subprocess.CompletedProcess(cmd, rc, stdout, stderr)
     log_path.write_text(f"$ {' '.join(cmd)}\n# rc {p.returncode}, {secs:.1f} s\n{p.stdout}\n{p.stderr}")
     changed = failures = 0
     try:
@@ -261,8 +277,50 @@ def ansible_playbook(playbook: Path, args: list[str], log_path: Path, cwd: Path 
             failures += s.get("failures", 0) + s.get("unreachable", 0)
     except ValueError:
         doc = None
-    return {"rc": p.returncode, "seconds": secs, "changed": changed, "failures": failures,
-            "log": str(log_path)}
+    out = {"rc": p.returncode, "seconds": secs, "changed": changed, "failures": failures,
+           "log": str(log_path)}
+    if hung.reason:
+        out["killed"] = hung.reason
+    return out
+
+
+HANG_S = float(os.environ.get("BENCH_HANG_S", "120"))
+
+
+class _Watchdog(threading.Thread):
+    """Ends an ansible-playbook run (its whole process group) when it passes
+    `timeout`, or when one `lxc exec` under it has run for HANG_S: on a loaded host
+    LXD now and then leaves an exec hanging after the command inside has ended, and
+    the run would wait for ever. Such a run is discarded and repeated."""
+
+    def __init__(self, proc: subprocess.Popen, timeout: float):
+        super().__init__(daemon=True)
+        self.proc, self.timeout = proc, timeout
+        self.done = threading.Event()
+        self.reason = ""
+
+    def _stuck_exec(self) -> str | None:
+        ps = subprocess.run(["ps", "-eo", "pid=,pgid=,etimes=,args="], capture_output=True, text=True)
+        for line in ps.stdout.splitlines():
+            parts = line.split(None, 3)
+            if len(parts) == 4 and parts[1] == str(self.proc.pid) and parts[3].startswith("/usr/bin/lxc exec") \
+                    and int(parts[2]) > HANG_S:
+                return parts[3][:160]
+        return None
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.done.wait(5):
+            stuck = self._stuck_exec()
+            if stuck or time.monotonic() - start > self.timeout:
+                self.reason = (f"killed: `{stuck}` hung for more than {HANG_S:.0f} s" if stuck
+                               else f"killed after {self.timeout:.0f} s")
+                log(f"  {self.reason}")
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
 
 
 def lxd_inventory_ini(groups: dict[str, list[str]]) -> str:
@@ -515,54 +573,72 @@ def bench_failover(res: dict, work: Path) -> None:
     res["scenarios"] = scen
     res["probe"] = {"interval_ms": 20, "timeout_ms": {"planned_stop": 500, "kill9": 100, "hard_stop": 100}}
 
-    def back_home(p: Pair, timeout: float = 90) -> None:
-        if not p.wait_holder(p.nodes[0], timeout):
-            raise RuntimeError(f"{p.label}: VIP not back on {p.nodes[0]} ({p.holders()})")
-
-    def haproxy_active(n: str) -> bool:
-        return lxc_exec(n, "systemctl is-active haproxy || true", check=False).strip() == "active"
-
+    res["errors"] = []
     for rep in range(REPS):
-        log(f"failover rep {rep + 1}/{REPS}: systemctl stop haproxy on the holder")
-        r = measure_event(
-            pairs, lambda p: lxc_exec(p.nodes[0], "systemctl stop haproxy"),
-            lambda p: p.holders() == [p.nodes[1]], timeout_ms=500)
-        for k in r:
-            scen["planned_stop"][k].append(r[k])
-        summary_line("planned stop", r)
-        for p in pairs:
-            lxc_exec(p.nodes[0], "systemctl start haproxy")
-        for p in pairs:
-            back_home(p)
-        time.sleep(3)
-
-        log(f"failover rep {rep + 1}/{REPS}: kill -9 of HAProxy on the holder")
-        r = measure_event(
-            pairs, lambda p: lxc_exec(p.nodes[0], "kill -9 $(systemctl show -p MainPID --value haproxy)"),
-            lambda p: haproxy_active(p.nodes[0]) and p.holders() == [p.nodes[0]], timeout_ms=100)
-        for k in r:
-            scen["kill9"][k].append(r[k])
-        summary_line("kill -9", r)
-        for p in pairs:
-            back_home(p)
-        time.sleep(3)  # the seed's 2 s check settles
-
-        log(f"failover rep {rep + 1}/{REPS}: lxc stop -f of the holder")
-        r = measure_event(
-            pairs, lambda p: sh(["lxc", "stop", "-f", p.nodes[0]], timeout=120),
-            lambda p: p.holders() == [p.nodes[1]], timeout_ms=100)
-        for k in r:
-            scen["hard_stop"][k].append(r[k])
-        summary_line("hard stop", r)
-        for p in pairs:
-            sh(["lxc", "start", p.nodes[0]], timeout=300)
-        for p in pairs:
-            wait_ipv4(p.nodes[0])
-            wait_booted(p.nodes[0])
-        for p in pairs:
-            back_home(p, 120)
-        time.sleep(3)
+        try:
+            failover_rep(rep, pairs, scen)
+        except Exception as e:  # noqa: BLE001 - recorded; the next repetition may still run
+            log(f"failover rep {rep + 1}/{REPS}: FAILED: {e}")
+            res["errors"].append(f"rep {rep + 1}: {e}")
+            for p in pairs:  # bring both pairs back to their starting point
+                sh(["lxc", "start", p.nodes[0]], check=False)
+                lxc_exec(p.nodes[0], "systemctl start haproxy", check=False)
+            for p in pairs:
+                p.wait_holder(p.nodes[0], 120)
+    if len(res["errors"]) == REPS:
+        raise RuntimeError("every repetition failed: " + "; ".join(res["errors"]))
     delete(ours + seed)
+
+
+def _back_home(p: Pair, timeout: float = 90) -> None:
+    if not p.wait_holder(p.nodes[0], timeout):
+        raise RuntimeError(f"{p.label}: VIP not back on {p.nodes[0]} ({p.holders()})")
+
+
+def _haproxy_active(n: str) -> bool:
+    return lxc_exec(n, "systemctl is-active haproxy || true", check=False).strip() == "active"
+
+
+def failover_rep(rep: int, pairs: list[Pair], scen: dict) -> None:
+    log(f"failover rep {rep + 1}/{REPS}: systemctl stop haproxy on the holder")
+    r = measure_event(
+        pairs, lambda p: lxc_exec(p.nodes[0], "systemctl stop haproxy"),
+        lambda p: p.holders() == [p.nodes[1]], timeout_ms=500)
+    for k in r:
+        scen["planned_stop"][k].append(r[k])
+    summary_line("planned stop", r)
+    for p in pairs:
+        lxc_exec(p.nodes[0], "systemctl start haproxy")
+    for p in pairs:
+        _back_home(p)
+    time.sleep(3)
+
+    log(f"failover rep {rep + 1}/{REPS}: kill -9 of HAProxy on the holder")
+    r = measure_event(
+        pairs, lambda p: lxc_exec(p.nodes[0], "kill -9 $(systemctl show -p MainPID --value haproxy)"),
+        lambda p: _haproxy_active(p.nodes[0]) and p.holders() == [p.nodes[0]], timeout_ms=100)
+    for k in r:
+        scen["kill9"][k].append(r[k])
+    summary_line("kill -9", r)
+    for p in pairs:
+        _back_home(p)
+    time.sleep(3)  # the seed's 2 s check settles
+
+    log(f"failover rep {rep + 1}/{REPS}: lxc stop -f of the holder")
+    r = measure_event(
+        pairs, lambda p: sh(["lxc", "stop", "-f", p.nodes[0]], timeout=120),
+        lambda p: p.holders() == [p.nodes[1]], timeout_ms=100)
+    for k in r:
+        scen["hard_stop"][k].append(r[k])
+    summary_line("hard stop", r)
+    for p in pairs:
+        sh(["lxc", "start", p.nodes[0]], timeout=300)
+    for p in pairs:
+        wait_ipv4(p.nodes[0])
+        wait_booted(p.nodes[0])
+    for p in pairs:
+        _back_home(p, 120)
+    time.sleep(3)
 
 
 def summary_line(what: str, reports: dict) -> None:
@@ -575,37 +651,43 @@ def summary_line(what: str, reports: dict) -> None:
 # ================================================================ growth
 
 def growth_rep(res: dict, work: Path, rep: int, topo_args: list[str]) -> None:
+    """One repetition. Only runs that succeeded enter the figures; a failed one is
+    kept under failed_runs (with its probe report) and named in the notes."""
     for n in lxc_names(TOPO_PREFIX):
         sh(["lxc", "delete", "-f", n], check=False)
-    log(f"growth rep {rep + 1}/{REPS}: site.yml from nothing")
-    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-site.log")
+
+    def keep(key: str, r: dict) -> None:
+        if r["rc"] == 0:
+            res[key].append(r)
+            return
+        r["failed_tasks"] = failed_tasks(r["log"])
+        res.setdefault("failed_runs", []).append({"playbook": key, **r})
+        why = r.get("killed") or "; ".join(r["failed_tasks"])[:300]
+        raise RuntimeError(f"{key} failed ({why}), see {r['log']}")
+
+    log(f"growth attempt {rep + 1}: site.yml from nothing")
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-site.log", timeout=900)
     with _created_lock:
         _created.update(lxc_names(TOPO_PREFIX))
-    res["site_from_nothing"].append(r)
     log(f"  rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']}")
-    if r["rc"] != 0:
-        raise RuntimeError(f"site.yml failed, see {r['log']}")
-    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-rerun.log")
+    keep("site_from_nothing", r)
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / f"growth-{rep}-rerun.log", timeout=600)
     r["changed_tasks"] = changed_tasks(r["log"])
-    res["site_rerun"].append(r)
     log(f"  re-run: rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']} {r['changed_tasks']}")
+    keep("site_rerun", r)
     wait_answering(TOPO_VIP, 60, backends=2)
     for key, pb in [("add_web", "add_web.yml"), ("add_lb", "add_lb.yml"),
                     ("rolling_restart_web", "rolling_restart_web.yml")]:
-        log(f"growth rep {rep + 1}/{REPS}: {pb} under the probe")
+        log(f"growth attempt {rep + 1}: {pb} under the probe")
         probe = Probe(TOPO_VIP, timeout_ms=500, max_s=900)
-        r = ansible_playbook(ROOT / "playbooks" / pb, topo_args, work / f"growth-{rep}-{key}.log")
+        r = ansible_playbook(ROOT / "playbooks" / pb, topo_args, work / f"growth-{rep}-{key}.log", timeout=600)
         time.sleep(1.0)
         r["probe"] = probe.stop()
-        if r["rc"] != 0:
-            r["failed_tasks"] = failed_tasks(r["log"])
-        res[key].append(r)
         log(f"  rc {r['rc']} in {r['seconds']:.1f} s: {r['probe']['failed']} failed of "
             f"{r['probe']['requests']}, longest outage {r['probe']['longest_outage_ms']:.0f} ms")
         with _created_lock:
             _created.update(lxc_names(TOPO_PREFIX))
-        if r["rc"] != 0:
-            raise RuntimeError(f"{pb} failed ({'; '.join(r['failed_tasks'])[:300]}), see {r['log']}")
+        keep(key, r)
         wait_answering(TOPO_VIP, 60)
 
 
@@ -650,16 +732,17 @@ def bench_growth(res: dict, work: Path) -> None:
         res.setdefault(k, [])
     res["playbook_args"] = topo_args
     res["errors"] = []
-    for rep in range(REPS):
+    done = attempt = 0
+    while done < REPS and attempt < REPS + MAX_RETRIES:
         try:
-            growth_rep(res, work, rep, topo_args)
-        except Exception as e:  # noqa: BLE001 - recorded; the next repetition starts afresh
-            log(f"growth rep {rep + 1}/{REPS}: FAILED: {e}")
-            res["errors"].append(f"rep {rep + 1}: {e}")
-        for n in lxc_names(TOPO_PREFIX):
-            if not KEEP:
-                sh(["lxc", "delete", "-f", n], check=False)
-    if len(res["errors"]) == REPS:
+            growth_rep(res, work, attempt, topo_args)
+            done += 1
+        except Exception as e:  # noqa: BLE001 - recorded; the repetition is made again
+            log(f"growth attempt {attempt + 1}: FAILED: {e}")
+            res["errors"].append(f"attempt {attempt + 1}: {e}")
+        attempt += 1
+        delete(lxc_names(TOPO_PREFIX))
+    if done == 0:
         raise RuntimeError("every repetition failed: " + "; ".join(res["errors"]))
     shutil.rmtree(creds, ignore_errors=True)
 
@@ -671,6 +754,17 @@ def bench_inventory(res: dict, work: Path) -> None:
     env = dict(os.environ)
     env["BENCH_INV_RUNS"] = runs
     env["LXD_INVENTORY_BIN"] = str(ROOT / "dist/bin/lxd_inventory")
+    # A project of its own: inventory.sh run by hand at the same time uses bench-inv.
+    env.setdefault("BENCH_INV_PROJECT", "bench-run-inv")
+    # 50 more DHCP leases at once than the bridge may have free: wait for an
+    # inventory.sh started by hand to finish first (up to 20 min).
+    for _ in range(240):
+        others = sh(["pgrep", "-f", "bench/inventory.sh"], check=False).stdout.split()
+        if not others:
+            break
+        if _ == 0:
+            log(f"inventory: waiting for another bench/inventory.sh (pid {' '.join(others)}) to finish")
+        time.sleep(5)
     log(f"inventory: bench/inventory.sh ({runs} runs per command)")
     out_json = RESULTS / "inventory.json"
     before = out_json.stat().st_mtime if out_json.exists() else 0
@@ -787,33 +881,56 @@ def bench_tasks(res: dict, work: Path) -> None:
                 "module_runs_per_host": {"ours": N_TASKS, "python_full": 4 * N_TASKS + 1,
                                          "python_template": N_TASKS + 1},
                 "empty": [], **{v: {"converge": [], "rerun": []} for v in variants}})
-    for rep in range(REPS):
-        r = ansible_playbook(books["empty"], ["-i", str(inv)], work / f"tasks-{rep}-empty.log",
-                             cwd=work, env=env)
-        res["empty"].append(r["seconds"])
-        # Alternate the order, so neither side always runs on a warmer cache.
-        order = variants if rep % 2 == 0 else list(reversed(variants))
-        for v in order:
-            for h in hosts:
-                lxc_exec(h, RESET_SITES)
-            for phase in ("converge", "rerun"):
-                r = ansible_playbook(books[v], ["-i", str(inv)], work / f"tasks-{rep}-{v}-{phase}.log",
-                                     cwd=work, env=env)
-                if r["rc"] != 0:
-                    raise RuntimeError(f"tasks {v} {phase} failed, see {r['log']}")
-                res[v][phase].append(r)
-            # The sites answer: the work was really done.
-            last = SITE_PORT0 + N_TASKS
-            want = "Apache2 Debian Default Page" if v == "python_template" else f"site{N_TASKS:02d}"
-            for h in hosts:
-                body = lxc_exec(h, f"curl -s --max-time 5 http://127.0.0.1:{last}/", check=False)
-                if want not in body:
-                    raise RuntimeError(f"tasks {v}: port {last} on {h} answered {body[:200]!r}")
-            log(f"tasks rep {rep + 1}/{REPS} {v}: converge {res[v]['converge'][-1]['seconds']:.1f} s "
-                f"(changed {res[v]['converge'][-1]['changed']}), re-run {res[v]['rerun'][-1]['seconds']:.1f} s "
-                f"(changed {res[v]['rerun'][-1]['changed']})")
-        log(f"tasks rep {rep + 1}/{REPS}: empty play {res['empty'][-1]:.1f} s")
+    res["errors"] = []
+    done = attempt = 0
+    while done < REPS and attempt < REPS + MAX_RETRIES:
+        try:
+            tasks_rep(res, attempt, hosts, inv, books, env, variants, work)
+            done += 1
+        except Exception as e:  # noqa: BLE001 - recorded; the repetition is made again
+            log(f"tasks attempt {attempt + 1}: FAILED: {e}")
+            res["errors"].append(f"attempt {attempt + 1}: {e}")
+        attempt += 1
     delete(hosts)
+    if done == 0:
+        raise RuntimeError("every repetition failed: " + "; ".join(res["errors"]))
+
+
+def tasks_rep(res: dict, rep: int, hosts: list[str], inv: Path, books: dict, env: dict,
+              variants: list[str], work: Path) -> None:
+    # All-or-nothing per repetition, so the lists stay aligned with the empty play's.
+    rows: dict = {v: {} for v in variants}
+    r = ansible_playbook(books["empty"], ["-i", str(inv)], work / f"tasks-{rep}-empty.log",
+                         cwd=work, env=env, timeout=300)
+    if r["rc"] != 0:
+        raise RuntimeError(f"empty play failed, see {r['log']}")
+    empty = r["seconds"]
+    # Alternate the order, so neither side always runs on a warmer cache.
+    order = variants if rep % 2 == 0 else list(reversed(variants))
+    for v in order:
+        for h in hosts:
+            lxc_exec(h, RESET_SITES)
+        for phase in ("converge", "rerun"):
+            r = ansible_playbook(books[v], ["-i", str(inv)], work / f"tasks-{rep}-{v}-{phase}.log",
+                                 cwd=work, env=env, timeout=300)
+            if r["rc"] != 0:
+                raise RuntimeError(f"tasks {v} {phase} failed (rc {r['rc']}), see {r['log']}")
+            rows[v][phase] = r
+        # The sites answer: the work was really done.
+        last = SITE_PORT0 + N_TASKS
+        want = "Apache2 Debian Default Page" if v == "python_template" else f"site{N_TASKS:02d}"
+        for h in hosts:
+            body = lxc_exec(h, f"curl -s --max-time 5 http://127.0.0.1:{last}/", check=False)
+            if want not in body:
+                raise RuntimeError(f"tasks {v}: port {last} on {h} answered {body[:200]!r}")
+        log(f"tasks attempt {rep + 1} {v}: converge {rows[v]['converge']['seconds']:.1f} s "
+            f"(changed {rows[v]['converge']['changed']}), re-run {rows[v]['rerun']['seconds']:.1f} s "
+            f"(changed {rows[v]['rerun']['changed']})")
+    log(f"tasks attempt {rep + 1}: empty play {empty:.1f} s")
+    res["empty"].append(empty)
+    for v in variants:
+        for phase in ("converge", "rerun"):
+            res[v][phase].append(rows[v][phase])
 
 
 # ================================================================ sizes
