@@ -1,0 +1,183 @@
+# Copyright: vrrp-lxd contributors
+# Apache License 2.0
+"""Connection plugin: run tasks in LXD instances through the LXD REST API."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: lxd_api
+short_description: Run tasks in local LXD instances through the LXD REST API
+description:
+  - Runs commands with C(POST /1.0/instances/<name>/exec) and records their output
+    (C(record-output)), and moves files with the instance file API, over LXD's unix socket.
+  - Same job as C(community.general.lxd), which drives the C(lxc) client; under
+    concurrent use (the forks of a play) LXD 5.0's C(lxc exec) sometimes never
+    returns after the command has finished (measured here, 6 of 300 with 8 at once).
+    The recorded-output API call has no websocket to wait on and does not hang
+    (0 of 300), and it is several times faster.
+  - No pipelining (the API call has no stdin): Python modules are pushed as files.
+  - Local LXD only (unix socket). For a remote LXD use C(community.general.lxd)
+    with C(ansible_lxd_remote).
+options:
+  remote_addr:
+    description: The instance name.
+    default: inventory_hostname
+    vars:
+      - name: inventory_hostname
+      - name: ansible_lxd_host
+  project:
+    description: LXD project of the instance.
+    default: default
+    vars:
+      - name: ansible_lxd_project
+  socket:
+    description: Path of LXD's unix socket; empty finds Debian's or the snap's.
+    default: ""
+    env:
+      - name: LXD_SOCKET
+    vars:
+      - name: ansible_lxd_socket
+  executable:
+    description: Shell that runs the commands inside the instance.
+    default: /bin/sh
+    vars:
+      - name: ansible_executable
+"""
+
+import json
+import os
+import socket
+import http.client
+import urllib.parse
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+SOCKETS = ("/var/lib/lxd/unix.socket", "/var/snap/lxd/common/lxd/unix.socket")
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=None):
+        super().__init__("lxd", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class Connection(ConnectionBase):
+    """Commands and files through LXD's REST API."""
+
+    transport = "lxd_api"
+    has_pipelining = False
+
+    def _socket(self):
+        path = self.get_option("socket")
+        if path:
+            return path
+        for candidate in SOCKETS:
+            if os.path.exists(candidate):
+                return candidate
+        raise AnsibleConnectionFailure("no LXD unix socket found (tried %s)" % ", ".join(SOCKETS))
+
+    def _request(self, method, url, body=None, headers=None, raw=False):
+        conn = _UnixHTTPConnection(self._socket())
+        try:
+            conn.request(method, url, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as e:
+            raise AnsibleConnectionFailure("LXD API %s %s: %s" % (method, url, e))
+        finally:
+            conn.close()
+        if raw:
+            if resp.status >= 400:
+                raise AnsibleError("LXD API %s %s: HTTP %s: %s" % (method, url, resp.status, to_text(data)[:300]))
+            return data
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise AnsibleError("LXD API %s %s: not JSON (HTTP %s)" % (method, url, resp.status))
+        if doc.get("type") == "error" or resp.status >= 400:
+            raise AnsibleConnectionFailure("LXD API %s %s: %s" % (method, url, doc.get("error") or resp.status))
+        return doc
+
+    def _instance_url(self, suffix, query=None):
+        params = {"project": self.get_option("project")}
+        params.update(query or {})
+        name = urllib.parse.quote(self.get_option("remote_addr"), safe="")
+        return "/1.0/instances/%s/%s?%s" % (name, suffix, urllib.parse.urlencode(params))
+
+    def _connect(self):
+        super()._connect()
+        if not self._connected:
+            display.vvv("ESTABLISH LXD API CONNECTION", host=self.get_option("remote_addr"))
+            self._connected = True
+        return self
+
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        if in_data:
+            raise AnsibleError("the lxd_api connection cannot pipeline (no stdin); disable pipelining for it")
+        host = self.get_option("remote_addr")
+        display.vvv("EXEC %s" % cmd, host=host)
+        body = json.dumps({
+            "command": [self.get_option("executable"), "-c", to_text(cmd)],
+            "environment": {},
+            "interactive": False,
+            "wait-for-websocket": False,
+            "record-output": True,
+        })
+        op = self._request("POST", self._instance_url("exec"), body=body,
+                           headers={"Content-Type": "application/json"})
+        op_url = op.get("operation")
+        if not op_url:
+            raise AnsibleConnectionFailure("LXD API exec in %s returned no operation" % host)
+        done = self._request("GET", op_url + "/wait?timeout=-1")
+        meta = done.get("metadata") or {}
+        if meta.get("status") != "Success":
+            raise AnsibleConnectionFailure("exec in %s: %s" % (host, meta.get("err") or meta.get("status")))
+        result = meta.get("metadata") or {}
+        outputs = result.get("output") or {}
+        streams = []
+        for fd in ("1", "2"):
+            path = outputs.get(fd)
+            if not path:
+                streams.append(b"")
+                continue
+            streams.append(self._request("GET", path, raw=True))
+            try:
+                self._request("DELETE", path)
+            except AnsibleError as e:
+                display.vvvv("could not delete %s: %s" % (path, e), host=host)
+        return int(result.get("return", -1)), streams[0], streams[1]
+
+    def put_file(self, in_path, out_path):
+        super().put_file(in_path, out_path)
+        display.vvv("PUT %s TO %s" % (in_path, out_path), host=self.get_option("remote_addr"))
+        try:
+            with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise AnsibleError("cannot read %s: %s" % (in_path, e))
+        self._request("POST", self._instance_url("files", {"path": out_path}), body=data,
+                      headers={"Content-Type": "application/octet-stream", "X-LXD-type": "file",
+                               "X-LXD-mode": "0600", "X-LXD-write": "overwrite"})
+
+    def fetch_file(self, in_path, out_path):
+        super().fetch_file(in_path, out_path)
+        display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self.get_option("remote_addr"))
+        data = self._request("GET", self._instance_url("files", {"path": in_path}), raw=True)
+        with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb") as f:
+            f.write(data)
+
+    def close(self):
+        super().close()
+        self._connected = False
