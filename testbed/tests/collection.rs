@@ -378,6 +378,9 @@ fn site_by_fqcn_deploys_a_topology() {
         .env("ANSIBLE_INVENTORY_ENABLED", format!("{NS}.lxd_inventory"))
         .env("ANSIBLE_HOST_KEY_CHECKING", "False")
         .env("ANSIBLE_FORKS", "10")
+        // A hung `lxc exec` (seen on a loaded host) fails the task instead of the
+        // whole test waiting forever.
+        .env("ANSIBLE_TASK_TIMEOUT", "600")
         .arg("-i")
         .arg(&inv)
         .arg(format!("{NS}.site"))
