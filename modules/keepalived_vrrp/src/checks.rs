@@ -207,11 +207,13 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             Some((i, prefix)) => (i, Some(prefix)),
             None => match parsed[0].2.clone().or_else(|| net::route_dev(parsed[0].0)) {
                 Some(i) => (i, None),
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "cannot tell which interface carries {}: no interface has an address in its \
                          subnet and no route leads to it; set interface",
                     parsed[0].0
-                )),
+                ))
+                }
             },
         },
     };
@@ -279,10 +281,12 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             ));
         }
     }
-    if p.track_haproxy && !(0.0..=10.0).contains(&p.track_haproxy_stop_delay) {
+    if let Some(d) = p
+        .track_haproxy_stop_delay
+        .filter(|d| !(0.0..=30.0).contains(d))
+    {
         return Err(format!(
-            "track_haproxy_stop_delay must be 0..10 seconds, got {}",
-            p.track_haproxy_stop_delay
+            "track_haproxy_stop_delay must be 0..30 seconds, got {d}"
         ));
     }
     for i in &p.track_interface {
@@ -349,7 +353,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         unicast_src_ip,
         unicast_peer,
         auth_pass,
-        track_file_init_down: p.track_haproxy,
+        track_haproxy: p.track_haproxy,
         track_file,
         track_interface: p.track_interface.clone(),
         checks,
@@ -377,7 +381,7 @@ mod tests {
             "initial_state": "BACKUP", "nopreempt": false, "preempt_delay": null,
             "interface": null, "virtual_ipaddress": ["10.231.0.20/24"], "advert_int": null,
             "vrrp_version": 3, "unicast_src_ip": null, "unicast_peer": [], "auth_pass": null,
-            "track_haproxy": true, "track_haproxy_stop_delay": 0.3, "track_file": null,
+            "track_haproxy": true, "track_haproxy_stop_delay": null, "track_file": null,
             "track_interface": [], "vrrp_script": [], "notify": null,
             "config_path": "/etc/keepalived/keepalived.conf"
         });

@@ -43,9 +43,12 @@ pub struct Instance {
     pub unicast_peer: Vec<IpAddr>,
     pub auth_pass: Option<String>,
     pub track_file: Option<String>,
-    /// Create the tracked file with 1 (down) when missing: set when it mirrors
-    /// HAProxy, so a node never claims the VIP before HAProxy said it runs.
-    pub track_file_init_down: bool,
+    /// The tracked file mirrors HAProxy (see `track`): read with weight -1, so
+    /// 253 drops the priority to the minimum (a backup takes over while HAProxy
+    /// still answers) and 254 means FAULT; created with 254 when missing, so a
+    /// node never claims the VIP before HAProxy said it runs. Otherwise the file
+    /// is the user's: weight 0, any non-zero value means FAULT.
+    pub track_haproxy: bool,
     pub track_interface: Vec<String>,
     pub checks: Vec<Check>,
     pub notify: Vec<(&'static str, String)>,
@@ -83,8 +86,8 @@ impl Instance {
         if let Some(file) = &self.track_file {
             let _ = writeln!(s, "track_file {} {{", self.track_file_name());
             let _ = writeln!(s, "    file {file}");
-            if self.track_file_init_down {
-                let _ = writeln!(s, "    init_file 1");
+            if self.track_haproxy {
+                let _ = writeln!(s, "    init_file {}", crate::track::DOWN);
             }
             s.push_str("}\n");
         }
@@ -143,8 +146,9 @@ impl Instance {
         if self.track_file.is_some() {
             let _ = writeln!(
                 s,
-                "    track_file {{\n        {} weight 0\n    }}",
-                self.track_file_name()
+                "    track_file {{\n        {} weight {}\n    }}",
+                self.track_file_name(),
+                if self.track_haproxy { -1 } else { 0 }
             );
         }
         if !self.checks.is_empty() {
@@ -176,6 +180,24 @@ impl Block {
         self.text.lines().any(|l| {
             let first = l.split_whitespace().next().unwrap_or("");
             first == "vrrp_script" || first.starts_with("notify")
+        })
+    }
+
+    /// The block's `advert_int` if it tracks `file`.
+    pub fn advert_int_if_tracking(&self, file: &str) -> Option<f64> {
+        let tracks = self
+            .text
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["file", file]);
+        if !tracks {
+            return None;
+        }
+        self.text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next()) {
+                (Some("advert_int"), Some(v)) => v.parse().ok(),
+                _ => None,
+            }
         })
     }
 
@@ -304,7 +326,7 @@ mod tests {
             unicast_peer: vec![],
             auth_pass: None,
             track_file: Some("/run/keepalived/haproxy.down".into()),
-            track_file_init_down: true,
+            track_haproxy: true,
             track_interface: vec![],
             checks: vec![],
             notify: vec![],
@@ -320,7 +342,7 @@ mod tests {
 # BEGIN keepalived_vrrp instance VI_1
 track_file VI_1_track {
     file /run/keepalived/haproxy.down
-    init_file 1
+    init_file 254
 }
 vrrp_instance VI_1 {
     state BACKUP
@@ -333,7 +355,7 @@ vrrp_instance VI_1 {
         10.231.0.20/24 dev eth0
     }
     track_file {
-        VI_1_track weight 0
+        VI_1_track weight -1
     }
 }
 # END keepalived_vrrp instance VI_1

@@ -92,7 +92,16 @@ fn run(m: &mut Module) -> anyhow::Result<()> {
     // keepalived (re)reads it, so it starts with the right value.
     if let Some(inst) = instance.as_ref().filter(|_| p.track_haproxy) {
         if let Some(file) = &inst.track_file {
-            ensure_haproxy_tracking(m, file, p.track_haproxy_stop_delay, inst.advert_int)?;
+            // One drop-in serves every instance tracking this file: wait for the
+            // slowest of them to hand over.
+            let advert_int = blocks
+                .iter()
+                .filter_map(|b| b.advert_int_if_tracking(file))
+                .fold(inst.advert_int, f64::max);
+            let delay = p
+                .track_haproxy_stop_delay
+                .unwrap_or_else(|| track::default_stop_delay(advert_int));
+            ensure_haproxy_tracking(m, file, delay, advert_int)?;
         }
     } else if let Some(file) = instance.as_ref().and_then(|i| i.track_file.as_deref()) {
         // A file the user feeds: its directory must exist or keepalived drops the tracker.
@@ -155,10 +164,10 @@ fn ensure_haproxy_tracking(
              (never holds the VIP) until HAProxy runs",
         );
     }
-    if stop_delay < advert_int {
+    if stop_delay < 3.5 * advert_int {
         m.warn(format!(
-            "track_haproxy_stop_delay {stop_delay}s is shorter than advert_int {advert_int}s: \
-             a planned HAProxy stop may drop requests before the VIP has moved"
+            "track_haproxy_stop_delay {stop_delay}s is shorter than a handover (about 3.5 x \
+             advert_int {advert_int}s): a planned HAProxy stop may drop requests"
         ));
     }
     let dropin = ConfigFile::new(track::DROPIN_PATH)

@@ -21,7 +21,7 @@ pub const SPEC: &str = r#"{
     "unicast_peer": {"type": "list", "elements": "str", "default": []},
     "auth_pass": {"type": "str", "no_log": true},
     "track_haproxy": {"type": "bool", "default": true},
-    "track_haproxy_stop_delay": {"type": "float", "default": 0.3},
+    "track_haproxy_stop_delay": {"type": "float"},
     "track_file": {"type": "path"},
     "track_interface": {"type": "list", "elements": "str", "default": []},
     "vrrp_script": {
@@ -90,7 +90,7 @@ pub struct Params {
     pub unicast_peer: Vec<String>,
     pub auth_pass: Option<String>,
     pub track_haproxy: bool,
-    pub track_haproxy_stop_delay: f64,
+    pub track_haproxy_stop_delay: Option<f64>,
     pub track_file: Option<String>,
     #[serde(default, deserialize_with = "list_or_empty")]
     pub track_interface: Vec<String>,
