@@ -2,10 +2,12 @@
 //!
 //! A worker has the file when it started after the file was last written, or
 //! when this module brought it to exactly this text (by a reload, or through
-//! the runtime API and then wrote the file): it records the worker's pid and a
-//! fingerprint of the text beside the admin socket. Without this, a reload that
-//! did not take effect (a port held by another service) would go unnoticed on
-//! the next run, which finds the file already as it should be.
+//! the runtime API and then wrote the file): it records the worker's pid, a
+//! fingerprint of the text and the time beside the admin socket; a worker
+//! started later (another reload) while the file was not written since has the
+//! same text. Without this, a reload that did not take effect (a port held by
+//! another service) would go unnoticed on the next run, which finds the file
+//! already as it should be.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -37,58 +39,83 @@ pub fn in_sync(config_path: &str, text: &str, worker: Info, state: &Path) -> boo
             return true;
         }
     }
-    std::fs::read_to_string(state)
-        .is_ok_and(|s| s.trim() == format!("{} {}", worker.pid, fingerprint(text)))
+    let Ok(record) = std::fs::read_to_string(state) else {
+        return false;
+    };
+    let fields: Vec<&str> = record.split_whitespace().collect();
+    let [pid, fp, at] = fields[..] else {
+        return false;
+    };
+    if fp != fingerprint(text) {
+        return false;
+    }
+    // The worker this module brought to the text, or a later one (another
+    // reload) while the file was not written since: it read the same text.
+    let recorded = at
+        .parse::<u64>()
+        .ok()
+        .map(|ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns));
+    pid == worker.pid.to_string() || matches!((written, recorded), (Some(w), Some(r)) if w <= r)
 }
 
 /// Notes that worker `pid` runs `text`; a failure only costs a reload later.
 pub fn record(state: &Path, pid: u32, text: &str) {
-    let _ = std::fs::write(state, format!("{pid} {}\n", fingerprint(text)));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let _ = std::fs::write(state, format!("{pid} {} {now}\n", fingerprint(text)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn worker(pid: u32, uptime_sec: u64) -> Info {
+        Info { pid, uptime_sec }
+    }
+
     #[test]
     fn recorded_worker_and_text_are_in_sync() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("haproxy.cfg");
-        std::fs::write(&cfg, "a\n").expect("write");
-        let cfg = cfg.to_str().expect("utf-8");
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, "a\n").expect("write");
+        let cfg = path.to_str().expect("utf-8");
         let state = dir.path().join("admin.sock.applied");
-        let fresh = Info {
-            pid: 7,
-            uptime_sec: 0,
-        };
         assert!(
-            !in_sync(cfg, "a\n", fresh, &state),
+            !in_sync(cfg, "a\n", worker(7, 0), &state),
             "written after the worker started"
         );
         record(&state, 7, "a\n");
-        assert!(in_sync(cfg, "a\n", fresh, &state));
-        assert!(!in_sync(cfg, "b\n", fresh, &state));
-        assert!(!in_sync(
-            cfg,
-            "a\n",
-            Info {
-                pid: 8,
-                uptime_sec: 0
-            },
-            &state
-        ));
-        // A worker that started well after the file was written has it.
-        let old = Info {
-            pid: 9,
-            uptime_sec: 0,
-        };
+        assert!(in_sync(cfg, "a\n", worker(7, 0), &state));
+        assert!(!in_sync(cfg, "b\n", worker(7, 0), &state));
+        // Another reload of the same, unwritten file: the new worker has it.
+        assert!(in_sync(cfg, "a\n", worker(8, 0), &state));
+        // Written again after the record, and another worker: not known.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, "a\n").expect("rewrite");
+        assert!(!in_sync(cfg, "a\n", worker(8, 0), &state));
+        assert!(
+            in_sync(cfg, "a\n", worker(7, 0), &state),
+            "the recorded worker still has it"
+        );
+    }
+
+    #[test]
+    fn a_worker_started_after_the_write_has_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, "a\n").expect("write");
         let file = std::fs::File::options()
             .write(true)
-            .open(cfg)
+            .open(&path)
             .expect("open");
         file.set_modified(SystemTime::now() - Duration::from_secs(60))
             .expect("mtime");
-        assert!(in_sync(cfg, "whatever", old, &state));
+        let cfg = path.to_str().expect("utf-8");
+        let state = dir.path().join("none");
+        assert!(in_sync(cfg, "anything", worker(9, 10), &state));
+        assert!(!in_sync(cfg, "anything", worker(9, 3600), &state));
         assert_ne!(fingerprint("a"), fingerprint("b"));
     }
 }

@@ -234,6 +234,13 @@ fn haproxy_backend_in_real_containers() {
         !changed(&second),
         "second converge must not change: {second:#}"
     );
+    // A reload by someone else (a handler) right after does not make it a change.
+    bed.lb.sh("systemctl reload haproxy && sleep 1");
+    let third = bed.ok(&args);
+    assert!(
+        !changed(&third),
+        "converge after an outside reload: {third:#}"
+    );
     let cfg = bed.config();
     assert!(cfg.contains("stats socket /run/haproxy/admin.sock mode 600 level admin"));
     assert!(cfg.contains("option httpchk OPTIONS /") && cfg.contains("option forwardfor"));
