@@ -111,7 +111,9 @@ impl Runner {
         if let Some(text) = &self.inventory {
             let inventory = scratch.join("inventory.ini");
             std::fs::write(&inventory, text).expect("write inventory");
-            cmd.arg("-i").arg(&inventory);
+            // ansible.cfg enables only the script plugin (our binary); a test's
+            // own INI/YAML inventory needs those parsers back.
+            cmd.arg("-i").arg(&inventory).env("ANSIBLE_INVENTORY_ENABLED", "ansible.builtin.ini,ansible.builtin.yaml");
         }
         cmd.arg(playbook)
             .args(&self.args)

@@ -156,9 +156,9 @@ impl Container {
         lxc_ok(&["file", "pull", &format!("{}{path}", self.name), "-"])
     }
 
-    /// Waits until systemd finished booting (services started).
+    /// Waits (at most two minutes) until systemd finished booting.
     pub fn wait_booted(&self) {
-        let _ = self.exec("systemctl is-system-running --wait >/dev/null 2>&1 || true");
+        let _ = self.exec("timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true");
     }
 
     pub fn stop_force(&self) {
