@@ -44,7 +44,6 @@ dest="$stage/ansible_collections/$ns/$coll"
 mkdir -p "$dest/plugins/modules" "$dest/bin"
 
 cp -R "$root/collection/." "$dest/"
-find "$dest" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
 
 for m in "${modules[@]}"; do
   install -m 0755 "$dist/library/$m" "$dest/plugins/modules/$m"
@@ -58,6 +57,23 @@ for d in roles playbooks; do
   fi
 done
 
+# Plugins next to the playbooks (connection_plugins/, filter_plugins/, ...) are
+# not loaded for playbooks run from a collection: they become collection plugins
+# (plugins/connection/, ...), and the quoted names that select them become FQCNs.
+plugin_names=()
+for d in "$dest"/playbooks/*_plugins; do
+  [[ -d "$d" ]] || continue
+  type="$(basename "$d")"; type="${type%_plugins}"
+  mkdir -p "$dest/plugins/$type"
+  for f in "$d"/*.py; do
+    [[ -f "$f" ]] || continue
+    install -m 0644 "$f" "$dest/plugins/$type/"
+    plugin_names+=("$(basename "$f" .py)")
+  done
+  rm -rf "$d"
+done
+find "$dest" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+
 # In the repository the roles and playbooks find the binaries in the `library`
 # path as ansible.legacy.<m>; inside the collection they are <ns>.<coll>.<m>.
 alternation="$(IFS='|'; echo "${modules[*]}")"
@@ -66,6 +82,10 @@ for d in roles playbooks; do if [[ -d "$dest/$d" ]]; then targets+=("$dest/$d");
 if ((${#targets[@]})); then
   find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.j2' \) \
     -exec sed -i -E "s/\\bansible\\.legacy\\.($alternation)\\b/$ns.$coll.\\1/g" {} +
+  for name in "${plugin_names[@]}"; do
+    find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) \
+      -exec sed -i -E "s/(['\"])$name(['\"])/\\1$ns.$coll.$name\\2/g; s/^(\\s*ansible_connection:\\s*)$name\\s*$/\\1$ns.$coll.$name/" {} +
+  done
   if grep -rEn "\\bansible\\.legacy\\.($alternation)\\b" "${targets[@]}"; then
     die "references to ansible.legacy modules left after rewriting"
   fi

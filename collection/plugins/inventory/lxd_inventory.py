@@ -96,6 +96,7 @@ EXAMPLES = r"""
 # inventory/local.vrrp_lxd.yml: the local LXD, instances reached with `lxc exec`
 plugin: vrrp_lxd.ha.lxd_inventory
 
+---
 # inventory/cluster.vrrp_lxd.yml: a remote LXD over HTTPS, instances reached by SSH
 plugin: vrrp_lxd.ha.lxd_inventory
 url: https://lxd.example.com:8443
