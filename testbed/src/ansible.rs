@@ -113,7 +113,10 @@ impl Runner {
             std::fs::write(&inventory, text).expect("write inventory");
             // ansible.cfg enables only the script plugin (our binary); a test's
             // own INI/YAML inventory needs those parsers back.
-            cmd.arg("-i").arg(&inventory).env("ANSIBLE_INVENTORY_ENABLED", "ansible.builtin.ini,ansible.builtin.yaml");
+            cmd.arg("-i").arg(&inventory).env(
+                "ANSIBLE_INVENTORY_ENABLED",
+                "ansible.builtin.ini,ansible.builtin.yaml",
+            );
         }
         cmd.arg(playbook)
             .args(&self.args)

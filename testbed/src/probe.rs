@@ -120,11 +120,21 @@ impl Probe {
 
     /// One request: the status and the first line of the body, or why it failed.
     pub fn request_once(&self) -> Result<(u16, String)> {
-        self.request_with(&[])
+        let (status, body) = self.fetch(&[])?;
+        let first = body
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
+        Ok((status, first))
     }
 
-    /// One request with extra header lines (`Authorization: Basic ...`).
-    pub fn request_with(&self, headers: &[&str]) -> Result<(u16, String)> {
+    /// One request with extra header lines (`Authorization: Basic ...`): the
+    /// status and the whole body (up to 64 KiB).
+    pub fn fetch(&self, headers: &[&str]) -> Result<(u16, String)> {
         let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
@@ -148,15 +158,7 @@ impl Probe {
                 )
             })?;
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let first = body
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(100)
-            .collect();
-        Ok((status, first))
+        Ok((status, body.to_string()))
     }
 
     /// Probes until `stop` is set or `max_duration` passes.

@@ -211,7 +211,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
         r.no_answer, 0,
         "HAProxy must still answer (503) with every web node down: {r:?}"
     );
-    let (status, body) = probe().request_once().expect("HAProxy answers");
+    let (status, body) = probe().fetch(&[]).expect("HAProxy answers");
     assert_eq!(status, 503);
     assert!(
         body.contains("No server is available"),
@@ -271,7 +271,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     // credential the playbook kept on the controller.
     let stats = Probe::new(&format!("http://{VIP}:8404/haproxy?stats")).expect("stats URL");
     let (status, _) = stats
-        .request_with(&["Authorization: Basic YWRtaW46YWRtaW4="])
+        .fetch(&["Authorization: Basic YWRtaW46YWRtaW4="])
         .expect("stats listener answers");
     assert_eq!(status, 401, "stats page with admin:admin");
     let home = std::env::var("HOME").expect("HOME");
@@ -283,7 +283,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
         std::fs::read_to_string(&password_file).unwrap_or_else(|e| panic!("{password_file}: {e}"));
     let token = base64(&format!("stats:{}", password.trim()));
     let (status, _) = stats
-        .request_with(&[&format!("Authorization: Basic {token}")])
+        .fetch(&[&format!("Authorization: Basic {token}")])
         .expect("stats listener answers");
     assert_eq!(status, 200, "stats page with the generated credential");
 
