@@ -301,30 +301,29 @@ impl Engine<'_> {
         let running_now = matches!(state, "started" | "restarted");
         let simulated = self.check && !self.actions.is_empty();
         if running_now && !simulated {
-            let t0 = Instant::now();
             let st = if self.p.wait_for_ipv4_addresses {
                 self.log.push("wait for IPv4".into());
-                wait::ipv4(
+                let (line, t0) = (self.log.len() - 1, Instant::now());
+                let waited = wait::ipv4(
                     &self.lxd,
                     &name,
                     self.project(),
                     self.timeout(),
                     self.p.wait_for_ipv4_interfaces.as_deref(),
-                )?
+                );
+                self.took(line, t0);
+                waited?
             } else {
                 self.lxd.instance_state(&name, self.project())?
             };
-            if self.p.wait_for_ipv4_addresses {
-                self.took(self.log.len() - 1, t0);
-            }
             out.addresses = Some(Value::Object(wait::addresses(&st)));
             out.ipv4_address = wait::primary_ipv4(&st);
             if self.p.wait_for_cloud_init {
                 self.log.push("cloud-init status --wait".into());
                 let (line, t0) = (self.log.len() - 1, Instant::now());
-                let (status, warning) =
-                    wait::cloud_init(&self.lxd, &name, self.project(), self.timeout())?;
+                let waited = wait::cloud_init(&self.lxd, &name, self.project(), self.timeout());
                 self.took(line, t0);
+                let (status, warning) = waited?;
                 if let Some(w) = warning {
                     self.warnings.push(w);
                 }
