@@ -38,6 +38,7 @@ impl Lbs {
         let lbs = Lbs { nodes };
         for c in &lbs.nodes {
             wait_booted(c);
+            quick_acks(c);
         }
         lbs
     }
@@ -71,6 +72,27 @@ impl Lbs {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// The probe writes its request in several small writes; with delayed ACKs on
+/// the server, every request would sit half-sent for ~40 ms (Nagle), so a VIP
+/// move would nearly always catch one mid-way, which says nothing about
+/// keepalived. Quick ACKs on the LBs' route to the bridge make a request take
+/// about a millisecond, as with a client that sends it in one segment. An
+/// if-up hook keeps the setting across the reboot in the test.
+fn quick_acks(c: &Container) {
+    c.write_file(
+        "/etc/network/if-up.d/zz-quickack",
+        "#!/bin/sh\n[ \"$IFACE\" = eth0 ] || exit 0\n\
+         ip -4 route show dev eth0 scope link proto kernel | while read -r net rest; do\n\
+         \x20 ip route change \"$net\" dev eth0 $rest quickack 1\n\
+         done\n",
+    );
+    c.sh(
+        "chmod 755 /etc/network/if-up.d/zz-quickack && IFACE=eth0 /etc/network/if-up.d/zz-quickack",
+    );
+    let routes = c.sh("ip -4 route show dev eth0");
+    assert!(routes.contains("quickack 1"), "{}: {routes}", c.name);
 }
 
 /// Waits (bounded) until systemd finished booting the container.
@@ -338,8 +360,9 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     // 1-2. Planned stop of HAProxy on the holder (the VIP leaves while HAProxy
     //      still answers), then HAProxy back (the VIP returns: preempt). A VIP
     //      move still breaks a request that is in flight at that instant (its
-    //      next packet reaches the other node), so a pair that lost exactly one
-    //      request runs once more and the second run decides.
+    //      next packet reaches the other node, which resets it): a pair that lost
+    //      one such request per move (no gap: each outage shorter than the
+    //      probe timeout) runs once more, and the second run decides.
     for attempt in 1..=2 {
         let stop = measure(
             "systemctl stop haproxy",
@@ -362,10 +385,11 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         );
         let returned = lbs.holders(VIP);
         let lost = stop.fast.failed + back.fast.failed;
+        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
         let answered_by = stop.fast.backends.len();
         phases.push(stop);
         phases.push(back);
-        if lost == 1 && attempt == 1 {
+        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
             eprintln!("one request in flight at a VIP move was lost; running the pair again");
             continue;
         }
@@ -460,6 +484,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     );
     phases.push(p);
     wait_booted(lb1);
+    quick_acks(lb1);
     std::thread::sleep(Duration::from_secs(3));
 
     // 6. nopreempt: a reload on every node moves nothing; the VIP then stays
@@ -510,9 +535,10 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         std::thread::sleep(Duration::from_secs(1));
         let stayed = lbs.holders(VIP);
         let lost = stop.fast.failed + back.fast.failed;
+        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
         phases.push(stop);
         phases.push(back);
-        if lost == 1 && attempt == 1 {
+        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
             eprintln!("one request in flight at a VIP move was lost; running the pair again");
             // Put the VIP back on lb1 first: lb2 steps down, lb1 outranks lb3.
             lbs.nodes[1].sh("systemctl stop haproxy && systemctl start haproxy");
