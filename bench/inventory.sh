@@ -79,6 +79,8 @@ if ! lxc project show "$project" >/dev/null 2>&1; then
   lxc project create "$project" -c features.images=false -c features.profiles=false \
     -c features.storage.volumes=false -c features.networks=false >/dev/null
   created_project=1
+elif [[ "$project" == bench-* ]]; then
+  created_project=1 # left by a run that was killed: ours to remove
 fi
 
 # Holding the lock, any bench-inv-* already in the project is a leftover of a
