@@ -237,6 +237,52 @@ fn collection_builds_installs_and_documents_every_module() {
 }
 
 #[test]
+fn plugins_next_to_the_playbooks_are_collection_plugins_with_docs() {
+    let c = build_and_install();
+    let root = c.root();
+    // Plugins next to the playbooks (playbooks/connection_plugins/x.py) are
+    // collection plugins (plugins/connection/x.py), documented by FQCN.
+    for dir in std::fs::read_dir(project_root().join("playbooks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir_name = dir.file_name().to_string_lossy().into_owned();
+        let Some(kind) = dir_name.strip_suffix("_plugins") else {
+            continue;
+        };
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("py") {
+                continue;
+            }
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            assert!(
+                root.join("plugins")
+                    .join(kind)
+                    .join(format!("{stem}.py"))
+                    .is_file(),
+                "{path:?} not in plugins/{kind}"
+            );
+            let fqcn = format!("{NS}.{stem}");
+            let out = run(c.tool("ansible-doc").args(["-t", kind, &fqcn]));
+            assert_success(&format!("ansible-doc -t {kind} {fqcn}"), &out);
+        }
+        assert!(
+            !root.join("playbooks").join(&dir_name).exists(),
+            "playbooks/{dir_name} left in the collection"
+        );
+    }
+}
+
+#[test]
 fn module_by_fqcn_and_inventory_plugin_against_a_container() {
     let c = build_and_install();
     let web = Container::launch("t-col");
