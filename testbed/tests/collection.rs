@@ -803,3 +803,35 @@ fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
         by_name(&d, "job_templates", "vrrp-lxd: converge (site.yml)")["id"]
     );
 }
+
+#[test]
+fn awx_inventory_source_reaches_instances_over_ssh_over_playbook_group_vars() {
+    let instance = Container::launch("t-col");
+    // What an AWX inventory sync runs (the project's ansible.cfg enables the
+    // script plugin), with the inventory source's variables; then what a job
+    // sees for the instance with the playbooks' group_vars loaded.
+    let out = run(Command::new(venv_bin("ansible"))
+        .current_dir(project_root())
+        .env("PATH", path_with_venv())
+        .env("LXD_INVENTORY_BIN", testbed::dist_binary("lxd_inventory"))
+        .env("LXD_INVENTORY_CONNECTION", "ssh")
+        .env("LXD_INVENTORY_SSH_USER", "root")
+        .args([
+            "-i",
+            "awx/inventory/lxd_inventory.py",
+            "--playbook-dir",
+            "playbooks",
+            &instance.name,
+        ])
+        .args([
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_connection }}/{{ ansible_user }}/{{ ansible_host }}",
+        ]));
+    let stdout = assert_success("ansible with awx/inventory/lxd_inventory.py", &out);
+    assert!(
+        stdout.contains(&format!("\"msg\": \"ssh/root/{}\"", instance.ipv4)),
+        "{stdout}"
+    );
+}
