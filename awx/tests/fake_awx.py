@@ -211,9 +211,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if p[0] == "tokens":
                 return self.reply(204)
-            STORE.get(p[0], {}).pop(int(p[1]), None)
-            if len(p) > 2:
-                return self.reply(204)
+            if len(p) == 2:
+                STORE.get(p[0], {}).pop(int(p[1]), None)
             return self.reply(204)
 
 

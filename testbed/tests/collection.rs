@@ -375,6 +375,31 @@ fn module_by_fqcn_and_inventory_plugin_against_a_container() {
         Value::from("community.general.lxd"),
         "hostvars: {hv}"
     );
+
+    // With connection: ssh the plugin's choice also wins over the collection
+    // playbooks' group_vars (which pick an LXD connection for the `lxd` group).
+    let ssh_inv = c.dir.path().join("ssh.vrrp_lxd.yml");
+    std::fs::write(
+        &ssh_inv,
+        format!("plugin: {NS}.lxd_inventory\nconnection: ssh\nssh_user: root\n"),
+    )
+    .expect("write inventory");
+    let out = run(c
+        .tool("ansible")
+        .env("ANSIBLE_INVENTORY_ENABLED", format!("{NS}.lxd_inventory"))
+        .arg("-i")
+        .arg(&ssh_inv)
+        .arg("--playbook-dir")
+        .arg(c.root().join("playbooks"))
+        .arg(&web.name)
+        .args([
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_connection }}/{{ ansible_user }}",
+        ]));
+    let stdout = assert_success("ansible with connection: ssh", &out);
+    assert!(stdout.contains("\"msg\": \"ssh/root\""), "{stdout}");
 }
 
 /// Deletes every instance whose name starts with the prefix, also when the

@@ -17,6 +17,9 @@ description:
     C(LXD_INVENTORY_*) environment variables and C(lxd_inventory.yml) file
     (beside the binary or in the directory of this inventory file).
   - The inventory file must end in C(.vrrp_lxd.yml) or C(.vrrp_lxd.yaml).
+  - With O(connection=ssh) the connection variables (C(ansible_connection), C(ansible_user)) are also
+    set on each host, so they win over the collection playbooks' C(group_vars/lxd.yml), which picks an
+    LXD connection for the C(lxd) group.
 extends_documentation_fragment:
   - ansible.builtin.constructed
 options:
@@ -138,6 +141,7 @@ _ENV = {
     "all_group": "LXD_INVENTORY_ALL_GROUP",
     "stopped_group": "LXD_INVENTORY_STOPPED_GROUP",
 }
+_SSH_VARS = ("ansible_connection", "ansible_user")
 
 
 def _bundled_binary():
@@ -200,8 +204,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             self.inventory.add_group(group)
             for host in gdata.get("hosts", []):
                 self.inventory.add_host(host, group=group)
-            for key, value in gdata.get("vars", {}).items():
+            gvars = gdata.get("vars", {})
+            for key, value in gvars.items():
                 self.inventory.set_variable(group, key, value)
+            if gvars.get("ansible_connection") == "ssh":
+                # Host variables outrank the playbooks' group_vars.
+                for host in gdata.get("hosts", []):
+                    for key in _SSH_VARS:
+                        if key in gvars:
+                            self.inventory.set_variable(host, key, gvars[key])
             for child in gdata.get("children", []):
                 self.inventory.add_group(child)
                 self.inventory.add_child(group, child)
