@@ -86,9 +86,25 @@ impl Socket {
         }
     }
 
+    /// Connects, giving up after the timeout (a socket whose backlog is full
+    /// would block `connect` for ever).
+    fn connect(&self) -> std::io::Result<UnixStream> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = self.path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(UnixStream::connect(path));
+        });
+        rx.recv_timeout(self.timeout).unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting timed out",
+            ))
+        })
+    }
+
     /// Sends one command and returns the whole answer.
     pub fn raw(&self, command: &str) -> Result<String, RuntimeError> {
-        let mut stream = UnixStream::connect(&self.path).map_err(|e| self.unreachable(e))?;
+        let mut stream = self.connect().map_err(|e| self.unreachable(e))?;
         stream
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))

@@ -53,12 +53,7 @@ impl Bed {
     }
 
     fn runner(&self) -> Runner {
-        // The project's ansible.cfg enables only the script inventory plugin;
-        // the runner's inventory is an INI file.
-        Runner::for_containers(&[&self.lb]).env(
-            "ANSIBLE_INVENTORY_ENABLED",
-            "ansible.builtin.ini,ansible.builtin.yaml,ansible.builtin.script",
-        )
+        Runner::for_containers(&[&self.lb])
     }
 
     /// Runs one task of this module on the LB with `args` (YAML, indented 6).
@@ -546,6 +541,24 @@ fn haproxy_backend_in_real_containers() {
             "the cookie lost its server over a reload"
         );
     }
+
+    // --- shrink from the backend level: the runtime API, no reload ---------
+    let narrowed = bed.ok(&backend_args(
+        &bed,
+        &[0],
+        "        stickiness: cookie\n        timeouts:\n          queue: 31s\n",
+    ));
+    assert!(
+        changed(&narrowed) && narrowed["service"].is_null(),
+        "{narrowed:#}"
+    );
+    assert!(
+        narrowed["actions"]
+            .to_string()
+            .contains(&format!("del server web/{w1}")),
+        "{narrowed:#}"
+    );
+    assert!(!bed.haproxy_cli("show servers state web").contains(&w1));
 
     // --- a reload that does not take effect is reported, run after run -----
     // `haproxy -c` cannot know that another process holds the new port.
