@@ -48,11 +48,14 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 molecule: setup build
-	cd molecule && true
 	molecule test -s default
+	molecule test -s scale
 
 bench: setup build
 	@bash bench/run.sh
+
+collection: build
+	@bash scripts/build-collection.sh
 
 clean:
 	rm -rf dist

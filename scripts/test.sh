@@ -18,7 +18,7 @@ cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"
 
 if [[ -d roles && -d playbooks ]]; then
   step "ansible-lint (production profile)"
-  ansible-lint --profile production --offline roles playbooks
+  ansible-lint --profile production --offline roles playbooks awx
 fi
 
 if [[ -f molecule/default/molecule.yml ]]; then
