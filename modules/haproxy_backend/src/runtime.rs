@@ -89,17 +89,21 @@ impl Socket {
     /// Connects, giving up after the timeout (a socket whose backlog is full
     /// would block `connect` for ever).
     fn connect(&self) -> std::io::Result<UnixStream> {
-        let (tx, rx) = std::sync::mpsc::channel();
         let path = self.path.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(UnixStream::connect(path));
-        });
-        rx.recv_timeout(self.timeout).unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connecting timed out",
-            ))
-        })
+        let attempt = std::thread::spawn(move || UnixStream::connect(path));
+        let start = std::time::Instant::now();
+        while !attempt.is_finished() {
+            if start.elapsed() >= self.timeout {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting timed out",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        attempt
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("connecting failed")))
     }
 
     /// Sends one command and returns the whole answer.
