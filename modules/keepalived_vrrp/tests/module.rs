@@ -101,7 +101,7 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
         (
             "Unknown option",
             format!("{good}\nvirtual_router: 1"),
-            "Unsupported parameters for (keepalived_vrrp) module: virtual_router",
+            "Unsupported parameters for (ansible.legacy.keepalived_vrrp) module: virtual_router.",
         ),
     ];
     let tasks: Vec<String> = bad.iter().map(|(n, a, _)| task(n, a)).collect();
