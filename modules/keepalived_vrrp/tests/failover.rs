@@ -5,7 +5,8 @@
 //! Two instances run side by side on the same nodes, so every event is measured
 //! for both in the same run:
 //! - `VI_fast` (10.231.0.20, VRID 120): this module's defaults (VRRP v3,
-//!   advert 0.1 s, HAProxy tracked through the systemd drop-in), on all three;
+//!   advert 0.1 s, HAProxy tracked through the systemd drop-in), on all three,
+//!   unicast to the peers as the keepalived role sets it up;
 //! - `VI_seed` (10.231.0.21, VRID 121): the seed's settings (VRRP v2, advert 1 s,
 //!   `killall -0 haproxy` every 2 s with weight 2, priorities 101/100) on two.
 //!
@@ -161,6 +162,8 @@ fn playbook(lbs: &Lbs, nopreempt: bool) -> String {
         priority: "{{{{ prio[inventory_hostname] }}}}"
         nopreempt: {nopreempt}
         virtual_ipaddress: ["{VIP}/24"]
+        unicast_src_ip: "{{{{ ansible_host_ip }}}}"
+        unicast_peer: "{{{{ groups['targets'] | difference([inventory_hostname]) | map('extract', hostvars, 'ansible_host_ip') | list }}}}"
     - name: Seed VIP
       ansible.legacy.keepalived_vrrp:
         name: VI_seed
@@ -301,6 +304,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     );
     for r in results {
         assert_eq!(r["changed"], true, "{r}");
+        assert_eq!(r["failed"], serde_json::Value::Null, "{r}");
         assert_eq!(
             r["interface"], "eth0",
             "interface found from the VIP's subnet: {r}"
