@@ -73,7 +73,33 @@ impl Container {
         Self::launch_with(prefix, LaunchOpts::default())
     }
 
+    /// Launches and waits for the DHCP address; a launch that gets no address in
+    /// time (it happens on a loaded host) is deleted and tried once more.
     pub fn launch_with(prefix: &str, opts: LaunchOpts) -> Container {
+        for attempt in 1..=2 {
+            let mut container = Self::launch_once(prefix, &opts);
+            if !opts.wait_ipv4 {
+                return container;
+            }
+            match container.try_wait_ipv4(opts.timeout) {
+                Some(ip) => {
+                    container.ipv4 = ip;
+                    return container;
+                }
+                None if attempt == 1 => eprintln!(
+                    "{} got no IPv4 within {:?}; launching another",
+                    container.name, opts.timeout
+                ),
+                None => panic!(
+                    "{} got no IPv4 on eth0 within {:?}",
+                    container.name, opts.timeout
+                ),
+            }
+        }
+        unreachable!("the second attempt returns or panics")
+    }
+
+    fn launch_once(prefix: &str, opts: &LaunchOpts) -> Container {
         let name = unique_name(prefix);
         let mut args: Vec<String> = vec!["launch".into(), opts.image.clone(), name.clone()];
         if opts.profiles.is_empty() {
@@ -94,31 +120,29 @@ impl Container {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        // From here on the container is ours to delete, even if waiting fails.
-        let mut container = Container {
+        Container {
             name,
             ipv4: Ipv4Addr::UNSPECIFIED,
-        };
-        if opts.wait_ipv4 {
-            container.ipv4 = container.wait_ipv4(opts.timeout);
         }
-        container
+    }
+
+    fn try_wait_ipv4(&self, timeout: Duration) -> Option<Ipv4Addr> {
+        let start = Instant::now();
+        loop {
+            if let Some(ip) = instance_ipv4(&self.name) {
+                return Some(ip);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits for the DHCP address on eth0.
     pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
-        let start = Instant::now();
-        loop {
-            if let Some(ip) = instance_ipv4(&self.name) {
-                return ip;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{} got no IPv4 on eth0 within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.try_wait_ipv4(timeout)
+            .unwrap_or_else(|| panic!("{} got no IPv4 on eth0 within {timeout:?}", self.name))
     }
 
     /// Runs `sh -c cmd` inside the container.
