@@ -268,6 +268,10 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         }
         unicast_peer.push(a);
     }
+    // keepalived does not care about their order; templated lists (a set
+    // difference of inventory groups) come in any order, and a reordering must
+    // not rewrite the file and reload.
+    unicast_peer.sort();
 
     // Tracking.
     let track_file = p.track_file().map(str::to_string);
