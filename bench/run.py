@@ -849,10 +849,20 @@ def tasks_playbooks(n: int) -> dict[str, str]:
                  f"        validate: {json.dumps(VALIDATE)}",
                  f"      vars: {{site_name: {site}, site_port: {port}, site_root: /var/www/html}}",
                  "      notify: Reload Apache"]
+    # The protocol floor: tasks that do (almost) nothing, to compare what one task
+    # costs in transport alone - a pipelined Python module against a binary module
+    # (pushed, then run).
+    noop = ["- name: Binary module, nothing to do"] + head
+    ping = ["- name: Python module, pipelined, nothing to do"] + head
+    for i in range(1, n + 1):
+        noop += [f"    - name: No-op {i:02d}", "      ansible.legacy.apache_site:",
+                 "        name: bench-absent", "        state: absent"]
+        ping += [f"    - name: Ping {i:02d}", "      ansible.builtin.ping:"]
     empty = ["- name: Nothing (Ansible's start-up on the same hosts)", "  hosts: targets",
              "  gather_facts: false", "  tasks: []"]
     return {"ours": "\n".join(ours) + "\n", "python_full": "\n".join(full + handler) + "\n",
-            "python_template": "\n".join(tmpl + handler) + "\n", "empty": "\n".join(empty) + "\n"}
+            "python_template": "\n".join(tmpl + handler) + "\n", "empty": "\n".join(empty) + "\n",
+            "ours_noop": "\n".join(noop) + "\n", "python_ping": "\n".join(ping) + "\n"}
 
 
 RESET_SITES = ("rm -f /etc/apache2/sites-enabled/site*.conf /etc/apache2/sites-available/site*.conf; "
@@ -876,10 +886,12 @@ def bench_tasks(res: dict, work: Path) -> None:
         books[k] = work / f"tasks-{k}.yml"
         books[k].write_text(text)
     env = {"ANSIBLE_CONFIG": str(cfg), "ANSIBLE_PIPELINING": "1"}
-    variants = ["ours", "python_full", "python_template"]
+    variants = [v for v in os.environ.get(
+        "BENCH_TASK_VARIANTS", "ours,python_full,python_template,ours_noop,python_ping").split(",") if v]
     res.update({"tasks_per_host": N_TASKS, "hosts": len(hosts), "pipelining": True,
                 "module_runs_per_host": {"ours": N_TASKS, "python_full": 4 * N_TASKS + 1,
-                                         "python_template": N_TASKS + 1},
+                                         "python_template": N_TASKS + 1, "ours_noop": N_TASKS,
+                                         "python_ping": N_TASKS},
                 "empty": [], **{v: {"converge": [], "rerun": []} for v in variants}})
     res["errors"] = []
     done = attempt = 0
@@ -908,8 +920,10 @@ def tasks_rep(res: dict, rep: int, hosts: list[str], inv: Path, books: dict, env
     # Alternate the order, so neither side always runs on a warmer cache.
     order = variants if rep % 2 == 0 else list(reversed(variants))
     for v in order:
-        for h in hosts:
-            lxc_exec(h, RESET_SITES)
+        noop = v in ("ours_noop", "python_ping")
+        if not noop:
+            for h in hosts:
+                lxc_exec(h, RESET_SITES)
         for phase in ("converge", "rerun"):
             r = ansible_playbook(books[v], ["-i", str(inv)], work / f"tasks-{rep}-{v}-{phase}.log",
                                  cwd=work, env=env, timeout=300)
@@ -919,7 +933,7 @@ def tasks_rep(res: dict, rep: int, hosts: list[str], inv: Path, books: dict, env
         # The sites answer: the work was really done.
         last = SITE_PORT0 + N_TASKS
         want = "Apache2 Debian Default Page" if v == "python_template" else f"site{N_TASKS:02d}"
-        for h in hosts:
+        for h in ([] if noop else hosts):
             body = lxc_exec(h, f"curl -s --max-time 5 http://127.0.0.1:{last}/", check=False)
             if want not in body:
                 raise RuntimeError(f"tasks {v}: port {last} on {h} answered {body[:200]!r}")
@@ -958,6 +972,8 @@ def main() -> int:
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
+    if ONLY:  # a partial run does not replace the day's full results
+        stamp += "-" + "-".join(wanted)
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vrrp-bench-"))
     log(f"benchmarks: {', '.join(wanted)}; {REPS} repetitions; logs in {work}")
@@ -1011,9 +1027,11 @@ def main() -> int:
     png = RESULTS / f"{stamp}.png"
     p = subprocess.run([sys.executable, str(BENCH / "plot.py"), str(json_path), str(png)],
                        capture_output=True, text=True)
-    if p.returncode == 0:
+    if p.returncode == 0 and not ONLY:
         shutil.copy(png, ROOT / "docs/performance.png")
         log(f"chart: {png} (copied to docs/performance.png)")
+    elif p.returncode == 0:
+        log(f"chart: {png}")
     else:
         log(f"chart failed: {p.stderr.strip()}")
     log(f"written: {md_path}, {json_path}")
