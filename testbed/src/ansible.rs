@@ -106,7 +106,11 @@ impl Runner {
                 tmp.path().to_path_buf()
             }
         };
-        let mut cmd = Command::new(venv_bin("ansible-playbook"));
+        // A hung `lxc exec` under load must fail the test, not stall the run.
+        let limit = std::env::var("VRRP_PLAYBOOK_TIMEOUT").unwrap_or_else(|_| "1500".into());
+        let mut cmd = Command::new("timeout");
+        cmd.args(["--kill-after=15", &limit])
+            .arg(venv_bin("ansible-playbook"));
         cmd.current_dir(project_root());
         if let Some(text) = &self.inventory {
             let inventory = scratch.join("inventory.ini");

@@ -138,12 +138,15 @@ impl Probe {
         let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
+        // One segment: written piecemeal, Nagle and the peer's delayed ACK hold
+        // every request back ~40 ms, and the probe would not keep its interval.
+        stream.set_nodelay(true)?;
         let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-        write!(
-            stream,
+        let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vrrp-probe\r\n{extra}\r\n",
             self.path, self.host
-        )?;
+        );
+        stream.write_all(request.as_bytes())?;
         let mut buf = Vec::with_capacity(1024);
         stream.take(64 * 1024).read_to_end(&mut buf)?;
         let text = String::from_utf8_lossy(&buf);
