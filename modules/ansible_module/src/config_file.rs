@@ -72,8 +72,15 @@ pub fn run_checker(template: &str, candidate: &Path) -> Result<(), (String, Stri
         .split_whitespace()
         .map(|w| w.replace("%s", &candidate.to_string_lossy()))
         .collect();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_check(&argv)
+}
+
+/// Runs a checker (`apachectl configtest`, `haproxy -c -f FILE`): `Ok` when it
+/// passes, else the command with its exit status, and what it printed.
+pub fn run_check(argv: &[&str]) -> Result<(), (String, String)> {
     let Some((program, args)) = argv.split_first() else {
-        return Err((template.to_string(), "empty validate command".into()));
+        return Err((String::new(), "empty validate command".into()));
     };
     match Command::new(program).args(args).output() {
         Ok(out) if out.status.success() => Ok(()),

@@ -1,36 +1,91 @@
-//! Running commands and driving systemd units from a module.
+//! Running commands and driving systemd units from a module. Every command is
+//! bounded: a job stuck behind others fails the task instead of hanging it.
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::module::Fail;
 
+/// How long `run` lets a command take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Runs a program; a non-zero exit is a `Fail` with `rc`, `stdout`, `stderr`.
 pub fn run(program: &str, args: &[&str]) -> Result<String, Fail> {
-    let out = Command::new(program)
+    run_bounded(program, args, DEFAULT_TIMEOUT)
+}
+
+/// As `run`, killing the program if it outlives `limit`.
+pub fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Result<String, Fail> {
+    let line = format!("{program} {}", args.join(" "));
+    let mut child = Command::new(program)
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| Fail::new(format!("could not run {program}: {e}")))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
+    // Drained in threads, so a chatty program never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Fail::new(format!("`{line}`: {e}")))?
+        {
+            break status;
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Fail::new(format!(
+                "`{line}` did not finish within {}s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if status.success() {
         return Ok(stdout);
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rc = out.status.code().unwrap_or(-1);
-    Err(Fail::new(format!(
-        "`{program} {}` failed (rc={rc}): {}",
-        args.join(" "),
-        stderr.trim()
-    ))
-    .with("rc", rc)
-    .with("stdout", stdout)
-    .with("stderr", stderr))
+    let rc = status.code().unwrap_or(-1);
+    Err(
+        Fail::new(format!("`{line}` failed (rc={rc}): {}", stderr.trim()))
+            .with("rc", rc)
+            .with("stdout", stdout)
+            .with("stderr", stderr),
+    )
 }
 
 pub fn is_active(unit: &str) -> bool {
-    Command::new("systemctl")
-        .args(["is-active", "--quiet", unit])
-        .status()
-        .is_ok_and(|s| s.success())
+    run_bounded(
+        "systemctl",
+        &["is-active", "--quiet", unit],
+        Duration::from_secs(30),
+    )
+    .is_ok()
 }
 
 /// Reloads a running unit (never restarts it) or starts a stopped one; returns
@@ -42,5 +97,32 @@ pub fn reload_or_start(unit: &str) -> Result<&'static str, Fail> {
     } else {
         run("systemctl", &["start", unit])?;
         Ok("started")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_bounded() {
+        assert!(run_bounded("true", &[], Duration::from_secs(5)).is_ok());
+        let slow = run_bounded("sleep", &["5"], Duration::from_millis(200)).unwrap_err();
+        assert_eq!(slow.msg, "`sleep 5` did not finish within 0s");
+        let failed =
+            run_bounded("sh", &["-c", "echo no >&2; exit 3"], Duration::from_secs(5)).unwrap_err();
+        assert_eq!(failed.msg, "`sh -c echo no >&2; exit 3` failed (rc=3): no");
+        assert_eq!(failed.extra["rc"], 3);
+    }
+
+    #[test]
+    fn large_output_does_not_block() {
+        let out = run_bounded(
+            "sh",
+            &["-c", "head -c 300000 /dev/zero | tr '\\0' x"],
+            Duration::from_secs(10),
+        )
+        .expect("runs");
+        assert_eq!(out.len(), 300_000);
     }
 }

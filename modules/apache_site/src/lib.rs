@@ -16,7 +16,6 @@ pub mod render;
 pub mod sockets;
 pub mod tx;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ansible_module::config_file::ConfigError;
@@ -46,28 +45,7 @@ fn apachectl() -> &'static str {
 
 /// `apachectl configtest`, in the shape `ConfigFile::check_in_place` takes.
 pub fn configtest() -> Result<(), (String, String)> {
-    let out = Command::new(apachectl())
-        .arg("configtest")
-        .output()
-        .map_err(|e| {
-            (
-                "apachectl configtest".to_string(),
-                format!("could not run apachectl: {e}"),
-            )
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let status = out
-        .status
-        .code()
-        .map_or_else(|| "was killed".into(), |c| format!("exited with {c}"));
-    Err((
-        format!("apachectl configtest {status}"),
-        text.trim_end().to_string(),
-    ))
+    ansible_module::config_file::run_check(&[apachectl(), "configtest"])
 }
 
 fn host_name() -> String {

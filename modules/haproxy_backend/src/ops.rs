@@ -18,50 +18,6 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
 /// job stuck behind others fails the task instead of hanging it.
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs a program, killing it if it outlives `limit`; a non-zero exit is a
-/// `Fail` with `rc`, `stdout` and `stderr`.
-pub(crate) fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Result<String, Fail> {
-    let line = format!("{program} {}", args.join(" "));
-    let mut child = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Fail::new(format!("could not run {program}: {e}")))?;
-    let start = Instant::now();
-    while child
-        .try_wait()
-        .map_err(|e| Fail::new(format!("`{line}`: {e}")))?
-        .is_none()
-    {
-        if start.elapsed() >= limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Fail::new(format!(
-                "`{line}` did not finish within {}s",
-                limit.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Fail::new(format!("`{line}`: {e}")))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        return Ok(stdout);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rc = out.status.code().unwrap_or(-1);
-    Err(
-        Fail::new(format!("`{line}` failed (rc={rc}): {}", stderr.trim()))
-            .with("rc", rc)
-            .with("stdout", stdout)
-            .with("stderr", stderr),
-    )
-}
-
 pub(crate) struct Ctx<'a> {
     pub(crate) p: &'a Params,
     pub(crate) sock: Socket,
@@ -341,11 +297,11 @@ impl Ctx<'_> {
     /// Returns what was done and the new worker's pid.
     pub(crate) fn reload_or_start(&self) -> Result<(&'static str, u32), Fail> {
         if !service::is_active(UNIT) {
-            run_bounded("systemctl", &["start", UNIT], SYSTEMCTL_TIMEOUT)?;
+            service::run_bounded("systemctl", &["start", UNIT], SYSTEMCTL_TIMEOUT)?;
             return Ok(("started", self.await_worker(None, "started")?));
         }
         let before = self.sock.pid().ok().flatten();
-        run_bounded("systemctl", &["reload", UNIT], SYSTEMCTL_TIMEOUT)?;
+        service::run_bounded("systemctl", &["reload", UNIT], SYSTEMCTL_TIMEOUT)?;
         Ok(("reloaded", self.await_worker(before, "reloaded")?))
     }
 
@@ -357,7 +313,7 @@ impl Ctx<'_> {
                 return Ok(pid);
             }
             if start.elapsed() >= RELOAD_TIMEOUT {
-                let journal = run_bounded(
+                let journal = service::run_bounded(
                     "journalctl",
                     &["-u", UNIT, "-n", "15", "--no-pager", "-o", "cat"],
                     Duration::from_secs(10),
@@ -395,16 +351,6 @@ pub(crate) fn runtime_can_apply(old: &[Server], new: &[Server], info: &BackendIn
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_are_bounded() {
-        assert!(run_bounded("true", &[], Duration::from_secs(5)).is_ok());
-        let slow = run_bounded("sleep", &["5"], Duration::from_millis(200)).unwrap_err();
-        assert_eq!(slow.msg, "`sleep 5` did not finish within 0s");
-        let failed =
-            run_bounded("sh", &["-c", "echo no >&2; exit 3"], Duration::from_secs(5)).unwrap_err();
-        assert_eq!(failed.msg, "`sh -c echo no >&2; exit 3` failed (rc=3): no");
-    }
 
     fn srv(name: &str, admin: Admin, weight: u16) -> Server {
         Server {
