@@ -108,7 +108,7 @@ signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 
 
-# ---------------------------------------------------------------- LXD helpers
+# ---------------------------------------------------------------- LXD
 
 def sh(cmd: list[str], check: bool = True, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
@@ -256,7 +256,7 @@ def ansible_playbook(playbook: Path, args: list[str], log_path: Path, cwd: Path 
     # Its own process group, so a run stuck past `timeout` (an `lxc exec` that never
     # returns on a loaded host) is ended with everything it started.
     proc = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, process_group=0)
     _children.add(proc)
     hung = _Watchdog(proc, timeout)
     hung.start()
