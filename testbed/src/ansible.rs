@@ -116,10 +116,10 @@ impl Runner {
             let inventory = scratch.join("inventory.ini");
             std::fs::write(&inventory, text).expect("write inventory");
             // ansible.cfg enables only the script plugin (our binary); a test's
-            // own INI/YAML inventory needs those parsers back.
+            // own INI/YAML inventory needs those parsers too.
             cmd.arg("-i").arg(&inventory).env(
                 "ANSIBLE_INVENTORY_ENABLED",
-                "ansible.builtin.ini,ansible.builtin.yaml",
+                "ansible.builtin.script,ansible.builtin.ini,ansible.builtin.yaml",
             );
         }
         cmd.arg(playbook)
