@@ -15,7 +15,7 @@ description:
     returns after the command has finished (measured here, 6 of 300 with 8 at once).
     The recorded-output API call has no websocket to wait on and does not hang
     (0 of 300), and it is several times faster.
-  - No pipelining (the API call has no stdin): Python modules are pushed as files.
+  - "No pipelining (the API call has no stdin): Python modules are pushed as files."
   - Local LXD only (unix socket). For a remote LXD use C(community.general.lxd)
     with C(ansible_lxd_remote).
 options:
