@@ -221,13 +221,14 @@ impl Layout {
     }
 }
 
+/// Fake /etc/apache2 trees for unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use super::*;
 
-    fn fake_apache() -> (tempfile::TempDir, Layout) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let l = Layout::new(dir.path());
+    /// The empty module and site directories under `root`.
+    pub(crate) fn empty_tree(root: &Path) -> Layout {
+        let l = Layout::new(root);
         for d in [
             l.mods_available(),
             l.mods_enabled(),
@@ -236,6 +237,32 @@ mod tests {
         ] {
             fs::create_dir_all(d).expect("mkdir");
         }
+        l
+    }
+
+    /// Debian's 000-default site, enabled, on `port`.
+    pub(crate) fn enable_default_site(l: &Layout, port: u16) {
+        fs::write(
+            l.site_file("000-default"),
+            format!("<VirtualHost *:{port}>\n DocumentRoot /var/www/html\n</VirtualHost>\n"),
+        )
+        .expect("write");
+        std::os::unix::fs::symlink(
+            Layout::site_link_target("000-default"),
+            l.site_link("000-default"),
+        )
+        .expect("link");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{empty_tree, enable_default_site};
+    use super::*;
+
+    fn fake_apache() -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = empty_tree(dir.path());
         let ma = l.mods_available();
         let write = |name: &str, text: &str| fs::write(ma.join(name), text).expect("write");
         write("remoteip.load", "LoadModule remoteip_module x.so\n");
@@ -307,16 +334,7 @@ mod tests {
     fn default_site_ports_are_read_from_the_enabled_site() {
         let (_d, l) = fake_apache();
         assert!(l.default_site_ports().is_empty());
-        fs::write(
-            l.site_file("000-default"),
-            "<VirtualHost *:80>\n DocumentRoot /var/www/html\n</VirtualHost>\n",
-        )
-        .expect("write");
-        std::os::unix::fs::symlink(
-            Layout::site_link_target("000-default"),
-            l.site_link("000-default"),
-        )
-        .expect("link");
+        enable_default_site(&l, 80);
         assert_eq!(l.default_site_ports(), vec![80]);
     }
 }

@@ -343,6 +343,7 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::fixture::{empty_tree, enable_default_site};
     use std::cell::Cell;
     use std::fs;
     use std::path::PathBuf;
@@ -351,30 +352,13 @@ mod tests {
 
     fn tree() -> (tempfile::TempDir, Layout) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let l = Layout::new(dir.path().join("apache2"));
-        for d in [
-            l.mods_available(),
-            l.mods_enabled(),
-            l.sites_available(),
-            l.sites_enabled(),
-        ] {
-            fs::create_dir_all(d).expect("mkdir");
-        }
+        let l = empty_tree(&dir.path().join("apache2"));
         for m in ["setenvif", "remoteip", "headers"] {
             fs::write(l.mods_available().join(format!("{m}.load")), "\n").expect("write");
         }
         fs::write(l.mods_available().join("setenvif.conf"), "\n").expect("write");
         fs::write(l.ports_conf(), PORTS).expect("write");
-        fs::write(
-            l.site_file("000-default"),
-            "<VirtualHost *:80>\n</VirtualHost>\n",
-        )
-        .expect("write");
-        std::os::unix::fs::symlink(
-            Layout::site_link_target("000-default"),
-            l.site_link("000-default"),
-        )
-        .expect("link");
+        enable_default_site(&l, 80);
         (dir, l)
     }
 

@@ -1,13 +1,11 @@
 //! Backend level: the whole file from the options, then a reload, or the
 //! runtime API when only servers changed.
 
-use ansible_module::{Diff, Fail, Module};
+use ansible_module::{Fail, Module};
 
 use crate::config::{self, Admin, BackendCfg, BackendInfo, FrontendCfg, Layout, Server, StatsCfg};
 use crate::files::{read_config, write_config};
-use crate::ops::{
-    describe_desired, describe_running, plan, runtime_can_apply, server_json, Ctx, UNIT,
-};
+use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
 use crate::{applied, checks, stats};
 use ansible_module::service;
 
@@ -234,23 +232,13 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
             ctx.wait_for(&servers)?;
         }
     } else if let Some(running) = running {
-        let steps = plan(&servers, &running);
-        if !steps.is_empty() {
-            m.set_changed(true);
-            m.add_diff(Diff::new(
-                format!("runtime: backend {}", p.name),
-                describe_running(&running),
-                describe_desired(&servers),
-            ));
-            if m.check_mode() {
-                ctx.actions = steps
-                    .iter()
-                    .map(|s| s.describe(&p.name, &info.default_server))
-                    .collect();
-            } else {
-                ctx.execute(&steps, &info)?;
-            }
-        }
+        let steps = ctx.converge_runtime(
+            m,
+            format!("runtime: backend {}", p.name),
+            &servers,
+            &running,
+            &info,
+        )?;
         if let (false, Some(w)) = (m.check_mode(), worker) {
             applied::record(&state_file, w.pid, &text);
         }

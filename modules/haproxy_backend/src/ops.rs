@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ansible_module::{service, Fail};
+use ansible_module::{service, Diff, Fail, Module};
 use serde_json::{json, Value};
 
 use crate::config::{Admin, BackendInfo, Server};
@@ -61,7 +61,7 @@ impl Step {
 
 /// What it takes to bring the running servers to `desired`; servers running
 /// but not desired are removed.
-pub(crate) fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
+fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
     let mut steps = vec![];
     for d in desired {
         let Some(r) = running.iter().find(|r| r.name == d.name) else {
@@ -86,7 +86,7 @@ pub(crate) fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
     steps
 }
 
-pub(crate) fn describe_running(servers: &[RtServer]) -> String {
+fn describe_running(servers: &[RtServer]) -> String {
     servers
         .iter()
         .map(|r| {
@@ -103,7 +103,7 @@ pub(crate) fn describe_running(servers: &[RtServer]) -> String {
         .collect()
 }
 
-pub(crate) fn describe_desired(servers: &[Server]) -> String {
+fn describe_desired(servers: &[Server]) -> String {
     servers
         .iter()
         .map(|s| {
@@ -137,6 +137,39 @@ impl Ctx<'_> {
             .map_err(|e| Fail::new(e.to_string()).with("actions", &self.actions))?;
         self.actions.push(command);
         Ok(())
+    }
+
+    /// Brings `running` to `desired` through the runtime API and reports it
+    /// as a change to `what` with a diff; check mode only lists the commands
+    /// that would be sent. Returns the steps taken.
+    pub(crate) fn converge_runtime(
+        &mut self,
+        m: &mut Module,
+        what: String,
+        desired: &[Server],
+        running: &[RtServer],
+        info: &BackendInfo,
+    ) -> Result<Vec<Step>, Fail> {
+        let steps = plan(desired, running);
+        if steps.is_empty() {
+            return Ok(steps);
+        }
+        m.set_changed(true);
+        m.add_diff(Diff::new(
+            what,
+            describe_running(running),
+            describe_desired(desired),
+        ));
+        if m.check_mode() {
+            let described = steps
+                .iter()
+                .map(|s| s.describe(self.backend(), &info.default_server))
+                .collect();
+            self.actions = described;
+        } else {
+            self.execute(&steps, info)?;
+        }
+        Ok(steps)
     }
 
     /// Sends the commands for `steps`.

@@ -3,11 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use ansible_module::{Diff, Fail, Module};
+use ansible_module::{Fail, Module};
 
 use crate::config::{self, Admin, Server};
 use crate::files::{read_config, write_config};
-use crate::ops::{describe_desired, describe_running, plan, runtime_can_apply, server_json, Ctx};
+use crate::ops::{runtime_can_apply, server_json, Ctx};
 use crate::runtime::RtServer;
 use crate::{applied, checks};
 
@@ -125,23 +125,13 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
             .cloned()
             .collect();
         let want: Vec<Server> = desired.iter().cloned().collect();
-        let steps = plan(&want, &mine);
-        if !steps.is_empty() {
-            m.set_changed(true);
-            m.add_diff(Diff::new(
-                format!("runtime: server {}/{server_name}", p.name),
-                describe_running(&mine),
-                describe_desired(&want),
-            ));
-            if m.check_mode() {
-                ctx.actions = steps
-                    .iter()
-                    .map(|s| s.describe(&p.name, &info.default_server))
-                    .collect();
-            } else {
-                ctx.execute(&steps, &info)?;
-            }
-        }
+        ctx.converge_runtime(
+            m,
+            format!("runtime: server {}/{server_name}", p.name),
+            &want,
+            &mine,
+            &info,
+        )?;
         if let (false, true, Some(w)) = (m.check_mode(), loaded, worker) {
             applied::record(&state_file, w.pid, &text);
         }

@@ -539,21 +539,16 @@ impl Client {
     /// and state (addresses included) in one request:
     /// `GET /1.0/instances?recursion=2`.
     pub fn list_instances_full(&self, project: Option<&str>) -> Result<Vec<Value>> {
-        let path = project_query("/1.0/instances?recursion=2", project);
-        match self.get(&path)? {
-            Value::Array(items) => Ok(items),
-            other => Err(Error::Protocol {
-                method: "GET".into(),
-                path,
-                detail: format!("expected a list of instances, got {other}"),
-            }),
-        }
+        self.get_instance_list(project_query("/1.0/instances?recursion=2", project))
     }
 
     /// Like [`Client::list_instances_full`] over every project
     /// (`all-projects=true`); each instance names its `project`.
     pub fn list_instances_all_projects(&self) -> Result<Vec<Value>> {
-        let path = "/1.0/instances?recursion=2&all-projects=true".to_string();
+        self.get_instance_list("/1.0/instances?recursion=2&all-projects=true".to_string())
+    }
+
+    fn get_instance_list(&self, path: String) -> Result<Vec<Value>> {
         match self.get(&path)? {
             Value::Array(items) => Ok(items),
             other => Err(Error::Protocol {
