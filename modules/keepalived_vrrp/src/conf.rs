@@ -183,15 +183,15 @@ impl Block {
         })
     }
 
-    /// The block's `advert_int` if it tracks `file`.
-    pub fn advert_int_if_tracking(&self, file: &str) -> Option<f64> {
-        let tracks = self
-            .text
+    /// Whether the block's instance reads `file` through a `track_file`.
+    pub fn tracks(&self, file: &str) -> bool {
+        self.text
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["file", file]);
-        if !tracks {
-            return None;
-        }
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["file", file])
+    }
+
+    /// The block's `advert_int`.
+    pub fn advert_int(&self) -> Option<f64> {
         self.text.lines().find_map(|l| {
             let mut w = l.split_whitespace();
             match (w.next(), w.next()) {
@@ -199,6 +199,29 @@ impl Block {
                 _ => None,
             }
         })
+    }
+
+    /// The addresses in the block's `virtual_ipaddress`.
+    pub fn vips(&self) -> Vec<IpAddr> {
+        let mut inside = false;
+        let mut out = vec![];
+        for l in self.text.lines().map(str::trim) {
+            if l.starts_with("virtual_ipaddress") && l.ends_with('{') {
+                inside = true;
+            } else if inside && l.starts_with('}') {
+                inside = false;
+            } else if inside {
+                if let Some(addr) = l
+                    .split_whitespace()
+                    .next()
+                    .and_then(|w| w.split('/').next())
+                    .and_then(|a| a.parse().ok())
+                {
+                    out.push(addr);
+                }
+            }
+        }
+        out
     }
 
     /// (virtual_router_id, interface) of the block's instance.
@@ -388,6 +411,13 @@ vrrp_instance VI_1 {
         assert_eq!(
             parsed.blocks[1].vrid_and_interface(),
             (Some(121), Some("eth0".into()))
+        );
+        assert!(parsed.blocks[0].tracks("/run/keepalived/haproxy.down"));
+        assert!(!parsed.blocks[0].tracks("/run/other"));
+        assert_eq!(parsed.blocks[0].advert_int(), Some(0.1));
+        assert_eq!(
+            parsed.blocks[0].vips(),
+            vec!["10.231.0.20".parse::<IpAddr>().expect("ip")]
         );
         // Removing the scripted block drops global_defs again.
         let file2 = render_file(&with_block(parsed.blocks, "VI_2", None));

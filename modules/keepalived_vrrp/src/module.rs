@@ -83,16 +83,20 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     // keepalived (re)reads it, so it starts with the right value.
     if let Some(inst) = instance.as_ref().filter(|_| p.track_haproxy) {
         if let Some(file) = &inst.track_file {
-            // One drop-in serves every instance tracking this file: wait for the
-            // slowest of them to hand over.
-            let advert_int = blocks
+            // One drop-in serves every instance tracking this file: it waits
+            // until all their VIPs left, bounded for the slowest of them.
+            let tracking: Vec<&conf::Block> = blocks.iter().filter(|b| b.tracks(file)).collect();
+            let advert_int = tracking
                 .iter()
-                .filter_map(|b| b.advert_int_if_tracking(file))
+                .filter_map(|b| b.advert_int())
                 .fold(inst.advert_int, f64::max);
+            let mut vips: Vec<std::net::IpAddr> = tracking.iter().flat_map(|b| b.vips()).collect();
+            vips.sort();
+            vips.dedup();
             let delay = p
                 .track_haproxy_stop_delay
                 .unwrap_or_else(|| track::default_stop_delay(advert_int));
-            ensure_haproxy_tracking(m, file, delay, advert_int)?;
+            ensure_haproxy_tracking(m, file, &vips, delay, advert_int)?;
         }
     } else if let Some(file) = instance.as_ref().and_then(|i| i.track_file.as_deref()) {
         // A file the user feeds: its directory must exist or keepalived drops the tracker.
@@ -145,6 +149,7 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
 fn ensure_haproxy_tracking(
     m: &mut Module,
     file: &str,
+    vips: &[std::net::IpAddr],
     stop_delay: f64,
     advert_int: f64,
 ) -> anyhow::Result<()> {
@@ -162,7 +167,7 @@ fn ensure_haproxy_tracking(
         ));
     }
     let dropin = ConfigFile::new(track::DROPIN_PATH)
-        .write(&track::dropin(file, stop_delay), check)
+        .write(&track::dropin(file, vips, stop_delay), check)
         .map_err(|e| Fail::new(e.to_string()))?;
     if dropin.changed {
         m.set_changed(true);

@@ -329,7 +329,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     // The drop-in and the tracked file are in place.
     assert!(lb1
         .sh("systemctl cat haproxy.service")
-        .contains("ExecStop=-/bin/sh -c 'echo 253 > /run/keepalived/haproxy.down; sleep 0.5; echo 254 > /run/keepalived/haproxy.down'"));
+        .contains("ExecStop=-/bin/sh -c 'echo 253 > /run/keepalived/haproxy.down; n=40; while [ $$n -gt 0 ] && ip -o addr show | grep -qF -e \" 10.231.0.20/\"; do sleep 0.05; n=$$((n-1)); done; sleep 0.2; echo 254 > /run/keepalived/haproxy.down'"));
     assert_eq!(lb1.sh("cat /run/keepalived/haproxy.down").trim(), "0");
 
     // Facts through Ansible: who holds the VIP and the states (check mode with

@@ -44,7 +44,12 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
     let conf = lb.read_file(CONF);
     assert!(conf.contains("virtual_router_id 122"), "{conf}");
     let dropin = lb.read_file("/etc/systemd/system/haproxy.service.d/keepalived-track.conf");
-    assert!(dropin.contains("sleep 0.5"), "{dropin}");
+    assert!(
+        dropin.contains(
+            "n=40; while [ $$n -gt 0 ] && ip -o addr show | grep -qF -e \" 10.231.0.22/\";"
+        ),
+        "{dropin}"
+    );
 
     let own_ip = lb.ipv4.to_string();
     let bad: Vec<(&str, String, &str)> = vec![
