@@ -163,24 +163,20 @@ mod tests {
             .trim_start_matches("ExecStop=-/bin/sh -c '")
             .trim_end_matches('\'')
             .replace("$$", "$");
+        let seconds_to_run = |script: &str| {
+            let t = std::time::Instant::now();
+            let status = std::process::Command::new("sh")
+                .args(["-c", script])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            t.elapsed().as_secs_f64()
+        };
         // Loopback holds 127.0.0.1: the bound (0.3 s) applies.
-        let t = std::time::Instant::now();
-        assert!(std::process::Command::new("sh")
-            .args(["-c", &script])
-            .status()
-            .unwrap()
-            .success());
-        let held = t.elapsed().as_secs_f64();
+        let held = seconds_to_run(&script);
         assert_eq!(std::fs::read_to_string(file).unwrap().trim(), "254");
         // An address nobody holds: only the settle time.
-        let script = script.replace(" 127.0.0.1/", " 192.0.2.77/");
-        let t = std::time::Instant::now();
-        assert!(std::process::Command::new("sh")
-            .args(["-c", &script])
-            .status()
-            .unwrap()
-            .success());
-        let gone = t.elapsed().as_secs_f64();
+        let gone = seconds_to_run(&script.replace(" 127.0.0.1/", " 192.0.2.77/"));
         assert!(held >= 0.45 && gone < held, "held {held} s, gone {gone} s");
     }
 
