@@ -575,6 +575,25 @@ impl Client {
         self.get(&path)
     }
 
+    /// A file in an instance (`GET /1.0/instances/NAME/files?path=...`), or
+    /// `None` when it does not exist.
+    pub fn read_file(
+        &self,
+        name: &str,
+        project: Option<&str>,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let url = with_query(
+            &format!("/1.0/instances/{}/files", encode(name)),
+            &[("path", path)],
+        );
+        match self.get_raw(&project_query(&url, project)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs a command in a running instance and collects its output
     /// (`record-output`); waits up to `timeout`.
     pub fn exec(

@@ -319,7 +319,7 @@ impl Engine<'_> {
             out.addresses = Some(Value::Object(wait::addresses(&st)));
             out.ipv4_address = wait::primary_ipv4(&st);
             if self.p.wait_for_cloud_init {
-                self.log.push("cloud-init status --wait".into());
+                self.log.push("wait for cloud-init".into());
                 let (line, t0) = (self.log.len() - 1, Instant::now());
                 let waited = wait::cloud_init(&self.lxd, &name, self.project(), self.timeout());
                 self.took(line, t0);

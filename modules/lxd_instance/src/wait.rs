@@ -140,6 +140,25 @@ pub fn ipv4(
     }
 }
 
+/// Where cloud-init reports its final stage: written once per boot, on tmpfs.
+const CLOUD_INIT_RESULT: &str = "/run/cloud-init/result.json";
+
+/// Whether cloud-init's result file says this boot's run finished without
+/// errors. One file read, where `cloud-init status --wait` is an exec (about a
+/// second): converged re-runs find the file and skip the exec.
+fn finished_cleanly(result: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(result) else {
+        return false;
+    };
+    let empty = |key: &str| match v["v1"].get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.values().all(|x| x.as_array().is_some_and(Vec::is_empty)),
+        Some(_) => false,
+    };
+    v["v1"].is_object() && empty("errors") && empty("recoverable_errors")
+}
+
 /// Runs `cloud-init status --wait` in the instance; returns cloud-init's final
 /// status (`done`, or `degraded` for recoverable errors: a warning, not a
 /// failure) and fails when cloud-init reports an error, is missing, or does
@@ -150,6 +169,11 @@ pub fn cloud_init(
     project: Option<&str>,
     timeout: Duration,
 ) -> Result<(String, Option<String>)> {
+    if let Ok(Some(result)) = lxd.read_file(name, project, CLOUD_INIT_RESULT) {
+        if finished_cleanly(&result) {
+            return Ok(("done".into(), None));
+        }
+    }
     let out = match lxd.exec(name, project, &["cloud-init", "status", "--wait"], timeout) {
         Ok(o) => o,
         Err(LxdError::Timeout { .. }) => {
@@ -217,6 +241,21 @@ pub fn cloud_init(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn cloud_init_result_file() {
+        let clean = br#"{"v1": {"datasource": "DataSourceLXD", "errors": []}}"#;
+        assert!(finished_cleanly(clean));
+        let newer = br#"{"v1": {"datasource": "DataSourceLXD", "errors": [],
+            "recoverable_errors": {"WARNING": []}}}"#;
+        assert!(finished_cleanly(newer));
+        let failed = br#"{"v1": {"errors": ["('scripts_user', RuntimeError())"]}}"#;
+        assert!(!finished_cleanly(failed));
+        let degraded = br#"{"v1": {"errors": [], "recoverable_errors": {"WARNING": ["x"]}}}"#;
+        assert!(!finished_cleanly(degraded));
+        assert!(!finished_cleanly(b"{}"));
+        assert!(!finished_cleanly(b"not json"));
+    }
 
     fn state() -> Value {
         json!({"status": "Running", "network": {

@@ -200,6 +200,10 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
     run.assert_ok();
     let r = result(&run, "create");
     assert_eq!(r["cloud_init_status"], json!("done"), "{r}");
+    // The second run reads cloud-init's result file instead of an exec.
+    let again = result(&run, "again");
+    assert_eq!(again["cloud_init_status"], json!("done"), "{again}");
+    assert_eq!(again["changed"], json!(false), "{again}");
     let cfg = &lxd_instance(&name).expect("exists")["config"];
     assert!(cfg["cloud-init.user-data"]
         .as_str()
