@@ -323,11 +323,14 @@ impl Engine<'_> {
                 let (line, t0) = (self.log.len() - 1, Instant::now());
                 let waited = wait::cloud_init(&self.lxd, &name, self.project(), self.timeout());
                 self.took(line, t0);
-                let (status, warning) = waited?;
-                if let Some(w) = warning {
+                let found = waited?;
+                if let Some(l) = self.log.get_mut(line) {
+                    l.push_str(&format!(": {} ({})", found.status, found.source));
+                }
+                if let Some(w) = found.warning {
                     self.warnings.push(w);
                 }
-                out.cloud_init_status = Some(status);
+                out.cloud_init_status = Some(found.status);
             }
         }
         Ok(out)

@@ -159,6 +159,25 @@ fn finished_cleanly(result: &[u8]) -> bool {
     v["v1"].is_object() && empty("errors") && empty("recoverable_errors")
 }
 
+/// The result file's content. It is a symlink into /var/lib/cloud, and LXD
+/// answers a symlink with the path it points to: one more read follows it.
+fn read_result(lxd: &Client, name: &str, project: Option<&str>) -> Option<Vec<u8>> {
+    let bytes = lxd.read_file(name, project, CLOUD_INIT_RESULT).ok()??;
+    match std::str::from_utf8(&bytes).map(str::trim) {
+        Ok(target) if target.starts_with('/') => lxd.read_file(name, project, target).ok()?,
+        _ => Some(bytes),
+    }
+}
+
+/// What `wait_for_cloud_init` found.
+pub struct CloudInit {
+    /// cloud-init's final status: `done`, or `degraded` (recoverable errors).
+    pub status: String,
+    pub warning: Option<String>,
+    /// How it was found, for `log_verbose`.
+    pub source: &'static str,
+}
+
 /// Runs `cloud-init status --wait` in the instance; returns cloud-init's final
 /// status (`done`, or `degraded` for recoverable errors: a warning, not a
 /// failure) and fails when cloud-init reports an error, is missing, or does
@@ -168,11 +187,13 @@ pub fn cloud_init(
     name: &str,
     project: Option<&str>,
     timeout: Duration,
-) -> Result<(String, Option<String>)> {
-    if let Ok(Some(result)) = lxd.read_file(name, project, CLOUD_INIT_RESULT) {
-        if finished_cleanly(&result) {
-            return Ok(("done".into(), None));
-        }
+) -> Result<CloudInit> {
+    if read_result(lxd, name, project).is_some_and(|r| finished_cleanly(&r)) {
+        return Ok(CloudInit {
+            status: "done".into(),
+            warning: None,
+            source: CLOUD_INIT_RESULT,
+        });
     }
     let out = match lxd.exec(name, project, &["cloud-init", "status", "--wait"], timeout) {
         Ok(o) => o,
@@ -201,22 +222,25 @@ pub fn cloud_init(
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_default();
+    let source = "cloud-init status --wait";
     match out.return_code {
-        0 => Ok((
-            if status.is_empty() {
+        0 => Ok(CloudInit {
+            status: if status.is_empty() {
                 "done".into()
             } else {
                 status
             },
-            None,
-        )),
-        2 => Ok((
-            "degraded".into(),
-            Some(format!(
+            warning: None,
+            source,
+        }),
+        2 => Ok(CloudInit {
+            status: "degraded".into(),
+            warning: Some(format!(
                 "cloud-init in instance {name} finished with recoverable errors: {}",
                 text.trim()
             )),
-        )),
+            source,
+        }),
         126 | 127 => Err(Fail::new(format!(
             "wait_for_cloud_init: cloud-init is not installed in instance {name}"
         ))

@@ -204,6 +204,14 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
     let again = result(&run, "again");
     assert_eq!(again["cloud_init_status"], json!("done"), "{again}");
     assert_eq!(again["changed"], json!(false), "{again}");
+    assert!(
+        again["log_verbose"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x
+                .as_str()
+                .is_some_and(|x| x.ends_with(": done (/run/cloud-init/result.json)")))),
+        "{again}"
+    );
     let cfg = &lxd_instance(&name).expect("exists")["config"];
     assert!(cfg["cloud-init.user-data"]
         .as_str()
