@@ -576,7 +576,8 @@ impl Client {
     }
 
     /// A file in an instance (`GET /1.0/instances/NAME/files?path=...`), or
-    /// `None` when it does not exist.
+    /// `None` when it does not exist. LXD answers a symlink with the path it
+    /// points to, not with the target's content.
     pub fn read_file(
         &self,
         name: &str,

@@ -144,8 +144,8 @@ pub fn ipv4(
 const CLOUD_INIT_RESULT: &str = "/run/cloud-init/result.json";
 
 /// Whether cloud-init's result file says this boot's run finished without
-/// errors. One file read, where `cloud-init status --wait` is an exec (about a
-/// second): converged re-runs find the file and skip the exec.
+/// errors. One file read, where `cloud-init status --wait` is an exec (about half
+/// a second): converged re-runs find the file and skip the exec.
 fn finished_cleanly(result: &[u8]) -> bool {
     let Ok(v) = serde_json::from_slice::<Value>(result) else {
         return false;
