@@ -16,6 +16,10 @@ description:
     The recorded-output API call has no websocket to wait on and does not hang
     (0 of 300), and it is several times faster.
   - "No pipelining (the API call has no stdin): Python modules are pushed as files."
+  - LXD 5.0's file API has been seen to answer a push with success while the file
+    never appeared (once in thousands of pushes, under load). When the next command
+    then fails on that very path with "No such file or directory", the file is
+    pushed again and the command run once more.
   - Local LXD only (unix socket). For a remote LXD use C(community.general.lxd)
     with C(ansible_lxd_remote).
 options:
@@ -78,6 +82,11 @@ class Connection(ConnectionBase):
     transport = "lxd_api"
     has_pipelining = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Files pushed since the last command that succeeded: path -> content.
+        self._unconfirmed_puts = {}
+
     def _socket(self):
         path = self.get_option("socket")
         if path:
@@ -128,6 +137,21 @@ class Connection(ConnectionBase):
             raise AnsibleError("the lxd_api connection cannot pipeline (no stdin); disable pipelining for it")
         host = self.get_option("remote_addr")
         display.vvv("EXEC %s" % cmd, host=host)
+        rc, stdout, stderr = self._exec(cmd)
+        lost = [path for path in self._unconfirmed_puts
+                if rc != 0 and b"No such file or directory" in stderr and to_bytes(path) in stderr]
+        if lost:
+            display.warning("LXD reported %s as written to %s, but it is not there: pushing it again"
+                            % (", ".join(lost), host))
+            for path in lost:
+                self._push(path, self._unconfirmed_puts[path])
+            rc, stdout, stderr = self._exec(cmd)
+        if rc == 0:
+            self._unconfirmed_puts.clear()
+        return rc, stdout, stderr
+
+    def _exec(self, cmd):
+        host = self.get_option("remote_addr")
         body = json.dumps({
             "command": [self.get_option("executable"), "-c", to_text(cmd)],
             "environment": {},
@@ -167,6 +191,10 @@ class Connection(ConnectionBase):
                 data = f.read()
         except OSError as e:
             raise AnsibleError("cannot read %s: %s" % (in_path, e))
+        self._push(out_path, data)
+        self._unconfirmed_puts[out_path] = data
+
+    def _push(self, out_path, data):
         self._request("POST", self._instance_url("files", {"path": out_path}), body=data,
                       headers={"Content-Type": "application/octet-stream", "X-LXD-type": "file",
                                "X-LXD-mode": "0600", "X-LXD-write": "overwrite"})

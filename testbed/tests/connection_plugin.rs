@@ -1,0 +1,78 @@
+//! The playbooks' `lxd_api` connection plugin against a real container: a push
+//! that LXD acknowledged but never wrote is pushed again when the next command
+//! trips over the missing file, and nothing else is retried.
+//!
+//! Needs the project's venv (Ansible) and LXD.
+
+use std::process::Command;
+
+use testbed::{project_root, venv_bin, Container};
+
+/// Drives the plugin as Ansible does for a module (mkdir, put, chmod, run),
+/// with the first push dropped after LXD would have answered it.
+const HARNESS: &str = r##"
+import json, os, sys, tempfile
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader
+
+plugins, instance = sys.argv[1], sys.argv[2]
+connection_loader.add_directory(plugins)
+conn = connection_loader.get("lxd_api", PlayContext(), None)
+conn.set_options(direct={"remote_addr": instance})
+real_push = conn._push
+dropped = []
+def push_lost_once(path, data):
+    if not dropped:
+        dropped.append(path)
+        return
+    real_push(path, data)
+conn._push = push_lost_once
+conn._connect()
+
+steps = {}
+steps["mkdir"] = conn.exec_command("mkdir -p /root/.ansible/tmp/t-conn")
+src = tempfile.NamedTemporaryFile(delete=False)
+src.write(b"#!/bin/sh\necho module ran\n")
+src.close()
+conn.put_file(src.name, "/root/.ansible/tmp/t-conn/AnsiballZ_t")
+os.unlink(src.name)
+steps["chmod"] = conn.exec_command("chmod u+x /root/.ansible/tmp/t-conn/AnsiballZ_t")
+steps["run"] = conn.exec_command("/root/.ansible/tmp/t-conn/AnsiballZ_t")
+steps["other_missing"] = conn.exec_command("chmod u+x /root/.ansible/tmp/t-conn/never-pushed")
+out = {k: [rc, o.decode(), e.decode()] for k, (rc, o, e) in steps.items()}
+out["dropped"] = dropped
+out["unconfirmed"] = list(conn._unconfirmed_puts)
+print(json.dumps(out))
+"##;
+
+#[test]
+fn a_push_lxd_lost_is_pushed_again() {
+    let c = Container::launch("t-conn");
+    c.wait_booted();
+    let plugins = project_root().join("playbooks/connection_plugins");
+    let out = Command::new(venv_bin("python3"))
+        .args(["-c", HARNESS])
+        .arg(&plugins)
+        .arg(&c.name)
+        .output()
+        .expect("running the venv's python");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "harness failed: {stderr}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(r["dropped"][0], "/root/.ansible/tmp/t-conn/AnsiballZ_t");
+    assert_eq!(r["chmod"][0], 0, "chmod after the re-push: {r}");
+    assert_eq!(r["run"], serde_json::json!([0, "module ran\n", ""]), "{r}");
+    assert!(
+        stderr.contains("but it is not there: pushing it again"),
+        "{stderr}"
+    );
+    // A missing file the plugin never pushed is the command's own failure.
+    assert_ne!(r["other_missing"][0], 0, "{r}");
+    assert_eq!(
+        stderr.matches("pushing it again").count(),
+        1,
+        "retried more than the lost push: {stderr}"
+    );
+    assert_eq!(r["unconfirmed"], serde_json::json!([]), "{r}");
+}
