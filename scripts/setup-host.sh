@@ -47,11 +47,13 @@ fi
 # Every container runs systemd, which holds inotify instances; the kernel's default
 # of 128 per user runs out at a few dozen containers (LXD's production settings).
 sysctl_conf=/etc/sysctl.d/60-vrrp-lxd.conf
-if ! grep -qs "max_user_instances = 8192" "$sysctl_conf"; then
+inotify=(fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 fs.inotify.max_queued_events=1048576)
+inotify_conf="$(printf '%s\n' "${inotify[@]/=/ = }")"
+if [[ "$(cat "$sysctl_conf" 2>/dev/null)" != "$inotify_conf" ]]; then
   step "sysctl: inotify limits for many containers"
-  printf 'fs.inotify.max_user_instances = 8192\nfs.inotify.max_user_watches = 1048576\nfs.inotify.max_queued_events = 1048576\n' >"$sysctl_conf"
+  printf '%s\n' "$inotify_conf" >"$sysctl_conf"
 fi
-for kv in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 fs.inotify.max_queued_events=1048576; do
+for kv in "${inotify[@]}"; do
   key="${kv%%=*}"; want="${kv#*=}"
   if (( $(sysctl -n "$key") < want )); then sysctl -qw "$kv"; fi
 done

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ansible_module::service;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -42,10 +42,9 @@ fn state_name(n: u64) -> &'static str {
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    service::run(program, args)
+        .ok()
+        .map(|out| out.trim().to_string())
 }
 
 /// keepalived's main PID, if the unit runs.

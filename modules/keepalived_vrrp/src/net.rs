@@ -1,8 +1,8 @@
 //! What the host's network looks like, read from `ip -j` (iproute2's JSON).
 
 use std::net::IpAddr;
-use std::process::Command;
 
+use ansible_module::service;
 use serde_json::Value;
 
 /// One address on one interface.
@@ -40,29 +40,14 @@ pub fn parse_addrs(json: &str) -> Result<Vec<IfAddr>, String> {
 
 /// The host's addresses, all families.
 pub fn host_addrs() -> Result<Vec<IfAddr>, String> {
-    let out = Command::new("ip")
-        .args(["-j", "addr", "show"])
-        .output()
-        .map_err(|e| format!("could not run `ip -j addr show`: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`ip -j addr show` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    parse_addrs(&String::from_utf8_lossy(&out.stdout))
+    let out = service::run("ip", &["-j", "addr", "show"]).map_err(|f| f.msg)?;
+    parse_addrs(&out)
 }
 
 /// The device `ip -j route get <addr>` names, unless it is loopback.
 pub fn route_dev(addr: IpAddr) -> Option<String> {
-    let out = Command::new("ip")
-        .args(["-j", "route", "get", &addr.to_string()])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let out = service::run("ip", &["-j", "route", "get", &addr.to_string()]).ok()?;
+    let v: Value = serde_json::from_str(&out).ok()?;
     v.as_array()?
         .iter()
         .filter_map(|r| r["dev"].as_str())
