@@ -164,8 +164,12 @@ fn finish(
     if !module.deprecations.is_empty() {
         result.insert("deprecations".into(), Value::Array(module.deprecations));
     }
+    let mut args = Value::Object(module.params);
+    for path in &module.redacted {
+        redact(&mut args, path);
+    }
     let mut invocation = Map::new();
-    invocation.insert("module_args".into(), Value::Object(module.params));
+    invocation.insert("module_args".into(), args);
     result.insert("invocation".into(), Value::Object(invocation));
 
     // Keep top-level booleans and nulls (changed, failed) as they are, like Ansible.
@@ -180,6 +184,28 @@ fn finish(
     };
     masked.extend(preserved);
     (masked, failed)
+}
+
+/// Replaces the value at `path` (object keys; a key may itself hold dots,
+/// as LXD config keys do, so the longest matching key wins) with the
+/// placeholder.
+fn redact(value: &mut Value, path: &[String]) {
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    for take in (1..=path.len()).rev() {
+        let key = path[..take].join(".");
+        if let Some(v) = map.get_mut(&key) {
+            if take == path.len() {
+                if !v.is_null() {
+                    *v = Value::String(crate::NO_LOG_PLACEHOLDER.into());
+                }
+            } else {
+                redact(v, &path[take..]);
+            }
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +240,34 @@ mod tests {
         );
         assert_eq!(out["echo"], json!("the password is ********"));
         assert_eq!(out["changed"], json!(true));
+    }
+
+    #[test]
+    fn redacted_options_are_placeholders_in_the_invocation() {
+        let spec = ModuleSpec::try_from_json(
+            r#"{"argument_spec": {"config": {"type": "dict"}, "ci": {"type": "dict"}}}"#,
+        )
+        .expect("spec");
+        let args = json!({"config": {"environment.TOKEN": "t0k", "limits.cpu": "1"},
+                          "ci": {"user_data": {"password": "x"}}});
+        let (out, _) = execute(
+            "m",
+            &spec,
+            args.as_object().cloned().unwrap_or_default(),
+            |m| {
+                m.redact("config.environment.TOKEN");
+                m.redact("ci.user_data");
+                m.redact("ci.missing");
+                Ok(())
+            },
+        );
+        let a = &out["invocation"]["module_args"];
+        assert_eq!(
+            a["config"]["environment.TOKEN"],
+            json!(crate::NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(a["config"]["limits.cpu"], json!("1"));
+        assert_eq!(a["ci"]["user_data"], json!(crate::NO_LOG_PLACEHOLDER));
     }
 
     #[test]

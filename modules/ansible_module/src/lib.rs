@@ -32,6 +32,7 @@ mod module;
 mod pyfmt;
 pub mod service;
 mod spec;
+pub mod syntax;
 mod validate;
 
 pub use args::{read_args_file, split_internal, InternalArgs};

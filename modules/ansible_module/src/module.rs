@@ -77,6 +77,9 @@ pub struct Module {
     pub(crate) warnings: Vec<String>,
     pub(crate) deprecations: Vec<Value>,
     pub(crate) diffs: Vec<Diff>,
+    /// Option paths (`cloud_init.user_data`) shown as the no_log placeholder
+    /// in `invocation`.
+    pub(crate) redacted: Vec<Vec<String>>,
 }
 
 impl Module {
@@ -96,6 +99,7 @@ impl Module {
             warnings: vec![],
             deprecations: vec![],
             diffs: vec![],
+            redacted: vec![],
         }
     }
 
@@ -158,6 +162,14 @@ impl Module {
     /// Records a diff; it is returned only when Ansible asked for diffs.
     pub fn add_diff(&mut self, diff: Diff) {
         self.diffs.push(diff);
+    }
+
+    /// Shows the option at `path` (dotted: `cloud_init.user_data`, or
+    /// `config.environment.TOKEN`) as the no_log placeholder in the result's
+    /// `invocation`, for a value that is a secret only by what it holds.
+    pub fn redact(&mut self, path: &str) {
+        self.redacted
+            .push(path.split('.').map(str::to_string).collect());
     }
 
     /// A value the module made (a generated password, say) that must be masked in

@@ -16,8 +16,24 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, Fail> {
     run_bounded(program, args, DEFAULT_TIMEOUT)
 }
 
-/// As `run`, killing the program if it outlives `limit`.
-pub fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Result<String, Fail> {
+/// What a finished command left: its exit code (`None` when a signal ended
+/// it) and what it printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs a program to its end, killing it if it outlives `limit`; only a
+/// program that could not start or ran too long is an error.
+pub fn run_output(program: &str, args: &[&str], limit: Duration) -> Result<Output, Fail> {
     let line = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -41,23 +57,33 @@ pub fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Result<Stri
             let _ = child.kill();
             let _ = child.wait();
             return Err(Fail::new(format!(
-                "`{line}` did not finish within {}s",
+                "`{}` did not finish within {}s",
+                line.trim_end(),
                 limit.as_secs()
             )));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    if status.success() {
-        return Ok(stdout);
+    Ok(Output {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// As `run`, killing the program if it outlives `limit`.
+pub fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Result<String, Fail> {
+    let out = run_output(program, args, limit)?;
+    if out.success() {
+        return Ok(out.stdout);
     }
-    let rc = status.code().unwrap_or(-1);
+    let line = format!("{program} {}", args.join(" "));
+    let rc = out.code.unwrap_or(-1);
     Err(
-        Fail::new(format!("`{line}` failed (rc={rc}): {}", stderr.trim()))
+        Fail::new(format!("`{line}` failed (rc={rc}): {}", out.stderr.trim()))
             .with("rc", rc)
-            .with("stdout", stdout)
-            .with("stderr", stderr),
+            .with("stdout", out.stdout)
+            .with("stderr", out.stderr),
     )
 }
 
