@@ -46,6 +46,24 @@ options:
     default: /bin/sh
     vars:
       - name: ansible_executable
+  command_timeout:
+    description:
+      - Seconds a command in the instance may run. A command still running then is
+        reported as a connection failure naming the instance and the limit (LXD
+        keeps no way to kill a recorded-output exec, so it may go on in the instance).
+      - Every other API call is bounded by I(api_timeout).
+    type: int
+    default: 1800
+    env:
+      - name: LXD_COMMAND_TIMEOUT
+    vars:
+      - name: ansible_lxd_command_timeout
+  api_timeout:
+    description: Seconds one LXD API request may take (a file push, a status read).
+    type: int
+    default: 120
+    vars:
+      - name: ansible_lxd_api_timeout
 """
 
 import json
@@ -96,8 +114,8 @@ class Connection(ConnectionBase):
                 return candidate
         raise AnsibleConnectionFailure("no LXD unix socket found (tried %s)" % ", ".join(SOCKETS))
 
-    def _request(self, method, url, body=None, headers=None, raw=False):
-        conn = _UnixHTTPConnection(self._socket())
+    def _request(self, method, url, body=None, headers=None, raw=False, timeout=None):
+        conn = _UnixHTTPConnection(self._socket(), timeout=timeout or self.get_option("api_timeout"))
         try:
             conn.request(method, url, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -164,8 +182,18 @@ class Connection(ConnectionBase):
         op_url = op.get("operation")
         if not op_url:
             raise AnsibleConnectionFailure("LXD API exec in %s returned no operation" % host)
-        done = self._request("GET", op_url + "/wait?timeout=-1")
+        limit = int(self.get_option("command_timeout"))
+        # LXD answers the wait when the command ended or the limit passed,
+        # whichever is first; the socket gets a margin over that.
+        done = self._request("GET", "%s/wait?timeout=%d" % (op_url, limit), timeout=limit + 30)
         meta = done.get("metadata") or {}
+        if meta.get("status") in ("Running", "Pending"):
+            try:
+                self._request("DELETE", op_url)
+            except AnsibleError as e:
+                display.vvvv("could not cancel %s: %s" % (op_url, e), host=host)
+            raise AnsibleConnectionFailure(
+                "command in %s did not finish within %ds (ansible_lxd_command_timeout)" % (host, limit))
         if meta.get("status") != "Success":
             raise AnsibleConnectionFailure("exec in %s: %s" % (host, meta.get("err") or meta.get("status")))
         result = meta.get("metadata") or {}

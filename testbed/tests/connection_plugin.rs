@@ -1,6 +1,7 @@
 //! The playbooks' `lxd_api` connection plugin against a real container: a push
 //! that LXD acknowledged but never wrote is pushed again when the next command
-//! trips over the missing file, and nothing else is retried.
+//! trips over the missing file, and nothing else is retried; a command that
+//! outlives `command_timeout` fails instead of hanging the task.
 //!
 //! Needs the project's venv (Ansible) and LXD.
 
@@ -42,6 +43,15 @@ steps["other_missing"] = conn.exec_command("chmod u+x /root/.ansible/tmp/t-conn/
 out = {k: [rc, o.decode(), e.decode()] for k, (rc, o, e) in steps.items()}
 out["dropped"] = dropped
 out["unconfirmed"] = list(conn._unconfirmed_puts)
+
+import time
+conn.set_options(direct={"remote_addr": instance, "command_timeout": 2})
+started = time.monotonic()
+try:
+    conn.exec_command("sleep 20")
+    out["bounded"] = ["finished", 0]
+except Exception as e:
+    out["bounded"] = [str(e), time.monotonic() - started]
 print(json.dumps(out))
 "##;
 
@@ -75,4 +85,12 @@ fn a_push_lxd_lost_is_pushed_again() {
         "retried more than the lost push: {stderr}"
     );
     assert_eq!(r["unconfirmed"], serde_json::json!([]), "{r}");
+    // A command that outlives its limit fails the task, naming both.
+    let message = r["bounded"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("command in {} did not finish within 2s", c.name)),
+        "{r}"
+    );
+    let waited = r["bounded"][1].as_f64().unwrap_or(99.0);
+    assert!((1.5..10.0).contains(&waited), "waited {waited} s: {r}");
 }

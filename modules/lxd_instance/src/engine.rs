@@ -26,6 +26,15 @@ pub fn run(m: &mut Module) -> Result<()> {
         ))
         .into());
     }
+    if !p.show_secrets {
+        m.redact("cloud_init.user_data");
+        m.redact("cloud_init.vendor_data");
+        for key in p.config.iter().flat_map(|c| c.keys()) {
+            if plan::secret_key(key) {
+                m.redact(&format!("config.{key}"));
+            }
+        }
+    }
     let desired = plan::desired(&p).map_err(|e| Fail::new(format!("{e:#}")))?;
     let lxd = connect(&p)?;
     let mut e = Engine {
@@ -214,7 +223,7 @@ impl Engine<'_> {
             }
         }
 
-        let before = current.as_ref().map(|c| plan::view(c, &old_state));
+        let before = current.as_ref().map(|c| plan::view(c, &old_state, self.p.show_secrets));
         let mut after_doc: Option<Value> = current.clone();
 
         match (state, current.as_ref()) {
@@ -283,7 +292,7 @@ impl Engine<'_> {
         } else {
             state
         };
-        let after = after_doc.as_ref().map(|a| plan::view(a, shown_state));
+        let after = after_doc.as_ref().map(|a| plan::view(a, shown_state, self.p.show_secrets));
         let header = format!("lxd instance {name}");
         let diff = Diff::new(
             header,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// Same names and defaults as `community.general.lxd_container`, plus ours
 /// (`config_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
 /// `wait_for_ipv4_interfaces`, `server_cert`, `server_cert_fingerprint`,
-/// `description`).
+/// `description`, `show_secrets`).
 pub const SPEC: &str = r#"{
   "argument_spec": {
     "name": {"type": "str", "required": true},
@@ -43,7 +43,8 @@ pub const SPEC: &str = r#"{
     "client_key": {"type": "path", "aliases": ["key_file"], "no_log": false},
     "server_cert": {"type": "path"},
     "server_cert_fingerprint": {"type": "str"},
-    "trust_password": {"type": "str", "no_log": true, "aliases": ["trust_token"]}
+    "trust_password": {"type": "str", "no_log": true, "aliases": ["trust_token"]},
+    "show_secrets": {"type": "bool", "default": false}
   },
   "supports_check_mode": true
 }"#;
@@ -85,4 +86,5 @@ pub struct Params {
     pub server_cert: Option<String>,
     pub server_cert_fingerprint: Option<String>,
     pub trust_password: Option<String>,
+    pub show_secrets: bool,
 }

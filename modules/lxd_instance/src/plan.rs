@@ -39,6 +39,17 @@ pub fn lxd_owned(key: &str) -> bool {
     key.starts_with("volatile.") || key.starts_with("image.")
 }
 
+/// Config keys whose values are secrets by what they usually hold: cloud-init
+/// data (passwords, keys, tokens) and the instance's environment. Their
+/// values are not returned, logged or diffed unless `show_secrets` is set.
+pub fn secret_key(key: &str) -> bool {
+    key.starts_with("environment.")
+        || matches!(
+            key,
+            "cloud-init.user-data" | "cloud-init.vendor-data" | "user.user-data" | "user.vendor-data"
+        )
+}
+
 /// A config value as LXD stores it (always a string).
 fn scalar(key: &str, v: &Value) -> Result<Option<String>> {
     Ok(match v {
@@ -52,6 +63,8 @@ fn scalar(key: &str, v: &Value) -> Result<Option<String>> {
             if key.starts_with("cloud-init.") || key.starts_with("user.") && key.ends_with("-data")
             {
                 Some(cloud_config(v, !key.ends_with("network-config"))?)
+            } else if secret_key(key) {
+                bail!("config value of {key} must be a string, number or boolean")
             } else {
                 bail!("config value of {key} must be a string, number or boolean, got {v}")
             }
@@ -206,8 +219,9 @@ fn str_map(v: Option<&Value>) -> Map<String, Value> {
     v.and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
-fn show(v: Option<&Value>) -> String {
+fn show(key: &str, v: Option<&Value>) -> String {
     match v {
+        Some(_) if secret_key(key) => "(hidden)".into(),
         None => "(unset)".into(),
         Some(Value::String(s)) if s.contains('\n') => format!("({} lines)", s.lines().count()),
         Some(Value::String(s)) => format!("{s:?}"),
@@ -240,8 +254,8 @@ pub fn update(current: &Value, d: &Desired) -> Option<Update> {
                 if old_config.get(k) != Some(&new) {
                     changes.push(format!(
                         "config {k}: {} -> {}",
-                        show(old_config.get(k)),
-                        show(Some(&new))
+                        show(k, old_config.get(k)),
+                        show(k, Some(&new))
                     ));
                 }
                 config.insert(k.clone(), new);
@@ -349,11 +363,19 @@ pub fn update(current: &Value, d: &Desired) -> Option<Update> {
 }
 
 /// The part of an instance a user manages, for diffs and the result:
-/// no volatile or image keys, keys sorted.
-pub fn view(instance: &Value, state: &str) -> Value {
+/// no volatile or image keys, keys sorted, secret values masked unless
+/// `reveal`.
+pub fn view(instance: &Value, state: &str, reveal: bool) -> Value {
     let config: std::collections::BTreeMap<String, Value> = str_map(instance.get("config"))
         .into_iter()
         .filter(|(k, _)| !lxd_owned(k))
+        .map(|(k, v)| {
+            if secret_key(&k) && !reveal {
+                (k, json!(ansible_module::NO_LOG_PLACEHOLDER))
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     let devices: std::collections::BTreeMap<String, Value> =
         str_map(instance.get("devices")).into_iter().collect();
@@ -379,7 +401,7 @@ mod tests {
         let mut base = json!({
             "name": "c1", "state": "started", "type": "container", "config_mode": "merge",
             "wait_for_cloud_init": false, "wait_for_ipv4_addresses": false,
-            "timeout": 30, "force_stop": false,
+            "timeout": 30, "force_stop": false, "show_secrets": false,
         });
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             base[k] = v;
@@ -498,5 +520,23 @@ mod tests {
                 .expect("source"),
             Some(json!({"server": "https://images", "alias": "debian/12", "protocol": "simplestreams", "type": "image", "mode": "pull"}))
         );
+    }
+
+    #[test]
+    fn secret_values_are_masked_unless_asked_for() {
+        let mut inst = current();
+        inst["config"]["cloud-init.user-data"] = json!("#cloud-config\npassword: hunter2\n");
+        inst["config"]["environment.TOKEN"] = json!("t0k3n");
+        let masked = view(&inst, "started", false);
+        assert_eq!(masked["config"]["cloud-init.user-data"], json!(ansible_module::NO_LOG_PLACEHOLDER));
+        assert_eq!(masked["config"]["environment.TOKEN"], json!(ansible_module::NO_LOG_PLACEHOLDER));
+        assert_eq!(masked["config"]["user.note"], json!("x"));
+        assert!(!yaml(&masked).contains("hunter2") && !yaml(&masked).contains("t0k3n"));
+        let shown = view(&inst, "started", true);
+        assert_eq!(shown["config"]["environment.TOKEN"], json!("t0k3n"));
+
+        let d = desired(&params(json!({"config": {"environment.TOKEN": "new-t0k3n"}}))).expect("desired");
+        let u = update(&inst, &d).expect("a change");
+        assert_eq!(u.changes, vec!["config environment.TOKEN: (hidden) -> (hidden)".to_string()]);
     }
 }

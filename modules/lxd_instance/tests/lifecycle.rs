@@ -185,21 +185,46 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
         base_args(&name),
         json!({
             "cloud_init": {"user_data": {
-                "write_files": [{"path": "/etc/t-lxd-cloud-init", "content": "written by cloud-init\n"}],
+                "write_files": [
+                    {"path": "/etc/t-lxd-cloud-init", "content": "written by cloud-init\n"},
+                    {"path": "/root/t-lxd-token", "content": "s3cret-in-user-data\n", "permissions": "0600"},
+                ],
                 "runcmd": [["sh", "-c", "hostname > /etc/t-lxd-runcmd"]],
             }},
+            "config": {"environment.T_LXD_TOKEN": "s3cret-in-environment"},
             "wait_for_cloud_init": true,
             "wait_for_ipv4_addresses": true,
             "timeout": 120,
         }),
     );
     let run = play(vec![
-        task("create", args.clone(), json!({})),
-        task("again", args, json!({})),
+        task("create", args.clone(), json!({"diff": true})),
+        task("again", args.clone(), json!({})),
+        task("shown", with(args, json!({"show_secrets": true})), json!({})),
     ]);
     run.assert_ok();
     let r = result(&run, "create");
     assert_eq!(r["cloud_init_status"], json!("done"), "{r}");
+    // Neither the user data nor the environment reaches the result, its
+    // diff, its log or its invocation unless asked for.
+    for task in ["create", "again"] {
+        let text = result(&run, task).to_string();
+        assert!(
+            !text.contains("s3cret-in-user-data") && !text.contains("s3cret-in-environment"),
+            "{task}: {text}"
+        );
+    }
+    assert_eq!(
+        r["instance"]["config"]["environment.T_LXD_TOKEN"],
+        json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"),
+        "{r}"
+    );
+    let shown = result(&run, "shown");
+    assert_eq!(
+        shown["instance"]["config"]["environment.T_LXD_TOKEN"],
+        json!("s3cret-in-environment"),
+        "{shown}"
+    );
     // The second run reads cloud-init's result file instead of an exec.
     let again = result(&run, "again");
     assert_eq!(again["cloud_init_status"], json!("done"), "{again}");
