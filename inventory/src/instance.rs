@@ -104,11 +104,15 @@ impl Instance {
         self.expanded_config
             .iter()
             .chain(self.config.iter())
-            .filter(|(k, _)| k.starts_with("user."))
+            .filter(|(k, _)| k.starts_with("user.") && !SECRET_USER_KEYS.contains(&k.as_str()))
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
     }
 }
+
+/// cloud-init's legacy keys: they hold passwords and keys, and host vars are
+/// shown to anyone who can read an inventory (an AWX inventory sync).
+const SECRET_USER_KEYS: &[&str] = &["user.user-data", "user.vendor-data"];
 
 /// Parse the whole API answer (`{"type": "sync", "metadata": [...]}`) or the bare
 /// `metadata` list.

@@ -423,10 +423,13 @@ mod tests {
         let answer = r#"{"metadata": [
             {"name": "a", "status": "Running", "type": "container", "location": "node-1",
              "project": "default", "profiles": ["default"],
-             "config": {"user.ansible.groups": " web-front , ,2nd,lb "},
+             "config": {"user.ansible.groups": " web-front , ,2nd,lb ",
+                        "user.user-data": "password: hunter2"},
              "expanded_config": null, "state": null}
         ]}"#;
         let v = build(answer, &Config::default());
+        // cloud-init's legacy key holds secrets: never a host var.
+        assert!(!v.to_string().contains("hunter2"), "{v}");
         assert_eq!(hosts(&v, "web_front"), ["a"]);
         assert_eq!(hosts(&v, "_nd"), ["a"]);
         assert_eq!(hosts(&v, "lb"), ["a"]);

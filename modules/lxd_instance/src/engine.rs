@@ -223,7 +223,9 @@ impl Engine<'_> {
             }
         }
 
-        let before = current.as_ref().map(|c| plan::view(c, &old_state, self.p.show_secrets));
+        let before = current
+            .as_ref()
+            .map(|c| plan::view(c, &old_state, self.p.show_secrets));
         let mut after_doc: Option<Value> = current.clone();
 
         match (state, current.as_ref()) {
@@ -292,7 +294,9 @@ impl Engine<'_> {
         } else {
             state
         };
-        let after = after_doc.as_ref().map(|a| plan::view(a, shown_state, self.p.show_secrets));
+        let after = after_doc
+            .as_ref()
+            .map(|a| plan::view(a, shown_state, self.p.show_secrets));
         let header = format!("lxd instance {name}");
         let diff = Diff::new(
             header,

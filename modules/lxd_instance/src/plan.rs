@@ -46,7 +46,10 @@ pub fn secret_key(key: &str) -> bool {
     key.starts_with("environment.")
         || matches!(
             key,
-            "cloud-init.user-data" | "cloud-init.vendor-data" | "user.user-data" | "user.vendor-data"
+            "cloud-init.user-data"
+                | "cloud-init.vendor-data"
+                | "user.user-data"
+                | "user.vendor-data"
         )
 }
 
@@ -528,15 +531,27 @@ mod tests {
         inst["config"]["cloud-init.user-data"] = json!("#cloud-config\npassword: hunter2\n");
         inst["config"]["environment.TOKEN"] = json!("t0k3n");
         let masked = view(&inst, "started", false);
-        assert_eq!(masked["config"]["cloud-init.user-data"], json!(ansible_module::NO_LOG_PLACEHOLDER));
-        assert_eq!(masked["config"]["environment.TOKEN"], json!(ansible_module::NO_LOG_PLACEHOLDER));
+        assert_eq!(
+            masked["config"]["cloud-init.user-data"],
+            json!(ansible_module::NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(
+            masked["config"]["environment.TOKEN"],
+            json!(ansible_module::NO_LOG_PLACEHOLDER)
+        );
         assert_eq!(masked["config"]["user.note"], json!("x"));
         assert!(!yaml(&masked).contains("hunter2") && !yaml(&masked).contains("t0k3n"));
         let shown = view(&inst, "started", true);
         assert_eq!(shown["config"]["environment.TOKEN"], json!("t0k3n"));
 
-        let d = desired(&params(json!({"config": {"environment.TOKEN": "new-t0k3n"}}))).expect("desired");
+        let d = desired(&params(
+            json!({"config": {"environment.TOKEN": "new-t0k3n"}}),
+        ))
+        .expect("desired");
         let u = update(&inst, &d).expect("a change");
-        assert_eq!(u.changes, vec!["config environment.TOKEN: (hidden) -> (hidden)".to_string()]);
+        assert_eq!(
+            u.changes,
+            vec!["config environment.TOKEN: (hidden) -> (hidden)".to_string()]
+        );
     }
 }

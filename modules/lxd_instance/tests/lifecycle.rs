@@ -200,7 +200,11 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
     let run = play(vec![
         task("create", args.clone(), json!({"diff": true})),
         task("again", args.clone(), json!({})),
-        task("shown", with(args, json!({"show_secrets": true})), json!({})),
+        task(
+            "shown",
+            with(args, json!({"show_secrets": true})),
+            json!({}),
+        ),
     ]);
     run.assert_ok();
     let r = result(&run, "create");
