@@ -55,6 +55,13 @@ where
         println!("{}", spec.source.trim());
         std::process::exit(0);
     }
+    if matches!(
+        first.as_deref().and_then(|f| f.to_str()),
+        Some("--help" | "-h")
+    ) {
+        print!("{}", spec.usage(name));
+        std::process::exit(0);
+    }
     let (Some(path), None) = (first, second) else {
         fail_internal(&format!(
             "{name} is an Ansible module: run it from Ansible, or by hand as `{name} ARGS.json` with the options in a JSON object"

@@ -183,6 +183,55 @@ impl ModuleSpec {
         relations_of!(self)
     }
 
+    /// What `<module> --help` prints: how the binary is run, and every option
+    /// with its type, default, choices and aliases (sub-options indented).
+    pub fn usage(&self, name: &str) -> String {
+        let mut out = format!(
+            "{name}: an Ansible module (a static binary; Ansible runs it as `{name} ARGS.json`).\n\n\
+             In a playbook:   ansible.legacy.{name}: (or vrrp_lxd.ha.{name}) with the options below\n\
+             Documentation:   ansible-doc -M dist/library {name}\n\
+             By hand:         {name} ARGS.json   (the options as one JSON object)\n\
+             Spec as JSON:    {name} --argument-spec\n\nOptions:\n"
+        );
+        fn walk(out: &mut String, options: &IndexMap<String, OptionSpec>, depth: usize) {
+            for (opt, spec) in options {
+                let mut line = format!("{}{opt} ({}", "  ".repeat(depth + 1), spec.kind().name());
+                if let Some(e) = spec.elements {
+                    line.push_str(&format!(" of {}", e.name()));
+                }
+                if spec.required {
+                    line.push_str(", required");
+                }
+                if let Some(d) = spec.default.as_ref().filter(|d| !d.is_null()) {
+                    line.push_str(&format!(", default {d}"));
+                }
+                if let Some(c) = &spec.choices {
+                    let c: Vec<String> = c.iter().map(crate::pyfmt::py_str).collect();
+                    line.push_str(&format!(", one of {}", c.join(", ")));
+                }
+                if !spec.aliases.is_empty() {
+                    line.push_str(&format!(", aliases {}", spec.aliases.join(", ")));
+                }
+                if spec.no_log {
+                    line.push_str(", secret: no_log");
+                }
+                line.push(')');
+                out.push_str(&line);
+                out.push('\n');
+                if let Some(sub) = &spec.options {
+                    walk(out, sub, depth + 1);
+                }
+            }
+        }
+        walk(&mut out, &self.argument_spec, 0);
+        out.push_str(if self.supports_check_mode {
+            "\nSupports check mode (--check) and diff mode (--diff).\n"
+        } else {
+            "\nDoes not support check mode.\n"
+        });
+        out
+    }
+
     /// Parses a spec written as JSON. A spec is part of the module's source, so a
     /// broken one is a programming error caught by each module's unit tests.
     pub fn from_json(text: &str) -> ModuleSpec {
@@ -243,5 +292,28 @@ mod tests {
     #[test]
     fn unknown_spec_keys_are_rejected() {
         assert!(ModuleSpec::try_from_json(r#"{"argument_spec": {"a": {"tpye": "str"}}}"#).is_err());
+    }
+
+    #[test]
+    fn usage_lists_every_option() {
+        let spec = ModuleSpec::try_from_json(
+            r#"{"argument_spec": {
+                "name": {"type": "str", "required": true, "aliases": ["backend"]},
+                "state": {"choices": ["present", "absent"], "default": "present"},
+                "key": {"no_log": true},
+                "hc": {"type": "dict", "options": {"path": {"default": "/"}}}
+            }, "supports_check_mode": true}"#,
+        )
+        .expect("spec");
+        let u = spec.usage("m");
+        for line in [
+            "  name (str, required, aliases backend)",
+            "  state (str, default \"present\", one of present, absent)",
+            "  key (str, secret: no_log)",
+            "    path (str, default \"/\")",
+            "Supports check mode",
+        ] {
+            assert!(u.contains(line), "{line:?} not in:\n{u}");
+        }
     }
 }

@@ -115,6 +115,15 @@ fn bad_input_fails_with_ansible_core_messages() {
             "{module} without an args file: {out}"
         );
 
+        let help = Command::new(&bin).arg("--help").output().expect("--help");
+        let help_text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.status.success()
+                && help_text.contains(&format!("ansible-doc -M dist/library {module}"))
+                && help_text.contains("  name (str, required"),
+            "{module} --help: {help_text}"
+        );
+
         let spec_text = Command::new(&bin)
             .arg("--argument-spec")
             .output()
