@@ -11,13 +11,22 @@ MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
 
-.PHONY: help setup build up test test-unit test-integration lint molecule bench collection clean down
+.PHONY: help setup build up test lint molecule bench collection clean down
 
 help:
-	@echo "make up      prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
-	@echo "make test    unit, protocol-differential and integration tests on the real LXD"
-	@echo "make bench   benchmarks (failover, growth, inventory, module cost); prints a table"
-	@echo "make down    delete the topology made by make up"
+	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
+	@echo "make test        lint, unit, protocol-differential, integration and end-to-end tests on the real LXD, molecule"
+	@echo "make down        delete the topology made by make up"
+	@echo "make bench       benchmarks (failover, growth, inventory, module cost); prints a table"
+	@echo "make setup       only prepare this host (every step checks before it acts)"
+	@echo "make build       only build the static binaries into dist/"
+	@echo "make lint        rustfmt and clippy"
+	@echo "make molecule    the molecule scenarios default and scale"
+	@echo "make collection  the vrrp_lxd.ha collection tarball (binaries inside)"
+	@echo "make clean       remove dist/"
+	@echo ""
+	@echo "After make up, put the Ansible venv on PATH to run the playbooks yourself:"
+	@echo "  export PATH=$(VENV)/bin:\$$PATH"
 
 setup:
 	@bash scripts/setup-host.sh
