@@ -11,7 +11,7 @@ MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
 
-.PHONY: help setup build up test lint molecule bench collection clean down
+.PHONY: help setup build up test lint molecule bench collection clean down hosts-up hosts-down
 
 help:
 	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
@@ -23,6 +23,8 @@ help:
 	@echo "make lint        rustfmt and clippy"
 	@echo "make molecule    the molecule scenarios default and scale"
 	@echo "make collection  the vrrp_lxd.ha collection tarball (binaries inside)"
+	@echo "make hosts-up    two nested LXD hosts on a LAN bridge (macvlan, HTTPS, pinned certificates)"
+	@echo "make hosts-down  remove them (make down does too)"
 	@echo "make clean       remove dist/"
 	@echo ""
 	@echo "After make up, put the Ansible venv on PATH to run the playbooks yourself:"
@@ -65,6 +67,12 @@ bench: setup build
 
 collection: build
 	@bash scripts/build-collection.sh
+
+hosts-up: setup
+	@bash scripts/multihost/up.sh
+
+hosts-down:
+	@bash scripts/multihost/down.sh
 
 clean:
 	rm -rf dist

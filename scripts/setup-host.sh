@@ -76,6 +76,12 @@ if ! lxc network show "$VRRP_BRIDGE" >/dev/null 2>&1; then
   lxc network create "$VRRP_BRIDGE" ipv4.address="$VRRP_BRIDGE_ADDR" ipv4.nat=false \
     ipv6.address=none ipv4.dhcp.ranges="$VRRP_DHCP_RANGE" dns.domain=lxd
 fi
+# The bridge's dnsmasq answers for the instances only: it never forwards a
+# query upstream, so no name lookup of an instance leaves this machine.
+if [[ "$(lxc network get "$VRRP_BRIDGE" raw.dnsmasq)" != *no-resolv* ]]; then
+  step "lxd: bridge $VRRP_BRIDGE resolves nothing upstream (raw.dnsmasq: no-resolv)"
+  lxc network set "$VRRP_BRIDGE" raw.dnsmasq "no-resolv"
+fi
 
 if ! lxc profile show "$VRRP_PROFILE" >/dev/null 2>&1; then
   step "lxd: profile $VRRP_PROFILE"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Deletes the topology that `make up` made (the host set-up stays).
+# Deletes the topology that `make up` made and the two-host test bed if it is
+# up (the host set-up stays).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 cd "$VRRP_ROOT"
 export PATH="$VRRP_VENV/bin:$PATH"
 ansible-playbook playbooks/teardown.yml
+if lxc network show "${MH_BRIDGE:-vrrplan0}" >/dev/null 2>&1; then
+  bash "$here/multihost/down.sh"
+fi
