@@ -20,8 +20,10 @@ description:
     never appeared (once in thousands of pushes, under load). When the next command
     then fails on that very path with "No such file or directory", the file is
     pushed again and the command run once more.
-  - Local LXD only (unix socket). For a remote LXD use C(community.general.lxd)
-    with C(ansible_lxd_remote).
+  - A local LXD through its unix socket, or a remote one over HTTPS (I(url)) with a
+    client certificate the server trusts and the server certificate pinned by its
+    SHA-256 fingerprint (LXD's own certificates are self-signed, so the pin is the
+    check; a server presenting any other certificate is refused).
 options:
   remote_addr:
     description: The instance name.
@@ -41,6 +43,28 @@ options:
       - name: LXD_SOCKET
     vars:
       - name: ansible_lxd_socket
+  url:
+    description:
+      - C(https://host:8443) of a remote LXD; empty uses the local unix socket.
+      - The dynamic inventory sets it for instances of a remote host.
+    default: ""
+    vars:
+      - name: ansible_lxd_url
+  client_cert:
+    description: Client certificate (PEM) the remote LXD trusts.
+    default: ""
+    vars:
+      - name: ansible_lxd_client_cert
+  client_key:
+    description: Key (PEM) of I(client_cert).
+    default: ""
+    vars:
+      - name: ansible_lxd_client_key
+  server_cert_fingerprint:
+    description: SHA-256 fingerprint of the remote LXD's certificate (hex, colons allowed); required with I(url).
+    default: ""
+    vars:
+      - name: ansible_lxd_server_cert_fingerprint
   executable:
     description: Shell that runs the commands inside the instance.
     default: /bin/sh
@@ -66,9 +90,11 @@ options:
       - name: ansible_lxd_api_timeout
 """
 
+import hashlib
 import json
 import os
 import socket
+import ssl
 import http.client
 import urllib.parse
 
@@ -94,6 +120,29 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an LXD whose certificate must have the pinned fingerprint."""
+
+    def __init__(self, host, port, fingerprint, cert, key, timeout=None):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        # LXD's certificate is self-signed: the fingerprint below is the check.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert:
+            context.load_cert_chain(cert, key or None)
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._fingerprint = fingerprint
+
+    def connect(self):
+        super().connect()
+        seen = hashlib.sha256(self.sock.getpeercert(binary_form=True)).hexdigest()
+        if seen != self._fingerprint:
+            self.close()
+            raise AnsibleConnectionFailure(
+                "LXD at %s:%s presents certificate %s, not the pinned %s" % (self.host, self.port, seen, self._fingerprint))
+
+
 class Connection(ConnectionBase):
     """Commands and files through LXD's REST API."""
 
@@ -114,13 +163,32 @@ class Connection(ConnectionBase):
                 return candidate
         raise AnsibleConnectionFailure("no LXD unix socket found (tried %s)" % ", ".join(SOCKETS))
 
+    def _http(self, timeout):
+        remote = self.get_option("url")
+        if not remote:
+            return _UnixHTTPConnection(self._socket(), timeout=timeout)
+        parsed = urllib.parse.urlsplit(remote)
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise AnsibleConnectionFailure("url must be https://host[:port], got %r" % remote)
+        pin = self.get_option("server_cert_fingerprint").replace(":", "").lower()
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise AnsibleConnectionFailure(
+                "LXD at %s: server_cert_fingerprint (ansible_lxd_server_cert_fingerprint) must be the "
+                "certificate's SHA-256 in hex" % remote)
+        return _PinnedHTTPSConnection(parsed.hostname, parsed.port or 8443, pin,
+                                      self.get_option("client_cert"), self.get_option("client_key"),
+                                      timeout=timeout)
+
     def _request(self, method, url, body=None, headers=None, raw=False, timeout=None):
-        conn = _UnixHTTPConnection(self._socket(), timeout=timeout or self.get_option("api_timeout"))
+        try:
+            conn = self._http(timeout or self.get_option("api_timeout"))
+        except (OSError, ValueError) as e:
+            raise AnsibleConnectionFailure("LXD API at %s: %s" % (self.get_option("url"), e))
         try:
             conn.request(method, url, body=body, headers=headers or {})
             resp = conn.getresponse()
             data = resp.read()
-        except OSError as e:
+        except (OSError, ssl.SSLError) as e:
             raise AnsibleConnectionFailure("LXD API %s %s: %s" % (method, url, e))
         finally:
             conn.close()

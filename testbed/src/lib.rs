@@ -7,6 +7,7 @@
 
 pub mod ansible;
 pub mod container;
+pub mod multihost;
 pub mod probe;
 
 use std::path::PathBuf;

@@ -94,3 +94,72 @@ fn a_push_lxd_lost_is_pushed_again() {
     let waited = r["bounded"][1].as_f64().unwrap_or(99.0);
     assert!((1.5..10.0).contains(&waited), "waited {waited} s: {r}");
 }
+
+/// Commands and files in an instance of a remote LXD over HTTPS, with the
+/// client certificate and the pinned server certificate; a server that
+/// presents another certificate is refused before anything is sent.
+const HTTPS_HARNESS: &str = r##"
+import json, os, sys, tempfile
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader
+
+plugins, instance, url, fp, cert, key = sys.argv[1:7]
+connection_loader.add_directory(plugins)
+def connect(pin):
+    conn = connection_loader.get("lxd_api", PlayContext(), None)
+    conn.set_options(direct={"remote_addr": instance, "url": url, "server_cert_fingerprint": pin,
+                             "client_cert": cert, "client_key": key})
+    conn._connect()
+    return conn
+
+out = {}
+conn = connect(fp)
+out["hostname"] = conn.exec_command("hostname")[1].decode()
+src = tempfile.NamedTemporaryFile(delete=False)
+src.write(b"over https\n")
+src.close()
+conn.put_file(src.name, "/root/t-conn-https")
+os.unlink(src.name)
+out["cat"] = conn.exec_command("cat /root/t-conn-https")[1].decode()
+wrong = fp[:-1] + ("0" if fp[-1] != "0" else "1")
+try:
+    connect(wrong).exec_command("touch /root/t-conn-wrong-pin")
+    out["wrong_pin"] = "accepted"
+except Exception as e:
+    out["wrong_pin"] = str(e)
+out["after_wrong_pin"] = conn.exec_command("test -e /root/t-conn-wrong-pin; echo $?")[1].decode()
+print(json.dumps(out))
+"##;
+
+#[test]
+#[ignore = "needs the two-host test bed: make hosts-up"]
+fn two_hosts_commands_and_files_over_https_with_a_pinned_certificate() {
+    let hosts = testbed::multihost::hosts();
+    let host = &hosts[1];
+    let inst = testbed::multihost::NestedInstance::launch(host, "t-conn-mh");
+    let plugins = project_root().join("playbooks/connection_plugins");
+    let out = Command::new(venv_bin("python3"))
+        .args(["-c", HTTPS_HARNESS])
+        .arg(&plugins)
+        .args([
+            &inst.name,
+            &host.url,
+            &host.server_cert_fingerprint,
+            &host.client_cert,
+            &host.client_key,
+        ])
+        .output()
+        .expect("running the venv's python");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "harness failed: {stderr}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(r["hostname"], format!("{}\n", inst.name), "{r}");
+    assert_eq!(r["cat"], "over https\n", "{r}");
+    let refused = r["wrong_pin"].as_str().unwrap_or_default();
+    assert!(refused.contains("not the pinned"), "{r}");
+    assert_eq!(
+        r["after_wrong_pin"], "1\n",
+        "a command went through a wrong pin: {r}"
+    );
+}
