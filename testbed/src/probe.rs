@@ -74,6 +74,12 @@ pub fn check_route(ip: IpAddr, bridge: &str) -> Result<()> {
 impl Probe {
     /// `url` is `http://<ip>[:port][/path]`; an address outside the bridge is refused.
     pub fn new(url: &str) -> Result<Probe> {
+        Self::via(url, &crate::bridge())
+    }
+
+    /// As [`Probe::new`], for an address routed through `bridge` (the two-host
+    /// test bed's LAN, say).
+    pub fn via(url: &str, bridge: &str) -> Result<Probe> {
         let rest = url
             .strip_prefix("http://")
             .with_context(|| format!("only http:// URLs are probed: {url}"))?;
@@ -92,7 +98,7 @@ impl Probe {
         let ip: IpAddr = host
             .parse()
             .with_context(|| format!("the probe takes an IP address, not {host:?}"))?;
-        check_route(ip, &crate::bridge())?;
+        check_route(ip, bridge)?;
         Ok(Probe {
             addr: SocketAddr::new(ip, port),
             host: host.to_string(),

@@ -1,0 +1,306 @@
+//! End to end across two LXD hosts (`make hosts-up`): the original set-up,
+//! with each host's instances on `macvlan` and DHCP from the LAN, reached over
+//! HTTPS with pinned certificates. site.yml spreads each tier over both hosts,
+//! add_web.yml lands on the emptiest, and the VIP survives the loss of the
+//! whole host that holds it; when the host comes back, site.yml brings only its
+//! nodes back and traffic reaches every web node again.
+//!
+//! Runs in `make test` after the test bed is raised; alone:
+//! `make hosts-up && cargo test -p testbed --test e2e_two_hosts -- --ignored`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use testbed::ansible::{Run, Runner};
+use testbed::container::lxc;
+use testbed::multihost::{self, LxdHost};
+use testbed::{keep, project_root, Probe, Report};
+
+const VIP: &str = "10.232.0.10";
+const VRID: &str = "140";
+
+struct Topology {
+    prefix: String,
+    hosts: Vec<LxdHost>,
+    scratch: tempfile::TempDir,
+}
+
+impl Topology {
+    fn new() -> Topology {
+        let hosts = multihost::hosts();
+        assert!(hosts.len() >= 2, "the test bed has {} host(s)", hosts.len());
+        let scratch = tempfile::tempdir().expect("tempdir");
+        // The inventory reads the same hosts file the playbooks place by.
+        std::fs::write(
+            scratch.path().join("lxd_inventory.yml"),
+            format!(
+                "hosts_file: {}\nconnection: lxd_api\n",
+                multihost::hosts_file().display()
+            ),
+        )
+        .expect("inventory config");
+        Topology {
+            prefix: format!("t-mh-{}-", std::process::id()),
+            hosts,
+            scratch,
+        }
+    }
+
+    fn inventory_config(&self) -> PathBuf {
+        self.scratch.path().join("lxd_inventory.yml")
+    }
+
+    fn name(&self, base: &str) -> String {
+        format!("{}{base}", self.prefix)
+    }
+
+    fn playbook(&self, playbook: &str) -> Run {
+        let runner = Runner::project()
+            .env(
+                "LXD_INVENTORY_CONFIG",
+                &self.inventory_config().display().to_string(),
+            )
+            .extra_var("vrrp_prefix", &self.prefix)
+            .extra_var("vrrp_vip", VIP)
+            .extra_var("vrrp_vrid", VRID)
+            .extra_var(
+                "vrrp_hosts_file",
+                &multihost::hosts_file().display().to_string(),
+            );
+        let started = Instant::now();
+        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
+        eprintln!(
+            "{playbook}: rc {} in {:.1} s, changed {}",
+            run.rc,
+            started.elapsed().as_secs_f64(),
+            run.changed_total()
+        );
+        run
+    }
+
+    /// Instance name -> the host it runs on, read from each host's LXD.
+    fn placement(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for h in &self.hosts {
+            let list = h.lxc(&["list", "--format", "csv", "-c", "n"]);
+            for name in String::from_utf8_lossy(&list.stdout).lines() {
+                if name.starts_with(&self.prefix) {
+                    out.insert(name.to_string(), h.name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn host_of(&self, instance: &str) -> &LxdHost {
+        let placement = self.placement();
+        let host = placement
+            .get(instance)
+            .unwrap_or_else(|| panic!("{instance} is on no host: {placement:?}"));
+        self.hosts
+            .iter()
+            .find(|h| &h.name == host)
+            .expect("a known host")
+    }
+
+    /// The load balancers whose interface carries the VIP.
+    fn holders(&self) -> Vec<String> {
+        self.placement()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&self.name("lb-")))
+            .filter(|(n, host)| {
+                let out = lxc(&[
+                    "exec", host, "--", "lxc", "exec", n, "--", "ip", "-4", "-o", "addr", "show",
+                ]);
+                String::from_utf8_lossy(&out.stdout).contains(&format!("inet {VIP}/"))
+            })
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if keep() {
+            eprintln!("KEEP=1: leaving the {}* instances", self.prefix);
+            return;
+        }
+        for (name, host) in self.placement() {
+            let _ = lxc(&["exec", &host, "--", "lxc", "delete", "-f", &name]);
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            let dir = std::path::Path::new(&home)
+                .join(".config/vrrp-lxd")
+                .join(self.prefix.trim_end_matches('-'));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn probe() -> Probe {
+    Probe::via(&format!("http://{VIP}/"), &multihost::lan_bridge())
+        .expect("the VIP is routed through the LAN bridge")
+}
+
+/// Probes in short rounds until `done` holds for one round (or the timeout).
+fn settle(what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
+    let start = Instant::now();
+    loop {
+        let report = probe().run_for(Duration::from_millis(600));
+        if done(&report) {
+            eprintln!(
+                "{what}: settled after {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            return report;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not settled within {timeout:?}; last round {report:?}"
+        );
+    }
+}
+
+fn serves_exactly(report: &Report, names: &[String]) -> bool {
+    report.failed == 0
+        && names
+            .iter()
+            .all(|n| report.backends.keys().any(|b| b.contains(n.as_str())))
+        && report
+            .backends
+            .keys()
+            .all(|b| names.iter().any(|n| b.contains(n.as_str())))
+}
+
+#[test]
+#[ignore = "needs the two-host test bed: make hosts-up"]
+fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
+    let t = Topology::new();
+    let (h1, h2) = (t.hosts[0].name.clone(), t.hosts[1].name.clone());
+
+    // Spread: lb-01 and web-01 on the first host, lb-02 and web-02 on the second.
+    t.playbook("site.yml").assert_ok();
+    let placed = t.placement();
+    for (base, host) in [
+        ("lb-01", &h1),
+        ("web-01", &h1),
+        ("lb-02", &h2),
+        ("web-02", &h2),
+    ] {
+        assert_eq!(placed.get(&t.name(base)), Some(host), "{base}: {placed:?}");
+    }
+    let webs = vec![t.name("web-01"), t.name("web-02")];
+    settle(
+        "both web nodes behind the VIP",
+        Duration::from_secs(30),
+        |r| serves_exactly(r, &webs),
+    );
+    assert_eq!(
+        t.holders(),
+        vec![t.name("lb-01")],
+        "the first LB holds the VIP"
+    );
+
+    // A converged re-run changes nothing.
+    let again = t.playbook("site.yml");
+    again.assert_ok();
+    assert_eq!(
+        again.changed_total(),
+        0,
+        "a converged re-run changed something"
+    );
+
+    // Growth lands on the emptiest host (a tie: the first), with no failed request.
+    let running = probe().max_duration(Duration::from_secs(300)).start();
+    t.playbook("add_web.yml").assert_ok();
+    let report = running.stop();
+    assert_eq!(report.failed, 0, "add_web.yml across hosts: {report:?}");
+    assert_eq!(t.host_of(&t.name("web-03")).name, h1);
+    let all = vec![t.name("web-01"), t.name("web-02"), t.name("web-03")];
+    settle(
+        "three web nodes behind the VIP",
+        Duration::from_secs(30),
+        |r| serves_exactly(r, &all),
+    );
+
+    // The whole first host goes: its LB (the VIP holder) and two web nodes.
+    let running = probe().max_duration(Duration::from_secs(120)).start();
+    let lost = Instant::now();
+    let out = lxc(&["stop", "-f", &h1]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let survivors = vec![t.name("web-02")];
+    settle(
+        "only the second host's web node answers",
+        Duration::from_secs(20),
+        |r| serves_exactly(r, &survivors),
+    );
+    let report = running.stop();
+    eprintln!(
+        "whole host lost: served again after {:.2} s; probe {} ok, {} failed, longest outage {:.0} ms",
+        lost.elapsed().as_secs_f64(),
+        report.ok,
+        report.failed,
+        report.longest_outage_ms
+    );
+    assert_eq!(
+        t.holders(),
+        vec![t.name("lb-02")],
+        "the VIP moved across hosts"
+    );
+
+    // The host comes back: its LXD restarts its instances, site.yml converges
+    // them, and every web node is behind the VIP again (preempted back to lb-01).
+    let out = lxc(&["start", &h1]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts = multihost::hosts();
+    let back = &hosts[0];
+    let start = Instant::now();
+    while !back
+        .lxc(&["list", "--format", "csv", "-c", "ns"])
+        .status
+        .success()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{h1}'s LXD did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let run = t.playbook("site.yml");
+    run.assert_ok();
+    for name in [t.name("lb-02"), t.name("web-02")] {
+        assert_eq!(
+            run.stats(&name)["changed"],
+            serde_json::json!(0),
+            "{name} on the host that stayed changed"
+        );
+    }
+    settle("every web node again", Duration::from_secs(60), |r| {
+        serves_exactly(r, &all)
+    });
+    let start = Instant::now();
+    while t.holders() != vec![t.name("lb-01")] {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the VIP did not come back to lb-01: {:?}",
+            t.holders()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    t.playbook("teardown.yml").assert_ok();
+    assert!(
+        t.placement().is_empty(),
+        "teardown left {:?}",
+        t.placement()
+    );
+}
