@@ -2,13 +2,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::config::Config;
+use crate::config::{Config, LxdHost};
 use crate::instance::Instance;
-use crate::inventory::Inventory;
+use crate::inventory::{HostListing, Inventory};
 
 /// Ansible dynamic inventory for LXD (script-inventory protocol).
 ///
@@ -67,11 +68,16 @@ fn config_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Load the config, make the one request, and render the answer.
+/// Load the config, read every LXD host, and render the answer.
 pub fn run(args: &Args) -> anyhow::Result<Vec<u8>> {
     let env = |k: &str| std::env::var(k).ok();
     let (cfg, _file) = Config::load(&env, &config_dirs())?;
     let inventory = fetch(&cfg)?;
+    // The script protocol has no warnings channel: stderr is what Ansible
+    // shows (with -v), and `all.vars.lxd_inventory_warnings` has them too.
+    for w in &inventory.warnings {
+        eprintln!("lxd_inventory: warning: {w}");
+    }
     let value = match &args.host {
         Some(name) => inventory.host_json(name),
         None => inventory.list_json(),
@@ -84,39 +90,107 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `GET /1.0/instances?recursion=2` in the configured project, built into
-/// an inventory; gives up after `cfg.timeout` seconds.
+/// One `GET /1.0/instances?recursion=2` per configured LXD host, all at once
+/// (a thread each), merged into one inventory; gives up on a host after
+/// `cfg.timeout` seconds. A host that fails fails the whole inventory, unless
+/// `skip_unreachable` and it could not be reached: then it is left out and
+/// named in [`Inventory::warnings`].
 pub fn fetch(cfg: &Config) -> anyhow::Result<Inventory> {
+    let hosts = cfg.lxd_hosts();
     let (tx, rx) = std::sync::mpsc::channel();
-    let worker = cfg.clone();
-    // The request runs on its own thread so that a hung LXD cannot hang
-    // Ansible: past the deadline the process reports and exits.
-    std::thread::spawn(move || {
-        let _ = tx.send(fetch_blocking(&worker));
-    });
-    let limit = std::time::Duration::from_secs(cfg.timeout);
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(_) => anyhow::bail!(
-            "LXD at {} did not answer within {} s (timeout)",
-            cfg.url.as_deref().unwrap_or("the local socket"),
-            cfg.timeout
-        ),
+    for (i, host) in hosts.iter().enumerate() {
+        let (tx, host) = (tx.clone(), host.clone());
+        // Each request runs on its own thread so that one slow host does not
+        // delay the others and a hung LXD cannot hang Ansible: past the
+        // deadline the process reports and exits.
+        std::thread::spawn(move || {
+            let _ = tx.send((i, read_host(&host)));
+        });
     }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(cfg.timeout);
+    let mut answers: Vec<Option<Result<HostListing, HostFailure>>> =
+        hosts.iter().map(|_| None).collect();
+    let mut waiting = hosts.len();
+    while waiting > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((i, answer)) = rx.recv_timeout(left) else {
+            break;
+        };
+        if let Err(f) = &answer {
+            if !(cfg.skip_unreachable && f.unreachable) {
+                anyhow::bail!("{}", f.message);
+            }
+        }
+        answers[i] = Some(answer);
+        waiting -= 1;
+    }
+
+    let mut listings = Vec::new();
+    let mut warnings = Vec::new();
+    let mut silent = Vec::new();
+    for (host, answer) in hosts.iter().zip(answers) {
+        match answer {
+            Some(Ok(listing)) => listings.push(listing),
+            Some(Err(f)) => warnings.push(f.message),
+            None => silent.push(format!("host {} ({})", host.name, host.endpoint())),
+        }
+    }
+    if !silent.is_empty() {
+        let msg = format!(
+            "{} did not answer within {} s (timeout)",
+            silent.join(", "),
+            cfg.timeout
+        );
+        if !cfg.skip_unreachable {
+            anyhow::bail!(msg);
+        }
+        warnings.push(msg);
+    }
+    let warnings = warnings
+        .into_iter()
+        .map(|w| format!("{w}; its instances are left out (skip_unreachable)"))
+        .collect();
+    Ok(Inventory::merge(&listings, cfg, warnings)?)
 }
 
-fn fetch_blocking(cfg: &Config) -> anyhow::Result<Inventory> {
-    let lxd = lxd_api::Client::connect(cfg.url.as_deref(), &cfg.tls())?;
-    let items = lxd.list_instances_full(Some(&cfg.project))?;
+/// Why a host gave no listing: the message names the host.
+#[derive(Debug)]
+struct HostFailure {
+    message: String,
+    /// Could not be reached (the socket or port is not there, the address does
+    /// not answer): what `skip_unreachable` skips. A certificate that does not
+    /// match its pin, a client LXD does not trust or an unknown project always
+    /// fail.
+    unreachable: bool,
+}
+
+fn read_host(host: &LxdHost) -> Result<HostListing, HostFailure> {
+    read_host_inner(host).map_err(|e| HostFailure {
+        unreachable: matches!(
+            e.downcast_ref::<lxd_api::Error>(),
+            Some(lxd_api::Error::Connect { reason, .. }) if !reason.contains("certificate")
+        ),
+        message: format!(
+            "host {}: {}",
+            host.name,
+            format!("{e:#}").replace('\n', " ")
+        ),
+    })
+}
+
+fn read_host_inner(host: &LxdHost) -> anyhow::Result<HostListing> {
+    let lxd = lxd_api::Client::connect(host.url.as_deref(), &host.tls())?;
+    let items = lxd.list_instances_full(Some(&host.project))?;
     // LXD answers an empty list for a project that does not exist: only then
     // is a second request worth making, so that a typo is not an empty inventory.
-    if items.is_empty() && cfg.project != "default" {
-        let path = format!("/1.0/projects/{}", lxd_api::encode(&cfg.project));
+    if items.is_empty() && host.project != "default" {
+        let path = format!("/1.0/projects/{}", lxd_api::encode(&host.project));
         match lxd.get(&path) {
             Err(e) if e.is_not_found() => {
                 anyhow::bail!(
                     "LXD has no project {:?} (see `lxc project list`)",
-                    cfg.project
+                    host.project
                 )
             }
             other => {
@@ -129,5 +203,54 @@ fn fetch_blocking(cfg: &Config) -> anyhow::Result<Inventory> {
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .context("unexpected instance list from LXD")?;
-    Ok(Inventory::build(&instances, cfg))
+    Ok(HostListing {
+        host: for_connection_vars(host)?,
+        instances,
+    })
+}
+
+/// The host as the connection variables name it: for HTTPS, the pin as a
+/// fingerprint (also when it was given as a certificate file), the client
+/// certificate that was actually used (the `lxc` client's own by default) and
+/// absolute paths, since Ansible may run the connection from elsewhere.
+fn for_connection_vars(host: &LxdHost) -> anyhow::Result<LxdHost> {
+    let mut out = host.clone();
+    if host.https_url().is_none() {
+        return Ok(out);
+    }
+    let tls = host.tls();
+    if out.server_cert_fingerprint.is_none() {
+        if let Some(pem) = &tls.server_cert {
+            out.server_cert_fingerprint = Some(lxd_api::fingerprint_of_pem_file(pem)?);
+        }
+    }
+    let (cert, key) = match (tls.client_cert, tls.client_key) {
+        (Some(c), Some(k)) => (Some(c), Some(k)),
+        _ => default_client_pair().unzip(),
+    };
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    out.client_cert = cert.map(absolute);
+    out.client_key = key.map(absolute);
+    out.server_cert = tls.server_cert.map(absolute);
+    Ok(out)
+}
+
+/// The `lxc` client's own certificate, which the LXD client library uses when
+/// none is configured: the first pair that exists.
+fn default_client_pair() -> Option<(PathBuf, PathBuf)> {
+    let mut dirs = Vec::new();
+    if let Some(conf) = std::env::var_os("LXD_CONF") {
+        dirs.push(PathBuf::from(conf));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let h = PathBuf::from(home);
+        dirs.extend([
+            h.join(".config/lxc"),
+            h.join("snap/lxd/common/config"),
+            h.join("snap/lxd/current/.config/lxc"),
+        ]);
+    }
+    dirs.into_iter()
+        .map(|d| (d.join("client.crt"), d.join("client.key")))
+        .find(|(c, k)| c.is_file() && k.is_file())
 }

@@ -79,6 +79,106 @@ pub struct Config {
     pub vars_prefix: String,
     /// How groups are formed.
     pub groups: GroupRules,
+    /// Several LXD hosts, read side by side. Empty: one host from the
+    /// top-level `url`, `client_cert`, ... keys, named [`DEFAULT_HOST_NAME`]
+    /// (or its `remote`).
+    pub hosts: Vec<HostEntry>,
+    /// A YAML file with a `hosts:` list (the file the playbooks place the
+    /// topology by, `vrrp_hosts_file`): its entries are read as `hosts:`;
+    /// keys of an entry the inventory has no use for (`profiles`, `image`)
+    /// are left to the playbooks.
+    pub hosts_file: Option<PathBuf>,
+    /// A host that cannot be reached (or does not answer within `timeout`) is
+    /// left out with a warning instead of failing the whole inventory.
+    pub skip_unreachable: bool,
+}
+
+/// The name of the one host made from the top-level keys when there is no
+/// `hosts:` list and no `remote`.
+pub const DEFAULT_HOST_NAME: &str = "local";
+
+/// One entry of `hosts:`: the same keys, meaning and defaults as the
+/// top-level ones, plus a name. `client_cert`/`client_key` and `project` left
+/// out here fall back to the top-level values.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// Name of the host: the `<vars_prefix>host` variable and the
+    /// `lxdhost_<name>` group.
+    pub name: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, alias = "cert_file")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, alias = "key_file")]
+    pub client_key: Option<PathBuf>,
+    #[serde(default)]
+    pub server_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub server_cert_fingerprint: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub remote: Option<String>,
+}
+
+/// One LXD host to read, every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxdHost {
+    pub name: String,
+    /// `None`: the local socket, found at run time.
+    pub url: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub server_cert: Option<PathBuf>,
+    pub server_cert_fingerprint: Option<String>,
+    pub project: String,
+    pub remote: Option<String>,
+}
+
+impl LxdHost {
+    /// How to authenticate to (and trust) this host over HTTPS.
+    pub fn tls(&self) -> lxd_api::TlsOptions {
+        lxd_api::TlsOptions {
+            client_cert: self.client_cert.as_deref().map(expand_home),
+            client_key: self.client_key.as_deref().map(expand_home),
+            server_cert: self.server_cert.as_deref().map(expand_home),
+            server_cert_fingerprint: self.server_cert_fingerprint.clone(),
+        }
+    }
+
+    /// The endpoint as LXD's client writes it (`https://h:8443`,
+    /// `unix:/path`), or `the local socket`.
+    pub fn endpoint(&self) -> String {
+        match &self.url {
+            Some(u) => lxd_api::Endpoint::parse(u).map_or_else(|_| u.clone(), |e| e.to_string()),
+            None => "the local socket".into(),
+        }
+    }
+
+    /// The `https://host:port` of an HTTPS host, `None` for a unix socket.
+    pub fn https_url(&self) -> Option<String> {
+        match lxd_api::Endpoint::parse(self.url.as_deref()?).ok()? {
+            lxd_api::Endpoint::Https(u) => Some(u),
+            lxd_api::Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+/// `sha256:AB:CD...` -> `abcd...`: the 64 lower-case hex digits the `lxd_api`
+/// connection plugin takes; `None` unless it is a SHA-256.
+pub fn fingerprint_hex(fp: &str) -> Option<String> {
+    let t = fp.trim();
+    let t = t
+        .strip_prefix("sha256:")
+        .or_else(|| t.strip_prefix("SHA256:"))
+        .unwrap_or(t);
+    let hex: String = t
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
 }
 
 impl Default for Config {
@@ -100,6 +200,9 @@ impl Default for Config {
             timeout: 30,
             vars_prefix: "lxd_".into(),
             groups: GroupRules::default(),
+            hosts: Vec::new(),
+            hosts_file: None,
+            skip_unreachable: false,
         }
     }
 }
@@ -112,7 +215,8 @@ pub struct GroupRules {
     pub key: String,
     /// Prefix for the groups named in [`GroupRules::key`] (none by default).
     pub prefix: String,
-    /// Automatic groups: `profile`, `status`, `type`, `location`, `project`.
+    /// Automatic groups: `profile`, `status`, `type`, `location`, `project`,
+    /// `host` (`lxdhost_<name>`).
     #[serde(deserialize_with = "string_or_list")]
     pub by: Vec<String>,
     /// Group holding every listed instance; carries the connection variables,
@@ -134,7 +238,7 @@ impl Default for GroupRules {
         Self {
             key: "user.ansible.groups".into(),
             prefix: String::new(),
-            by: ["profile", "status", "type", "location", "project"]
+            by: ["profile", "status", "type", "location", "project", "host"]
                 .map(String::from)
                 .to_vec(),
             all: "lxd".into(),
@@ -146,7 +250,11 @@ impl Default for GroupRules {
 }
 
 /// The automatic group kinds [`GroupRules::by`] accepts.
-pub const GROUP_BY: [&str; 5] = ["profile", "status", "type", "location", "project"];
+pub const GROUP_BY: [&str; 6] = ["profile", "status", "type", "location", "project", "host"];
+
+/// Prefix of the per-host groups (`by: host`): `lxdhost_<name>`, not
+/// `host_<name>`, which would read as an Ansible host.
+pub const HOST_GROUP_PREFIX: &str = "lxdhost_";
 
 macro_rules! str_enum {
     ($name:ident { $($variant:ident => [$($text:literal),+]),+ $(,)? }) => {
@@ -192,7 +300,19 @@ str_enum!(TypeFilter {
     Container => ["container"],
     VirtualMachine => ["virtual-machine", "vm"],
 });
-str_enum!(Connection { Lxd => ["lxd", "community.general.lxd"], Ssh => ["ssh"] });
+str_enum!(Connection {
+    Lxd => ["lxd", "community.general.lxd"],
+    LxdApi => ["lxd_api"],
+    Ssh => ["ssh"],
+});
+
+impl Connection {
+    /// Connections that reach an instance through LXD (by its name, with the
+    /// `ansible_lxd_*` variables) rather than through its address.
+    pub fn through_lxd(self) -> bool {
+        matches!(self, Self::Lxd | Self::LxdApi)
+    }
+}
 
 impl TypeFilter {
     pub fn matches(self, kind: &str) -> bool {
@@ -220,6 +340,15 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             .filter(|s| !s.is_empty())
             .collect(),
     })
+}
+
+/// `true`/`false` the ways YAML and the shell write them.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// `"a, b,,c"` -> `["a", "b", "c"]`.
@@ -275,8 +404,61 @@ impl Config {
             None => Self::default(),
         };
         cfg.apply_env(env)?;
+        cfg.read_hosts_file()?;
         cfg.check()?;
         Ok((cfg, file))
+    }
+
+    /// Takes the `hosts:` entries of `hosts_file`, if one is set.
+    pub fn read_hosts_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.hosts_file.as_deref().map(expand_home) else {
+            return Ok(());
+        };
+        if !self.hosts.is_empty() {
+            return Err(ConfigError::Invalid(
+                "hosts_file and hosts: both list hosts: keep one".into(),
+            ));
+        }
+        let bad = |msg: String| ConfigError::Parse {
+            path: path.clone(),
+            msg: msg.replace('\n', " "),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let entries = doc
+            .get("hosts")
+            .and_then(serde_yaml::Value::as_sequence)
+            .ok_or_else(|| bad("no hosts: list".into()))?;
+        const KEYS: [&str; 10] = [
+            "name",
+            "url",
+            "client_cert",
+            "cert_file",
+            "client_key",
+            "key_file",
+            "server_cert",
+            "server_cert_fingerprint",
+            "project",
+            "remote",
+        ];
+        for entry in entries {
+            let mut known = serde_yaml::Mapping::new();
+            for (k, v) in entry
+                .as_mapping()
+                .ok_or_else(|| bad("a hosts: entry is not a mapping".into()))?
+            {
+                if k.as_str().is_some_and(|k| KEYS.contains(&k)) {
+                    known.insert(k.clone(), v.clone());
+                }
+            }
+            let host: HostEntry = serde_yaml::from_value(serde_yaml::Value::Mapping(known))
+                .map_err(|e| bad(e.to_string()))?;
+            self.hosts.push(host);
+        }
+        Ok(())
     }
 
     /// Override settings from `LXD_INVENTORY_*` variables.
@@ -335,6 +517,12 @@ impl Config {
                 msg: format!("must be a whole number of seconds, got: {v}"),
             })?;
         }
+        if let Some(v) = get("LXD_INVENTORY_SKIP_UNREACHABLE") {
+            self.skip_unreachable = parse_bool(&v).ok_or_else(|| ConfigError::Env {
+                var: "LXD_INVENTORY_SKIP_UNREACHABLE",
+                msg: format!("must be true or false, got: {v}"),
+            })?;
+        }
         if let Some(v) = get("LXD_INVENTORY_GROUPS_KEY") {
             self.groups.key = v;
         }
@@ -384,7 +572,100 @@ impl Config {
         if let Some(url) = &self.url {
             lxd_api::Endpoint::parse(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        if !self.hosts.is_empty() {
+            // These name one server: with a list, each entry names its own.
+            let single = [
+                ("url", self.url.is_some()),
+                ("server_cert", self.server_cert.is_some()),
+                (
+                    "server_cert_fingerprint",
+                    self.server_cert_fingerprint.is_some(),
+                ),
+                ("remote", self.remote.is_some()),
+            ];
+            if let Some((key, _)) = single.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} is set at the top level and hosts: lists hosts: set it in each hosts: entry (or drop hosts:)"
+                )));
+            }
+        }
+        let mut groups: BTreeMap<String, &str> = BTreeMap::new();
+        for h in &self.hosts {
+            let name = h.name.trim();
+            let bad = |msg: &str| ConfigError::Invalid(format!("hosts: {name:?}: {msg}"));
+            if name.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "hosts: every entry needs a name".into(),
+                ));
+            }
+            if let Some(url) = &h.url {
+                lxd_api::Endpoint::parse(url).map_err(|e| bad(&e.to_string()))?;
+            }
+            if h.client_cert.is_some() != h.client_key.is_some() {
+                return Err(bad(
+                    "client_cert and client_key go together: set both or neither",
+                ));
+            }
+            if h.project.as_deref() == Some("") {
+                return Err(bad("project must not be empty"));
+            }
+            let group = crate::inventory::safe_name(&format!("{HOST_GROUP_PREFIX}{name}"));
+            if let Some(other) = groups.insert(group.clone(), name) {
+                return Err(ConfigError::Invalid(if other == name {
+                    format!("hosts: the name {name:?} is used twice")
+                } else {
+                    format!(
+                        "hosts: {other:?} and {name:?} would share the group {group}: rename one"
+                    )
+                }));
+            }
+        }
         Ok(())
+    }
+
+    /// The hosts to read: the `hosts:` entries with the top-level
+    /// `client_cert`/`client_key` and `project` as their defaults, or the one
+    /// host the top-level keys describe.
+    pub fn lxd_hosts(&self) -> Vec<LxdHost> {
+        if self.hosts.is_empty() {
+            return vec![LxdHost {
+                name: self
+                    .remote
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_HOST_NAME.into()),
+                url: self.url.clone(),
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+                server_cert: self.server_cert.clone(),
+                server_cert_fingerprint: self.server_cert_fingerprint.clone(),
+                project: self.project.clone(),
+                remote: self.remote.clone(),
+            }];
+        }
+        self.hosts
+            .iter()
+            .map(|h| {
+                let own_pair = h.client_cert.is_some();
+                LxdHost {
+                    name: h.name.trim().to_owned(),
+                    url: h.url.clone(),
+                    client_cert: if own_pair {
+                        h.client_cert.clone()
+                    } else {
+                        self.client_cert.clone()
+                    },
+                    client_key: if own_pair {
+                        h.client_key.clone()
+                    } else {
+                        self.client_key.clone()
+                    },
+                    server_cert: h.server_cert.clone(),
+                    server_cert_fingerprint: h.server_cert_fingerprint.clone(),
+                    project: h.project.clone().unwrap_or_else(|| self.project.clone()),
+                    remote: h.remote.clone(),
+                }
+            })
+            .collect()
     }
 
     /// How to authenticate to (and trust) an HTTPS LXD.
@@ -562,5 +843,211 @@ groups:
         let env = |k: &str| (k == "LXD_INVENTORY_CONFIG").then(|| missing.display().to_string());
         let e = Config::load(&env, &[exe.clone(), cwd.clone()]).expect_err("missing");
         assert!(e.to_string().starts_with("cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn hosts_file_shared_with_the_playbooks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts = dir.path().join("hosts.yml");
+        std::fs::write(
+            &hosts,
+            "hosts:\n  - name: lxd-1\n    url: https://10.232.0.11:8443\n    \
+             server_cert_fingerprint: 89586f7da7fb33238120cfbce39c80e64cd91b9172a9ba278f51508840ada43a\n    \
+             client_cert: /c.crt\n    client_key: /c.key\n    profiles: [default, macvlan]\n    image: x\n",
+        )
+        .expect("write");
+        let config = dir.path().join("lxd_inventory.yml");
+        std::fs::write(&config, format!("hosts_file: {}\n", hosts.display())).expect("write");
+        let env = |k: &str| (k == "LXD_INVENTORY_CONFIG").then(|| config.display().to_string());
+        let (cfg, _) = Config::load(&env, &[]).expect("loads");
+        let read = cfg.lxd_hosts();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].name, "lxd-1");
+        assert_eq!(read[0].client_key.as_deref(), Some(Path::new("/c.key")));
+
+        std::fs::write(&hosts, "other: 1\n").expect("write");
+        let e = Config::load(&env, &[]).expect_err("no hosts list");
+        assert!(e.to_string().contains("no hosts: list"), "{e}");
+    }
+
+    #[test]
+    fn hosts_list_in_yaml_with_top_level_defaults() {
+        let text = r#"
+client_cert: /etc/mh/client.crt
+client_key: /etc/mh/client.key
+project: web
+skip_unreachable: true
+hosts:
+  - name: lxd-1
+    url: https://10.232.0.11:8443
+    server_cert_fingerprint: "sha256:89586F7DA7FB33238120CFBCE39C80E64CD91B9172A9BA278F51508840ADA43A"
+  - name: lxd-2
+    url: https://10.232.0.12
+    server_cert: /etc/mh/lxd-2.crt
+    client_cert: /root/other.crt
+    client_key: /root/other.key
+    project: default
+    remote: two
+  - name: here
+"#;
+        let cfg = Config::from_text(Path::new("x.yml"), text).expect("parses");
+        cfg.check().expect("valid");
+        assert!(cfg.skip_unreachable);
+        let hosts = cfg.lxd_hosts();
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["lxd-1", "lxd-2", "here"]);
+        // Left out of an entry: the top level's client pair and project.
+        assert_eq!(
+            hosts[0].client_cert.as_deref(),
+            Some(Path::new("/etc/mh/client.crt"))
+        );
+        assert_eq!(
+            hosts[0].client_key.as_deref(),
+            Some(Path::new("/etc/mh/client.key"))
+        );
+        assert_eq!(hosts[0].project, "web");
+        assert_eq!(hosts[0].remote, None);
+        assert_eq!(
+            hosts[0].https_url().as_deref(),
+            Some("https://10.232.0.11:8443")
+        );
+        // An entry's own values win.
+        assert_eq!(
+            hosts[1].client_key.as_deref(),
+            Some(Path::new("/root/other.key"))
+        );
+        assert_eq!(hosts[1].project, "default");
+        assert_eq!(hosts[1].remote.as_deref(), Some("two"));
+        assert_eq!(hosts[1].endpoint(), "https://10.232.0.12:8443");
+        assert_eq!(
+            hosts[1].tls().server_cert.as_deref(),
+            Some(Path::new("/etc/mh/lxd-2.crt"))
+        );
+        // No url: the local socket.
+        assert_eq!(hosts[2].url, None);
+        assert_eq!(hosts[2].https_url(), None);
+        assert_eq!(hosts[2].endpoint(), "the local socket");
+    }
+
+    #[test]
+    fn hosts_list_in_toml() {
+        let text = "skip_unreachable = false\n\
+            [[hosts]]\nname = \"a\"\nurl = \"unix:/run/a.sock\"\n\
+            [[hosts]]\nname = \"b\"\nurl = \"https://b:8443\"\nserver_cert_fingerprint = \"ab:cd\"\nproject = \"p\"\n";
+        let cfg = Config::from_text(Path::new("x.toml"), text).expect("parses");
+        cfg.check().expect("valid");
+        let hosts = cfg.lxd_hosts();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].endpoint(), "unix:/run/a.sock");
+        assert_eq!(hosts[0].https_url(), None);
+        assert_eq!(hosts[1].project, "p");
+        assert_eq!(hosts[1].server_cert_fingerprint.as_deref(), Some("ab:cd"));
+    }
+
+    #[test]
+    fn without_hosts_one_host_from_the_top_level_keys() {
+        let cfg = Config::default();
+        let hosts = cfg.lxd_hosts();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].name, DEFAULT_HOST_NAME);
+        assert_eq!(hosts[0].url, None);
+        assert_eq!(hosts[0].project, "default");
+
+        let cfg = Config::from_text(
+            Path::new("x.yml"),
+            "url: https://lxd1.example.net\nremote: lxd1\nproject: prod\nserver_cert_fingerprint: ab\nclient_cert: c\nclient_key: k\n",
+        )
+        .expect("parses");
+        cfg.check().expect("valid");
+        let hosts = cfg.lxd_hosts();
+        assert_eq!(hosts.len(), 1);
+        let h = &hosts[0];
+        assert_eq!(h.name, "lxd1", "named after its remote");
+        assert_eq!(h.url.as_deref(), Some("https://lxd1.example.net"));
+        assert_eq!(
+            h.https_url().as_deref(),
+            Some("https://lxd1.example.net:8443")
+        );
+        assert_eq!(h.project, "prod");
+        assert_eq!(h.remote.as_deref(), Some("lxd1"));
+        assert_eq!(h.server_cert_fingerprint.as_deref(), Some("ab"));
+        assert_eq!(h.tls(), cfg.tls());
+    }
+
+    #[test]
+    fn bad_hosts_lists_are_one_line_errors() {
+        let with = |text: &str| {
+            let cfg = Config::from_text(Path::new("x.yml"), text).expect("parses");
+            let msg = cfg.check().expect_err("invalid").to_string();
+            assert!(!msg.contains('\n'), "{msg}");
+            msg
+        };
+        let msg = with("hosts: [{name: a}, {name: ' a', url: unix:/x}]");
+        assert!(msg.contains("the name \"a\" is used twice"), "{msg}");
+        let msg = with("hosts: [{name: lxd-1}, {name: lxd_1}]");
+        assert!(
+            msg.contains("\"lxd-1\" and \"lxd_1\" would share the group lxdhost_lxd_1"),
+            "{msg}"
+        );
+        let msg = with("url: https://x\nhosts: [{name: a}]");
+        assert!(
+            msg.starts_with("bad config: url is set at the top level"),
+            "{msg}"
+        );
+        let msg = with("remote: r\nhosts: [{name: a}]");
+        assert!(msg.contains("remote is set at the top level"), "{msg}");
+        let msg = with("hosts: [{name: a, url: http://x}]");
+        assert!(
+            msg.contains("hosts: \"a\": ") && msg.contains("not understood"),
+            "{msg}"
+        );
+        let msg = with("hosts: [{name: a, client_cert: c.crt}]");
+        assert!(
+            msg.contains("hosts: \"a\": client_cert and client_key"),
+            "{msg}"
+        );
+        let msg = with("hosts: [{name: ' '}]");
+        assert!(msg.contains("every entry needs a name"), "{msg}");
+        let msg = with("hosts: [{name: a, project: ''}]");
+        assert!(msg.contains("project must not be empty"), "{msg}");
+
+        let e = Config::from_text(Path::new("x.yml"), "hosts: [{url: unix:/x}]\n")
+            .expect_err("no name");
+        assert!(e.to_string().contains("missing field `name`"), "{e}");
+        let e = Config::from_text(Path::new("x.yml"), "hosts: [{name: a, ulr: x}]\n")
+            .expect_err("typo");
+        assert!(e.to_string().contains("unknown field `ulr`"), "{e}");
+    }
+
+    #[test]
+    fn skip_unreachable_from_the_environment() {
+        let mut cfg = Config::default();
+        let env = |k: &str| (k == "LXD_INVENTORY_SKIP_UNREACHABLE").then(|| "yes".to_owned());
+        cfg.apply_env(&env).expect("applies");
+        assert!(cfg.skip_unreachable);
+        let env = |k: &str| (k == "LXD_INVENTORY_SKIP_UNREACHABLE").then(|| "0".to_owned());
+        cfg.apply_env(&env).expect("applies");
+        assert!(!cfg.skip_unreachable);
+        let env = |k: &str| (k == "LXD_INVENTORY_SKIP_UNREACHABLE").then(|| "maybe".to_owned());
+        let e = cfg.apply_env(&env).expect_err("bad");
+        assert!(e.to_string().contains("must be true or false"), "{e}");
+    }
+
+    #[test]
+    fn fingerprints_in_the_form_the_connection_plugin_takes() {
+        let hex = "89586f7da7fb33238120cfbce39c80e64cd91b9172a9ba278f51508840ada43a";
+        assert_eq!(fingerprint_hex(hex).as_deref(), Some(hex));
+        assert_eq!(
+            fingerprint_hex(&format!("sha256:{}", hex.to_uppercase())).as_deref(),
+            Some(hex)
+        );
+        let colons: Vec<String> = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        assert_eq!(fingerprint_hex(&colons.join(":")).as_deref(), Some(hex));
+        assert_eq!(fingerprint_hex("abcd"), None);
+        assert_eq!(fingerprint_hex(&"zz".repeat(32)), None);
     }
 }

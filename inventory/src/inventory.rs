@@ -4,8 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, Connection, Family};
+use crate::config::{Config, Connection, Family, LxdHost, HOST_GROUP_PREFIX};
 use crate::instance::Instance;
+
+/// The `all.vars` list naming the hosts left out (`skip_unreachable`).
+pub const WARNINGS_VAR: &str = "lxd_inventory_warnings";
 
 /// A group: its hosts and its variables.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -19,6 +22,8 @@ pub struct Group {
 pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     pub hostvars: BTreeMap<String, Map<String, Value>>,
+    /// Hosts left out (`skip_unreachable`), one line each.
+    pub warnings: Vec<String>,
 }
 
 /// Ansible's group-name rule (`to_safe_group_name` with
@@ -55,13 +60,91 @@ pub fn pick_address<'a>(
     })
 }
 
+/// What one LXD host answered: its instances (one `recursion=2` listing).
+#[derive(Debug, Clone)]
+pub struct HostListing {
+    pub host: LxdHost,
+    pub instances: Vec<Instance>,
+}
+
+/// Two hosts with an instance of the same name: Ansible host names are unique.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instance {instance:?} is on host {first} and on host {second}: Ansible host names must be unique (rename one, or read the hosts from separate inventories)")]
+pub struct DuplicateInstance {
+    pub instance: String,
+    pub first: String,
+    pub second: String,
+}
+
 impl Inventory {
-    /// Build the inventory of `instances` (one `recursion=2` answer) under `cfg`.
+    /// Build the inventory of `instances` (one `recursion=2` answer) under
+    /// `cfg`, as the first (usually only) host `cfg` describes.
     pub fn build(instances: &[Instance], cfg: &Config) -> Self {
         let mut inv = Self::default();
+        if let Some(host) = cfg.lxd_hosts().first() {
+            inv.add_host(host, instances, cfg);
+        }
+        inv.finish(cfg, Vec::new());
+        inv
+    }
+
+    /// Merge what several hosts answered; `warnings` (hosts left out) go to
+    /// `all.vars.lxd_inventory_warnings`. An instance name on two hosts is an
+    /// error naming both.
+    pub fn merge(
+        listings: &[HostListing],
+        cfg: &Config,
+        warnings: Vec<String>,
+    ) -> Result<Self, DuplicateInstance> {
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for l in listings {
+            for inst in &l.instances {
+                if let Some(first) = owner.insert(&inst.name, &l.host.name) {
+                    if first != l.host.name {
+                        return Err(DuplicateInstance {
+                            instance: inst.name.clone(),
+                            first: first.to_owned(),
+                            second: l.host.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut inv = Self::default();
+        for l in listings {
+            inv.add_host(&l.host, &l.instances, cfg);
+        }
+        inv.finish(cfg, warnings);
+        Ok(inv)
+    }
+
+    /// The connection variables of the `all` group, and the warnings.
+    fn finish(&mut self, cfg: &Config, warnings: Vec<String>) {
+        if !cfg.groups.all.is_empty() {
+            self.groups
+                .entry(safe_name(&cfg.groups.all))
+                .or_default()
+                .vars
+                .extend(connection_vars(cfg));
+        }
+        self.groups
+            .entry("all".into())
+            .or_default()
+            .vars
+            .insert(WARNINGS_VAR.into(), json!(warnings));
+        self.warnings = warnings;
+    }
+
+    /// Add the instances of one host.
+    fn add_host(&mut self, host: &LxdHost, instances: &[Instance], cfg: &Config) {
+        let inv = self;
         let rules = &cfg.groups;
         let p = cfg.vars_prefix.as_str();
         let by = |kind: &str| rules.by.iter().any(|b| b == kind);
+        let host_group = (by("host") && !rules.all.is_empty())
+            .then(|| safe_name(&format!("{HOST_GROUP_PREFIX}{}", host.name)));
+        let host_vars = host_connection_vars(cfg, host);
+        let mut listed = false;
 
         for inst in instances {
             if !cfg.type_filter.matches(&inst.kind) {
@@ -71,6 +154,7 @@ impl Inventory {
             if !cfg.state.is_empty() && !cfg.state.iter().any(|s| s.eq_ignore_ascii_case(&status)) {
                 continue;
             }
+            listed = true;
             let running = inst.is_running();
             let name = inst.name.clone();
             let mut vars = Map::new();
@@ -81,17 +165,21 @@ impl Inventory {
             if let Some(a) = address {
                 vars.insert("ansible_host".into(), a.into());
             }
-            if cfg.connection == Connection::Lxd {
+            if cfg.connection.through_lxd() {
                 vars.insert("ansible_lxd_host".into(), name.clone().into());
             }
             if rules.all.is_empty() {
                 vars.extend(connection_vars(cfg));
             }
+            if host_group.is_none() {
+                vars.extend(host_vars.clone());
+            }
             let project = if inst.project.is_empty() {
-                &cfg.project
+                &host.project
             } else {
                 &inst.project
             };
+            vars.insert(format!("{p}host"), host.name.clone().into());
             vars.insert(format!("{p}status"), status.clone().into());
             vars.insert(format!("{p}type"), inst.kind.clone().into());
             vars.insert(format!("{p}architecture"), inst.architecture.clone().into());
@@ -150,6 +238,10 @@ impl Inventory {
                     groups.push(format!("project_{project}"));
                 }
             }
+            // Every listed instance, like `all`: the group carries how to reach them.
+            if let Some(g) = &host_group {
+                groups.push(g.clone());
+            }
             for g in groups.into_iter().filter(|g| !g.is_empty()) {
                 inv.groups
                     .entry(safe_name(&g))
@@ -159,14 +251,9 @@ impl Inventory {
             }
             inv.hostvars.insert(name, vars);
         }
-        if !rules.all.is_empty() {
-            inv.groups
-                .entry(safe_name(&rules.all))
-                .or_default()
-                .vars
-                .extend(connection_vars(cfg));
+        if let (Some(g), true) = (host_group, listed) {
+            inv.groups.entry(g).or_default().vars.extend(host_vars);
         }
-        inv
     }
 
     /// The `--list` answer: every group, plus `_meta.hostvars`.
@@ -174,7 +261,9 @@ impl Inventory {
         let mut out = Map::new();
         for (name, g) in &self.groups {
             let mut obj = Map::new();
-            obj.insert("hosts".into(), json!(g.hosts));
+            if !g.hosts.is_empty() {
+                obj.insert("hosts".into(), json!(g.hosts));
+            }
             if !g.vars.is_empty() {
                 obj.insert("vars".into(), Value::Object(g.vars.clone()));
             }
@@ -195,24 +284,58 @@ impl Inventory {
     }
 }
 
-/// The variables telling Ansible how to reach the instances.
+/// The variables telling Ansible how to reach the instances, the same for
+/// every host.
 fn connection_vars(cfg: &Config) -> Map<String, Value> {
     let mut vars = Map::new();
     match cfg.connection {
         Connection::Lxd => {
             vars.insert("ansible_connection".into(), "community.general.lxd".into());
-            if let Some(r) = &cfg.remote {
-                vars.insert("ansible_lxd_remote".into(), r.clone().into());
-            }
-            if cfg.project != "default" {
-                vars.insert("ansible_lxd_project".into(), cfg.project.clone().into());
-            }
+        }
+        Connection::LxdApi => {
+            vars.insert("ansible_connection".into(), "lxd_api".into());
         }
         Connection::Ssh => {
             vars.insert("ansible_connection".into(), "ssh".into());
             if let Some(u) = &cfg.ssh_user {
                 vars.insert("ansible_user".into(), u.clone().into());
             }
+        }
+    }
+    vars
+}
+
+/// The connection variables that belong to one LXD host: its `lxc` remote, its
+/// project, and for an HTTPS host what the `lxd_api` connection plugin needs
+/// to reach it (URL, client certificate and key, pinned fingerprint). Nothing
+/// for SSH.
+fn host_connection_vars(cfg: &Config, host: &LxdHost) -> Map<String, Value> {
+    let mut vars = Map::new();
+    if !cfg.connection.through_lxd() {
+        return vars;
+    }
+    if let Some(r) = &host.remote {
+        vars.insert("ansible_lxd_remote".into(), r.clone().into());
+    }
+    if host.project != "default" {
+        vars.insert("ansible_lxd_project".into(), host.project.clone().into());
+    }
+    if let Some(url) = host.https_url() {
+        vars.insert("ansible_lxd_url".into(), url.into());
+        let tls = host.tls();
+        let path = |p: Option<std::path::PathBuf>| p.map(|p| p.display().to_string());
+        if let Some(c) = path(tls.client_cert) {
+            vars.insert("ansible_lxd_client_cert".into(), c.into());
+        }
+        if let Some(k) = path(tls.client_key) {
+            vars.insert("ansible_lxd_client_key".into(), k.into());
+        }
+        if let Some(fp) = host
+            .server_cert_fingerprint
+            .as_deref()
+            .and_then(crate::config::fingerprint_hex)
+        {
+            vars.insert("ansible_lxd_server_cert_fingerprint".into(), fp.into());
         }
     }
     vars
@@ -245,6 +368,7 @@ fn addresses(inst: &Instance) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::GroupRules;
     use crate::instance::parse_answer;
 
     const RUNNING: &str = include_str!("../tests/fixtures/instances_recursion2.json");
@@ -450,5 +574,194 @@ mod tests {
             inv.list_json()["_meta"]["hostvars"]["t-inv-y"]
         );
         assert_eq!(inv.host_json("nope"), json!({}));
+    }
+
+    /// What a second host answers: one running instance with a LAN address
+    /// (macvlan) and one stopped.
+    const OTHER_HOST: &str = r#"{"type": "sync", "metadata": [
+        {"name": "mh-a", "status": "Running", "type": "container", "location": "none",
+         "project": "default", "profiles": ["default", "macvlan"], "architecture": "x86_64",
+         "config": {"user.ansible.groups": "web"}, "expanded_config": {},
+         "state": {"status": "Running", "network": {
+            "eth0": {"type": "broadcast", "addresses": [
+                {"family": "inet", "address": "10.232.0.142", "netmask": "24", "scope": "global"}]},
+            "lo": {"type": "loopback", "addresses": [
+                {"family": "inet", "address": "127.0.0.1", "netmask": "8", "scope": "local"}]}}}},
+        {"name": "mh-b", "status": "Stopped", "type": "container", "location": "none",
+         "project": "default", "profiles": ["default", "macvlan"],
+         "config": {}, "expanded_config": {}, "state": null}
+    ]}"#;
+
+    const FP: &str = "89586f7da7fb33238120cfbce39c80e64cd91b9172a9ba278f51508840ada43a";
+
+    fn two_hosts() -> Config {
+        Config::from_text(
+            std::path::Path::new("x.yml"),
+            &format!(
+                "client_cert: /etc/mh/client.crt\nclient_key: /etc/mh/client.key\nhosts:\n\
+                 - {{name: here}}\n\
+                 - {{name: lxd-2, url: 'https://10.232.0.12', server_cert_fingerprint: 'SHA256:{}'}}\n",
+                FP.to_uppercase()
+            ),
+        )
+        .expect("parses")
+    }
+
+    fn listings(cfg: &Config, answers: &[&str]) -> Vec<HostListing> {
+        cfg.lxd_hosts()
+            .into_iter()
+            .zip(answers)
+            .map(|(host, a)| HostListing {
+                host,
+                instances: parse_answer(a).expect("parses"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_hosts_merge_with_host_var_group_and_https_connection_vars() {
+        let cfg = two_hosts();
+        cfg.check().expect("valid");
+        let inv = Inventory::merge(&listings(&cfg, &[RUNNING, OTHER_HOST]), &cfg, Vec::new())
+            .expect("no duplicates");
+        let v = inv.list_json();
+        let hv = &v["_meta"]["hostvars"];
+        for (name, host) in [
+            ("t-inv-x", "here"),
+            ("t-inv-y", "here"),
+            ("mh-a", "lxd-2"),
+            ("mh-b", "lxd-2"),
+        ] {
+            assert_eq!(hv[name]["lxd_host"], host, "{name}");
+            assert_eq!(hv[name]["ansible_lxd_host"], name, "{name}");
+            for var in ["ansible_lxd_url", "ansible_connection"] {
+                assert!(hv[name].get(var).is_none(), "{name}: {var} is a group var");
+            }
+        }
+        assert_eq!(hv["mh-a"]["ansible_host"], "10.232.0.142");
+        assert_eq!(
+            hv["mh-a"]["lxd_addresses"],
+            json!({"eth0": ["10.232.0.142/24"]})
+        );
+        assert!(hv["mh-b"].get("ansible_host").is_none());
+
+        assert_eq!(hosts(&v, "lxdhost_here"), ["t-inv-x", "t-inv-y"]);
+        // The host group holds stopped instances too: it says how to reach them.
+        assert_eq!(hosts(&v, "lxdhost_lxd_2"), ["mh-a", "mh-b"]);
+        assert_eq!(hosts(&v, "web"), ["mh-a", "t-inv-x", "t-inv-y"]);
+        assert_eq!(hosts(&v, "lxd"), ["mh-a", "mh-b", "t-inv-x", "t-inv-y"]);
+        assert_eq!(hosts(&v, "stopped"), ["mh-b"]);
+        assert_eq!(hosts(&v, "profile_macvlan"), ["mh-a"]);
+        assert_eq!(
+            v["lxd"]["vars"],
+            json!({"ansible_connection": "community.general.lxd"})
+        );
+        // The unix-socket host needs nothing more; the HTTPS one what the
+        // lxd_api connection plugin takes.
+        assert!(v["lxdhost_here"].get("vars").is_none(), "{v:#}");
+        assert_eq!(
+            v["lxdhost_lxd_2"]["vars"],
+            json!({
+                "ansible_lxd_url": "https://10.232.0.12:8443",
+                "ansible_lxd_client_cert": "/etc/mh/client.crt",
+                "ansible_lxd_client_key": "/etc/mh/client.key",
+                "ansible_lxd_server_cert_fingerprint": FP,
+            })
+        );
+        assert_eq!(v["all"], json!({"vars": {"lxd_inventory_warnings": []}}));
+        assert_eq!(inv.host_json("mh-a")["lxd_host"], "lxd-2");
+    }
+
+    #[test]
+    fn same_instance_name_on_two_hosts_is_an_error_naming_both() {
+        let cfg = two_hosts();
+        let e = Inventory::merge(&listings(&cfg, &[OTHER_HOST, OTHER_HOST]), &cfg, Vec::new())
+            .expect_err("duplicate");
+        assert_eq!(
+            e,
+            DuplicateInstance {
+                instance: "mh-a".into(),
+                first: "here".into(),
+                second: "lxd-2".into()
+            }
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("instance \"mh-a\" is on host here and on host lxd-2"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn skipped_host_is_absent_and_named_in_all_vars() {
+        let cfg = two_hosts();
+        let mut all = listings(&cfg, &[RUNNING, OTHER_HOST]);
+        all.truncate(1);
+        let warning = "host lxd-2 (https://10.232.0.12:8443) did not answer within 5 s (timeout); its instances are left out (skip_unreachable)";
+        let inv = Inventory::merge(&all, &cfg, vec![warning.into()]).expect("merges");
+        let v = inv.list_json();
+        assert_eq!(inv.warnings, [warning]);
+        assert_eq!(v["all"]["vars"]["lxd_inventory_warnings"], json!([warning]));
+        assert!(v.get("lxdhost_lxd_2").is_none());
+        assert_eq!(hosts(&v, "lxd"), ["t-inv-x", "t-inv-y"]);
+    }
+
+    #[test]
+    fn host_connection_vars_by_connection_kind_and_group_rules() {
+        let mut cfg = two_hosts();
+        cfg.hosts[1].project = Some("prod".into());
+        cfg.hosts[1].remote = Some("two".into());
+        cfg.connection = Connection::LxdApi;
+        let v = Inventory::merge(&listings(&cfg, &[RUNNING, OTHER_HOST]), &cfg, Vec::new())
+            .expect("merges")
+            .list_json();
+        assert_eq!(v["lxd"]["vars"], json!({"ansible_connection": "lxd_api"}));
+        let g = &v["lxdhost_lxd_2"]["vars"];
+        assert_eq!(g["ansible_lxd_remote"], "two");
+        assert_eq!(g["ansible_lxd_project"], "prod");
+        assert_eq!(g["ansible_lxd_server_cert_fingerprint"], FP);
+        assert_eq!(v["_meta"]["hostvars"]["mh-a"]["lxd_project"], "default");
+        assert_eq!(v["_meta"]["hostvars"]["mh-a"]["ansible_lxd_host"], "mh-a");
+
+        // No host groups: the host's connection variables go on each instance.
+        cfg.groups.by = vec!["status".into()];
+        let v = Inventory::merge(&listings(&cfg, &[RUNNING, OTHER_HOST]), &cfg, Vec::new())
+            .expect("merges")
+            .list_json();
+        assert!(v.get("lxdhost_lxd_2").is_none());
+        let hv = &v["_meta"]["hostvars"];
+        assert_eq!(hv["mh-b"]["ansible_lxd_url"], "https://10.232.0.12:8443");
+        assert_eq!(hv["mh-b"]["lxd_host"], "lxd-2");
+        assert!(hv["t-inv-x"].get("ansible_lxd_url").is_none());
+
+        // SSH: nothing about LXD to connect with.
+        cfg.groups.by = GroupRules::default().by;
+        cfg.connection = Connection::Ssh;
+        let v = Inventory::merge(&listings(&cfg, &[RUNNING, OTHER_HOST]), &cfg, Vec::new())
+            .expect("merges")
+            .list_json();
+        assert!(v["lxdhost_lxd_2"].get("vars").is_none(), "{v:#}");
+        assert!(v["_meta"]["hostvars"]["mh-a"]
+            .get("ansible_lxd_host")
+            .is_none());
+        assert_eq!(hosts(&v, "lxdhost_lxd_2"), ["mh-a", "mh-b"]);
+    }
+
+    #[test]
+    fn single_host_is_named_local_or_after_its_remote() {
+        let v = build(RUNNING, &Config::default());
+        assert_eq!(v["_meta"]["hostvars"]["t-inv-x"]["lxd_host"], "local");
+        assert_eq!(hosts(&v, "lxdhost_local"), ["t-inv-x", "t-inv-y"]);
+        let cfg = Config {
+            remote: Some("lxd1".into()),
+            project: "prod".into(),
+            ..Config::default()
+        };
+        let v = build(RUNNING, &cfg);
+        assert_eq!(v["_meta"]["hostvars"]["t-inv-x"]["lxd_host"], "lxd1");
+        assert_eq!(
+            v["lxdhost_lxd1"]["vars"],
+            json!({"ansible_lxd_remote": "lxd1", "ansible_lxd_project": "prod"})
+        );
     }
 }
