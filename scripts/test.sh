@@ -16,6 +16,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit, protocol-differential and integration tests (real LXD)"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"
 
+step "two LXD hosts: the test bed, then the tests that need it (named two_hosts_*)"
+if [[ "${KEEP:-0}" != 1 ]]; then
+  trap 'bash "$here/multihost/down.sh" >/dev/null 2>&1 || true' EXIT
+fi
+MH_CHECK=0 bash "$here/multihost/up.sh"
+cargo test --workspace -- --ignored --test-threads=1 two_hosts
+[[ "${KEEP:-0}" == 1 ]] || bash "$here/multihost/down.sh"
+
 if [[ -d roles && -d playbooks ]]; then
   step "ansible-lint (production profile)"
   ansible-lint --profile production --offline roles playbooks awx
