@@ -5,43 +5,62 @@
 
 use std::net::IpAddr;
 
+use ansible_module::syntax;
+
 use crate::conf::{Check, Instance, Vip};
 use crate::net::{self, IfAddr};
 use crate::params::Params;
 
-/// Names keepalived reads as one word: no spaces, braces, quotes or comments.
-fn is_word(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
-}
-
-fn check_script(what: &str, script: &str) -> Result<(), String> {
-    if script.trim().is_empty() {
-        return Err(format!("{what} is empty"));
-    }
-    if script.contains('"') || script.chars().any(char::is_control) {
-        return Err(format!(
-            "{what} must not contain double quotes or control characters (keepalived \
-             reads it as one quoted string): {script:?}; put the command in a script file"
-        ));
+/// A name keepalived reads as one word (an instance, a script, an
+/// interface): `syntax::keepalived_word`, which names the offending
+/// character, then this module's narrower rule (no `/`, at most 64), which
+/// `what` explains.
+fn name_word(option: &str, value: &str, what: impl FnOnce() -> String) -> Result<(), String> {
+    syntax::keepalived_word(option, value).map_err(|f| f.msg)?;
+    if value.len() > 64 || value.contains('/') {
+        return Err(what());
     }
     Ok(())
 }
 
+/// A command keepalived runs, written as one double-quoted string.
+fn check_script(option: &str, script: &str) -> Result<(), String> {
+    syntax::keepalived_string(option, script)
+        .map(|_| ())
+        .map_err(|f| f.msg)
+}
+
+/// The options every state writes or reads by: the instance name (it marks
+/// the block) and the file.
+pub fn common(p: &Params) -> Result<(), String> {
+    name_word("name", &p.name, || {
+        format!(
+            "name {:?} is not a valid vrrp_instance name (letters, digits, _ - . : @; at most 64)",
+            p.name
+        )
+    })?;
+    syntax::path("config_path", &p.config_path).map_err(|f| f.msg)?;
+    Ok(())
+}
+
 fn parse_ip(what: &str, s: &str) -> Result<IpAddr, String> {
-    s.trim()
-        .parse()
+    // A trailing newline from a file lookup is harmless: only the parsed
+    // address is written.
+    let t = s.trim();
+    syntax::keepalived_word(what, t).map_err(|f| f.msg)?;
+    t.parse()
         .map_err(|_| format!("{what} {s:?} is not an IP address"))
 }
 
 /// One `virtual_ipaddress` entry: `ADDR[/PREFIX] [dev IFACE]`.
 fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String> {
-    let mut words = entry.split_whitespace();
+    // Split on blanks only: any other character stays in a word and is refused
+    // there (the address is parsed, `dev` is a keepalived word).
+    let mut words = entry.split([' ', '\t']).filter(|w| !w.is_empty());
     let Some(first) = words.next() else {
         return Err("virtual_ipaddress has an empty entry".into());
     };
+    syntax::keepalived_word("virtual_ipaddress", first).map_err(|f| f.msg)?;
     let (addr, prefix) = match first.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (first, None),
@@ -63,7 +82,10 @@ fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String
     };
     let dev = match (words.next(), words.next(), words.next()) {
         (None, _, _) => None,
-        (Some("dev"), Some(d), None) if is_word(d) => Some(d.to_string()),
+        (Some("dev"), Some(d), None) => {
+            interface_word("virtual_ipaddress dev", d)?;
+            Some(d.to_string())
+        }
         _ => {
             return Err(format!(
                 "virtual_ipaddress entry {entry:?}: expected ADDR/PREFIX or ADDR/PREFIX dev IFACE"
@@ -78,14 +100,16 @@ fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String
     Ok((addr, prefix, dev))
 }
 
+/// An interface name as keepalived.conf holds it.
+fn interface_word(option: &str, i: &str) -> Result<(), String> {
+    name_word(option, i, || {
+        format!("{option} {i:?} is not an interface name")
+    })
+}
+
 /// Checks the options and resolves what the host decides (interface, prefix).
 pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
-    if !is_word(&p.name) {
-        return Err(format!(
-            "name {:?} is not a valid vrrp_instance name (letters, digits, _ - . : @; at most 64)",
-            p.name
-        ));
-    }
+    common(p)?;
     let vrid = p.virtual_router_id.unwrap_or_default();
     let vrid = u8::try_from(vrid)
         .ok()
@@ -158,7 +182,12 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
                     .into(),
             )
         }
-        Some(pw) if pw.len() > 8 || !is_word(pw) => {
+        // The message leaves the value out: it is a secret.
+        Some(pw)
+            if pw.len() > 8
+                || pw.contains('/')
+                || syntax::keepalived_word("auth_pass", pw).is_err() =>
+        {
             return Err(
                 "auth_pass must be 1..8 characters (letters, digits, _ - . : @); keepalived \
                  uses only the first 8"
@@ -193,9 +222,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
     // one the kernel routes the VIP through.
     let (interface, subnet_prefix) = match p.interface.as_deref().filter(|s| !s.is_empty()) {
         Some(i) => {
-            if !is_word(i) {
-                return Err(format!("interface {i:?} is not an interface name"));
-            }
+            interface_word("interface", i)?;
             let prefix = host
                 .iter()
                 .filter(|a| a.ifname == i && !vip_addrs.contains(&a.addr))
@@ -217,6 +244,9 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             },
         },
     };
+    // Found on the host or named by the kernel, it is still written into the
+    // file: the same rule as a given one.
+    interface_word("interface", &interface)?;
     let vips = parsed
         .into_iter()
         .map(|(addr, prefix, dev)| Vip {
@@ -276,14 +306,9 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
     // Tracking.
     let track_file = p.track_file().map(str::to_string);
     if let Some(f) = &track_file {
-        if !f.starts_with('/')
-            || f.ends_with('/')
-            || f.chars().any(|c| c.is_whitespace() || c == '"')
-        {
-            return Err(format!(
-                "track_file {f:?} must be an absolute file path without spaces or quotes"
-            ));
-        }
+        // Written unquoted into keepalived.conf, the haproxy.service drop-in's
+        // shell commands and a tmpfiles.d line.
+        syntax::path("track_file", f).map_err(|fail| fail.msg)?;
     }
     if let Some(d) = p
         .track_haproxy_stop_delay
@@ -294,17 +319,17 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         ));
     }
     for i in &p.track_interface {
-        if !is_word(i) {
-            return Err(format!("track_interface {i:?} is not an interface name"));
-        }
+        interface_word("track_interface", i)?;
     }
     let mut checks: Vec<Check> = vec![];
     for (n, s) in p.vrrp_script.iter().enumerate() {
         let short = s.name.clone().unwrap_or_else(|| format!("script{}", n + 1));
         let name = format!("{}_{short}", p.name);
-        if !is_word(&short) {
-            return Err(format!("vrrp_script name {short:?} is not a valid name"));
-        }
+        name_word("vrrp_script name", &short, || {
+            format!(
+                "vrrp_script name {short:?} is not a valid name (letters, digits, _ - . : @; at most 64)"
+            )
+        })?;
         if checks.iter().any(|c| c.name == name) {
             return Err(format!("vrrp_script name {short:?} is used twice"));
         }
@@ -338,8 +363,8 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         });
     }
     let mut notify = vec![];
-    for (kw, script) in p.notify.clone().unwrap_or_default().entries() {
-        check_script(&format!("notify ({kw})"), script)?;
+    for (kw, option, script) in p.notify.clone().unwrap_or_default().entries() {
+        check_script(option, script)?;
         notify.push((kw, script.to_string()));
     }
 
@@ -366,11 +391,11 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn host() -> Vec<IfAddr> {
+    pub(crate) fn host() -> Vec<IfAddr> {
         net::parse_addrs(
             r#"[{"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8}]},
                 {"ifname":"eth0","addr_info":[{"local":"10.231.0.101","prefixlen":24}]}]"#,
@@ -379,7 +404,7 @@ mod tests {
     }
 
     /// Params as the module gets them after validation (defaults filled in).
-    fn params(extra: Value) -> Params {
+    pub(crate) fn params(extra: Value) -> Params {
         let mut base = json!({
             "name": "VI_1", "state": "present", "virtual_router_id": 120, "priority": 100,
             "initial_state": "BACKUP", "nopreempt": false, "preempt_delay": null,
@@ -500,6 +525,6 @@ mod tests {
             json!({"vrrp_script": [{"name": null, "script": "echo \"x\"", "interval": 1,
             "weight": 0, "fall": null, "rise": null, "timeout": null}]})
         )
-        .contains("double quotes"));
+        .contains("must not contain '\"'"));
     }
 }

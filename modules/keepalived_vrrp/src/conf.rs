@@ -285,6 +285,36 @@ pub fn parse(text: &str) -> Parsed {
     parsed
 }
 
+/// Every `auth_pass` value in `text` (ours, other tasks' blocks, hand-written
+/// or commented-out lines): as written and, when quoted, without the
+/// quotes, so each can be masked wherever it would show.
+pub fn auth_passes(text: &str) -> Vec<String> {
+    let mut out = vec![];
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(at) = rest.find("auth_pass") {
+            rest = &rest[at + "auth_pass".len()..];
+            if !rest.starts_with(char::is_whitespace) {
+                continue;
+            }
+            let value = rest.trim_start();
+            let word = value.split_whitespace().next().unwrap_or("");
+            if !word.is_empty() {
+                out.push(word.to_string());
+            }
+            if let Some(quoted) = value.strip_prefix('"') {
+                let inner = quoted.split('"').next().unwrap_or("");
+                if !inner.trim().is_empty() {
+                    out.push(inner.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn global_defs(scripts: bool) -> String {
     if scripts {
         "global_defs {\n    enable_script_security\n    script_user root\n}\n".into()
@@ -434,6 +464,19 @@ vrrp_instance VI_1 {
         assert!(p.foreign);
         assert!(p.blocks.is_empty());
         assert!(!parse("! Configuration File for keepalived\n\n").foreign);
+    }
+
+    #[test]
+    fn every_auth_pass_is_found() {
+        let text =
+            "    authentication {\n        auth_type PASS\n        auth_pass pw123456\n    }\n\
+                    # auth_pass oldpass1\n\tauth_pass \"two words\" ! comment\n\
+                    auth_type AH\nauth_pass\n";
+        assert_eq!(
+            auth_passes(text),
+            ["\"two", "oldpass1", "pw123456", "two words"]
+        );
+        assert!(auth_passes(&sample().render()).is_empty());
     }
 
     #[test]

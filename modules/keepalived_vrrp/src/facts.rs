@@ -41,8 +41,12 @@ fn state_name(n: u64) -> &'static str {
     }
 }
 
+/// How long `systemctl show` or `kill` may take here: facts are not worth
+/// holding the task up.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn output(program: &str, args: &[&str]) -> Option<String> {
-    service::run(program, args)
+    service::run_bounded(program, args, COMMAND_TIMEOUT)
         .ok()
         .map(|out| out.trim().to_string())
 }

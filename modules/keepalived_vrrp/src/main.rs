@@ -5,6 +5,8 @@
 mod checks;
 mod conf;
 mod facts;
+#[cfg(test)]
+mod hostile;
 mod module;
 mod net;
 mod params;

@@ -3,7 +3,12 @@
 //! keepalived, report the facts.
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
 use std::net::IpAddr;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
 
 use ansible_module::{service, ConfigFile, Diff, Fail, Module};
 
@@ -12,16 +17,43 @@ use crate::{checks, conf, facts, net, track};
 
 const UNIT: &str = "keepalived.service";
 
+/// How long one `systemctl` call (reload, start, enable, daemon-reload) may
+/// take; `systemctl is-active` has the protocol crate's 30 s.
+const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn systemctl(args: &[&str]) -> Result<String, Fail> {
+    service::run_bounded("systemctl", args, SYSTEMCTL_TIMEOUT)
+}
+
+/// Reloads keepalived when it runs (never restarts it), else starts it.
+fn reload_or_start(running: bool) -> Result<&'static str, Fail> {
+    if running {
+        systemctl(&["reload", UNIT])?;
+        Ok("reloaded")
+    } else {
+        systemctl(&["start", UNIT])?;
+        Ok("started")
+    }
+}
+
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let p: Params = m.parse()?;
     let check = m.check_mode();
+    checks::common(&p).map_err(Fail::new)?;
     let host = net::host_addrs().map_err(Fail::new)?;
 
-    let existing = match std::fs::read_to_string(&p.config_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Fail::new(format!("reading {}: {e}", p.config_path)).into()),
-    };
+    // Read as ConfigFile writes: never through a link another user controls.
+    let old_bytes = ConfigFile::new(&p.config_path)
+        .read_current()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let existing = old_bytes
+        .as_deref()
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    // Other instances' passwords (blocks of other tasks, hand-written text)
+    // are secrets like ours: masked in the diff, messages and warnings.
+    for secret in conf::auth_passes(existing.as_deref().unwrap_or("")) {
+        m.hide(secret);
+    }
     let parsed = conf::parse(existing.as_deref().unwrap_or(""));
 
     let instance = if p.present() {
@@ -48,10 +80,19 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
         instance.as_ref().map(conf::Instance::render),
     );
     let absent_already = !p.present() && !parsed.blocks.iter().any(|b| b.name == p.name);
+    let text = conf::render_file(&blocks);
+    // A file that holds a password is 0640 whatever mode it had.
+    let file = ConfigFile::new(&p.config_path)
+        .validate_with("keepalived -t -f %s")
+        .backup(p.backup);
+    let file = if conf::auth_passes(&text).is_empty() {
+        file.mode(0o640)
+    } else {
+        file.private(0o640)
+    };
     let written = if absent_already {
         false // nothing of ours to remove: leave the file (and anything else in it) alone
     } else {
-        let text = conf::render_file(&blocks);
         if parsed.foreign && existing.as_deref() != Some(text.as_str()) {
             m.warn(format!(
                 "{} held configuration not written by this module; it was replaced{}",
@@ -63,10 +104,7 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
                 }
             ));
         }
-        let out = ConfigFile::new(&p.config_path)
-            .validate_with("keepalived -t -f %s")
-            .mode(0o640)
-            .backup(p.backup)
+        let out = file
             .write(&text, check)
             .map_err(|e| Fail::new(e.to_string()))?;
         if let Some(b) = &out.backup_file {
@@ -121,15 +159,24 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     } else if written && running {
         action = Some("reloaded");
     }
-    if let Some(a) = action {
+    if action.is_some() {
         m.set_changed(true);
         if !check {
-            let done = service::reload_or_start(UNIT)?;
+            let done = match reload_or_start(running) {
+                Ok(done) => done,
+                // keepalived -t passed, yet the service would not take the
+                // file: put the old one back so the next reload or boot
+                // does not trip over it.
+                Err(cause) if written => {
+                    return Err(roll_back(&file, old_bytes.as_deref(), running, cause).into())
+                }
+                Err(cause) => return Err(cause.into()),
+            };
             action = Some(done);
-            if a == "started" {
-                let enabled = service::run("systemctl", &["is-enabled", UNIT]).unwrap_or_default();
+            if done == "started" {
+                let enabled = systemctl(&["is-enabled", UNIT]).unwrap_or_default();
                 if enabled.trim() != "enabled" {
-                    let _ = service::run("systemctl", &["enable", UNIT]);
+                    let _ = systemctl(&["enable", UNIT]);
                 }
             }
         }
@@ -146,6 +193,100 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Puts `old` back after keepalived refused the new file, reloads it with
+/// the old one if it ran before, and says what happened.
+fn roll_back(file: &ConfigFile, old: Option<&[u8]>, was_running: bool, cause: Fail) -> Fail {
+    let path = file.path.display().to_string();
+    let what = if was_running { "reload" } else { "start" };
+    let head = format!(
+        "keepalived did not {what} with the new {path} (it passed keepalived -t): {}",
+        cause.msg
+    );
+    let tail = match file.restore(old) {
+        Err(e) => format!("putting the previous file back failed too: {e}"),
+        Ok(()) if !was_running => {
+            "the previous file was put back; keepalived was not running and stays stopped".into()
+        }
+        Ok(()) => match reload_or_start(service::is_active(UNIT)) {
+            Ok(done) => format!("the previous file was put back and keepalived {done} with it"),
+            Err(e) => format!(
+                "the previous file was put back, but keepalived failed with it too: {}",
+                e.msg
+            ),
+        },
+    };
+    let mut fail = Fail::new(format!("{head}; {tail}"));
+    fail.extra = cause.extra;
+    fail
+}
+
+/// The tracked file is written as root, by this module and by the drop-in's
+/// shell on every HAProxy start and stop: it must be a regular file holding
+/// a number (or nothing yet), in a directory no other user can change, so
+/// that no value of track_file makes root overwrite a file that is not ours.
+fn check_track_file(file: &str) -> Result<(), Fail> {
+    let refuse = |why: String| {
+        Fail::new(format!(
+            "track_file {file}: {why}; point track_file at a file of its own (default {})",
+            crate::params::DEFAULT_TRACK_FILE
+        ))
+    };
+    let mut dir = Path::new(file).parent();
+    while let Some(d) = dir {
+        match fs::metadata(d) {
+            Ok(meta) => {
+                let others = meta.uid() != 0
+                    || meta.mode() & 0o002 != 0
+                    || (meta.mode() & 0o020 != 0 && meta.gid() != 0);
+                if others {
+                    return Err(refuse(format!(
+                        "{} can be changed by users other than root (mode {:o}, owner {})",
+                        d.display(),
+                        meta.mode() & 0o7777,
+                        meta.uid()
+                    )));
+                }
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir = d.parent(),
+            Err(e) => return Err(refuse(format!("{}: {e}", d.display()))),
+        }
+    }
+    match fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(refuse(e.to_string())),
+        Ok(meta) if !meta.is_file() => Err(refuse("it exists and is not a regular file".into())),
+        Ok(meta) if meta.len() > 32 => Err(refuse("it holds something other than a number".into())),
+        Ok(_) => {
+            let text = fs::read_to_string(file).unwrap_or_else(|_| "x".into());
+            let t = text.trim();
+            if t.is_empty() || t.parse::<i64>().is_ok() {
+                Ok(())
+            } else {
+                Err(refuse("it holds something other than a number".into()))
+            }
+        }
+    }
+}
+
+/// Writes the tracked file in place (keepalived watches it with inotify),
+/// never through a link.
+fn write_track_file(file: &str, value: &str) -> Result<(), Fail> {
+    let dir = Path::new(file).parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir)
+        .and_then(|()| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(file)
+        })
+        .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()))
+        .map_err(|e| Fail::new(format!("writing {file}: {e}")))
+}
+
 fn ensure_haproxy_tracking(
     m: &mut Module,
     file: &str,
@@ -154,6 +295,8 @@ fn ensure_haproxy_tracking(
     advert_int: f64,
 ) -> anyhow::Result<()> {
     let check = m.check_mode();
+    check_track_file(file)?;
+    let tmpfiles_text = track::tmpfiles(file).map_err(Fail::new)?;
     if !track::haproxy_installed() {
         m.warn(
             "track_haproxy: haproxy.service is not installed; this node stays in FAULT \
@@ -173,11 +316,11 @@ fn ensure_haproxy_tracking(
         m.set_changed(true);
         m.add_diff(dropin.diff);
         if !check {
-            service::run("systemctl", &["daemon-reload"])?;
+            systemctl(&["daemon-reload"])?;
         }
     }
     let tmpfiles = ConfigFile::new(track::TMPFILES_PATH)
-        .write(&track::tmpfiles(file), check)
+        .write(&tmpfiles_text, check)
         .map_err(|e| Fail::new(e.to_string()))?;
     if tmpfiles.changed {
         m.set_changed(true);
@@ -186,7 +329,7 @@ fn ensure_haproxy_tracking(
     // The file must match HAProxy now: ExecStartPost ran (or not) before the
     // drop-in existed.
     let wanted = track::wanted_value();
-    let current = std::fs::read_to_string(file).ok();
+    let current = fs::read_to_string(file).ok();
     if current.as_deref().map(str::trim) != Some(wanted) {
         m.set_changed(true);
         m.add_diff(Diff::new(
@@ -195,12 +338,7 @@ fn ensure_haproxy_tracking(
             format!("{wanted}\n"),
         ));
         if !check {
-            let dir = std::path::Path::new(file)
-                .parent()
-                .unwrap_or(std::path::Path::new("/"));
-            std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(file, format!("{wanted}\n")))
-                .map_err(|e| Fail::new(format!("writing {file}: {e}")))?;
+            write_track_file(file, wanted)?;
         }
     }
     m.set("haproxy_running", wanted == "0");
@@ -280,4 +418,56 @@ fn vips_of_block(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_tracked_file_must_be_ours_to_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().display().to_string();
+        let we_are_root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        fs::write(dir.path().join("number"), "254\n").expect("write");
+        fs::write(
+            dir.path().join("passwd"),
+            "root:x:0:0:root:/root:/bin/bash\n",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).expect("link");
+        let open = dir.path().join("open");
+        fs::create_dir(&open).expect("mkdir");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        if we_are_root {
+            for ok in ["number", "missing", "new/dir/file"] {
+                let f = format!("{root}/{ok}");
+                assert!(check_track_file(&f).is_ok(), "{f}");
+            }
+        }
+        for (bad, why) in [
+            ("passwd", "holds something other than a number"),
+            ("link", "is not a regular file"),
+            ("open/file", "can be changed by users other than root"),
+            ("open/new/file", "can be changed by users other than root"),
+        ] {
+            let f = format!("{root}/{bad}");
+            let e = check_track_file(&f).expect_err(bad);
+            assert!(
+                e.msg.starts_with(&format!("track_file {f}: ")) && e.msg.contains(why),
+                "{}",
+                e.msg
+            );
+        }
+        // Written in place, never through a link.
+        if we_are_root {
+            write_track_file(&format!("{root}/number"), "0").expect("write");
+            assert_eq!(
+                fs::read_to_string(dir.path().join("number")).expect("read"),
+                "0\n"
+            );
+        }
+        assert!(write_track_file(&format!("{root}/link"), "0").is_err());
+    }
 }

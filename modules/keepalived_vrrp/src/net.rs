@@ -2,8 +2,13 @@
 
 use std::net::IpAddr;
 
+use std::time::Duration;
+
 use ansible_module::service;
 use serde_json::Value;
+
+/// How long one `ip` call may take.
+const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One address on one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,13 +45,14 @@ pub fn parse_addrs(json: &str) -> Result<Vec<IfAddr>, String> {
 
 /// The host's addresses, all families.
 pub fn host_addrs() -> Result<Vec<IfAddr>, String> {
-    let out = service::run("ip", &["-j", "addr", "show"]).map_err(|f| f.msg)?;
+    let out = service::run_bounded("ip", &["-j", "addr", "show"], IP_TIMEOUT).map_err(|f| f.msg)?;
     parse_addrs(&out)
 }
 
 /// The device `ip -j route get <addr>` names, unless it is loopback.
 pub fn route_dev(addr: IpAddr) -> Option<String> {
-    let out = service::run("ip", &["-j", "route", "get", &addr.to_string()]).ok()?;
+    let out =
+        service::run_bounded("ip", &["-j", "route", "get", &addr.to_string()], IP_TIMEOUT).ok()?;
     let v: Value = serde_json::from_str(&out).ok()?;
     v.as_array()?
         .iter()

@@ -136,17 +136,17 @@ pub struct Notify {
 }
 
 impl Notify {
-    /// (keepalived keyword, script) for each one set.
-    pub fn entries(&self) -> Vec<(&'static str, &str)> {
+    /// (keepalived keyword, option name, script) for each one set.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, &str)> {
         [
-            ("notify", &self.script),
-            ("notify_master", &self.master),
-            ("notify_backup", &self.backup),
-            ("notify_fault", &self.fault),
-            ("notify_stop", &self.stop),
+            ("notify", "notify.script", &self.script),
+            ("notify_master", "notify.master", &self.master),
+            ("notify_backup", "notify.backup", &self.backup),
+            ("notify_fault", "notify.fault", &self.fault),
+            ("notify_stop", "notify.stop", &self.stop),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().filter(|s| !s.is_empty()).map(|s| (k, s)))
+        .filter_map(|(k, o, v)| v.as_deref().filter(|s| !s.is_empty()).map(|s| (k, o, s)))
         .collect()
     }
 }

@@ -21,7 +21,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use ansible_module::service;
+use ansible_module::{service, syntax};
 
 pub const DROPIN_PATH: &str = "/etc/systemd/system/haproxy.service.d/keepalived-track.conf";
 pub const TMPFILES_PATH: &str = "/etc/tmpfiles.d/keepalived-track.conf";
@@ -56,18 +56,87 @@ pub fn default_stop_delay(advert_int: f64) -> f64 {
     (((4.0 * advert_int + 0.1) * 100.0).round() / 100.0).max(2.0)
 }
 
+/// `script` as one single-quoted argument of a systemd `Exec*=` line (the
+/// quotes are the caller's): `%`, `$` and `\\` doubled
+/// (`syntax::systemd_exec_escape`), a quote or a character that could end the
+/// line as a C escape, which systemd undoes inside quotes.
+fn systemd_quoted(script: &str) -> String {
+    let mut out = String::with_capacity(script.len());
+    for c in syntax::systemd_exec_escape(script).chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            ' '..='~' => out.push(c),
+            _ => hex_escape(&mut out, c),
+        }
+    }
+    out
+}
+
+/// `c` as `\xNN` per UTF-8 byte: systemd turns each back into that byte.
+fn hex_escape(out: &mut String, c: char) {
+    let mut buf = [0u8; 4];
+    for b in c.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("\\x{b:02x}"));
+    }
+}
+
+/// One `Exec*=` line running `script` with `/bin/sh -c`, its failure ignored.
+fn exec_line(key: &str, script: &str) -> String {
+    format!("{key}=-/bin/sh -c '{}'\n", systemd_quoted(script))
+}
+
+/// A path as one field of a tmpfiles.d line: bare when it holds only
+/// letters, digits and `_ . / @ + -`, else in double quotes with `\\` and `"`
+/// escaped by a backslash; `%` (a specifier) doubled either way. A line
+/// break cannot be written in a tmpfiles.d field at all.
+fn tmpfiles_word(path: &str) -> Result<String, String> {
+    if let Some(c) = path.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
+        return Err(format!(
+            "track_file {path:?} cannot be written into a tmpfiles.d line (it holds U+{:04X})",
+            u32::from(c)
+        ));
+    }
+    let bare = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./@+-%".contains(c));
+    let mut out = String::with_capacity(path.len() + 2);
+    if !bare {
+        out.push('"');
+    }
+    for c in path.chars() {
+        match c {
+            '%' => out.push_str("%%"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    if !bare {
+        out.push('"');
+    }
+    Ok(out)
+}
+
 /// The haproxy.service drop-in for `file`: on stop, wait until this node holds
 /// none of `vips` (at most `stop_delay` seconds).
+///
+/// Each script is built for `sh` (the file and its directory through
+/// `syntax::sh_quote`), then quoted as one systemd argument. `file` was
+/// checked with `syntax::path`, so for every accepted value the quoting
+/// changes nothing; it is there so that no value could ever mean more.
 pub fn dropin(file: &str, vips: &[IpAddr], stop_delay: f64) -> String {
-    let dir = dir_of(file);
+    let dir = syntax::sh_quote(dir_of(file));
+    let file = syntax::sh_quote(file);
     let wait = if stop_delay <= 0.0 {
         String::new()
     } else if vips.is_empty() {
         format!("sleep {}; ", crate::conf::seconds(stop_delay))
     } else {
-        // `ip` comes with keepalived (Debian: Depends iproute2). `$$` is a
-        // literal `$` for systemd. " ADDR/" matches the address and nothing
-        // that merely ends or starts with it.
+        // `ip` comes with keepalived (Debian: Depends iproute2). " ADDR/"
+        // matches the address and nothing that merely ends or starts with
+        // it; an address prints as hex digits, dots and colons only.
         let held = vips
             .iter()
             .map(|v| format!("-e \" {v}/\""))
@@ -75,8 +144,8 @@ pub fn dropin(file: &str, vips: &[IpAddr], stop_delay: f64) -> String {
             .join(" ");
         let rounds = (stop_delay / POLL).ceil() as u64;
         format!(
-            "n={rounds}; while [ $$n -gt 0 ] && ip -o addr show | grep -qF {held}; \
-             do sleep {POLL}; n=$$((n-1)); done; sleep {SETTLE}; "
+            "n={rounds}; while [ $n -gt 0 ] && ip -o addr show | grep -qF {held}; \
+             do sleep {POLL}; n=$((n-1)); done; sleep {SETTLE}; "
         )
     };
     format!(
@@ -86,24 +155,34 @@ pub fn dropin(file: &str, vips: &[IpAddr], stop_delay: f64) -> String {
 # {DRAIN} = stopping: lowest priority, {DOWN} = down: FAULT). On stop, HAProxy
 # keeps answering until a backup took the VIP over.
 [Service]
-ExecStartPost=-/bin/sh -c 'mkdir -p {dir} && echo {UP} > {file}'
-ExecStop=-/bin/sh -c 'echo {DRAIN} > {file}; {wait}echo {DOWN} > {file}'
-ExecStopPost=-/bin/sh -c 'mkdir -p {dir}; echo {DOWN} > {file}'
-"
+{}{}{}",
+        exec_line(
+            "ExecStartPost",
+            &format!("mkdir -p {dir} && echo {UP} > {file}")
+        ),
+        exec_line(
+            "ExecStop",
+            &format!("echo {DRAIN} > {file}; {wait}echo {DOWN} > {file}")
+        ),
+        exec_line(
+            "ExecStopPost",
+            &format!("mkdir -p {dir}; echo {DOWN} > {file}")
+        ),
     )
 }
 
 /// The tmpfiles.d entry: at boot the directory exists and the file says down.
-pub fn tmpfiles(file: &str) -> String {
-    let dir = dir_of(file);
-    format!(
+pub fn tmpfiles(file: &str) -> Result<String, String> {
+    let dir = tmpfiles_word(dir_of(file))?;
+    let file = tmpfiles_word(file)?;
+    Ok(format!(
         "\
 # Managed by Ansible (keepalived_vrrp): until haproxy.service has started, the
 # file keepalived tracks says HAProxy is down.
 d {dir} 0755 root root -
 f {file} 0644 root root - {DOWN}
 "
-    )
+    ))
 }
 
 /// What the tracked file must say now.
@@ -117,9 +196,10 @@ pub fn wanted_value() -> &'static str {
 
 /// Whether systemd knows haproxy.service at all.
 pub fn haproxy_installed() -> bool {
-    service::run(
+    service::run_bounded(
         "systemctl",
         &["show", "-p", "LoadState", "--value", "haproxy.service"],
+        std::time::Duration::from_secs(30),
     )
     .is_ok_and(|s| s.trim() == "loaded")
 }
@@ -146,7 +226,7 @@ mod tests {
         assert!(dropin("/run/x", &[], 0.5).contains("echo 253 > /run/x; sleep 0.5; echo 254"));
         assert!(!dropin("/run/x", &vips, 0.0).contains("sleep"));
         assert!(tmpfiles("/run/keepalived/haproxy.down")
-            .contains("f /run/keepalived/haproxy.down 0644 root root - 254"));
+            .is_ok_and(|t| t.contains("f /run/keepalived/haproxy.down 0644 root root - 254")));
     }
 
     /// The wait as systemd hands it to sh ends when the VIPs are gone, and

@@ -1,12 +1,18 @@
 //! The module on one real load balancer through `ansible-playbook`: bad input
-//! fails with a clear message and leaves every file as it was; check mode
-//! reports without writing; a second run changes nothing; state=absent removes
-//! the instance. (Failover itself is in failover.rs.)
+//! (hostile values included) fails with a clear message and leaves every file
+//! as it was; check mode reports without writing; a second run changes
+//! nothing; other instances' passwords never show in a diff; a reload
+//! keepalived refuses puts the old file back; state=absent removes the
+//! instance. (Failover itself is in failover.rs.)
 
 use testbed::ansible::Runner;
 use testbed::Container;
 
 const CONF: &str = "/etc/keepalived/keepalived.conf";
+const DROPIN: &str = "/etc/systemd/system/haproxy.service.d/keepalived-track.conf";
+const TMPFILES: &str = "/etc/tmpfiles.d/keepalived-track.conf";
+/// A link to the real config in a directory every user can write.
+const SHARED_LINK: &str = "/tmp/shared/keepalived.conf";
 
 fn task(name: &str, args: &str) -> String {
     format!(
@@ -43,7 +49,8 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
     assert_eq!(r["interface"], "eth0", "{r}");
     let conf = lb.read_file(CONF);
     assert!(conf.contains("virtual_router_id 122"), "{conf}");
-    let dropin = lb.read_file("/etc/systemd/system/haproxy.service.d/keepalived-track.conf");
+    let dropin = lb.read_file(DROPIN);
+    let tmpfiles = lb.read_file(TMPFILES);
     assert!(
         dropin.contains(
             "n=40; while [ $$n -gt 0 ] && ip -o addr show | grep -qF -e \" 10.231.0.22/\";"
@@ -103,12 +110,57 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
             format!("{good}\ninterface: eth9"),
             "doesn't exist",
         ),
+        // Hostile values: refused before anything is written. The first one
+        // has no blank, which the old check looked for; written unquoted
+        // into the drop-in, it made HAProxy's next start or stop create
+        // /tmp/pwned as root.
+        (
+            "track_file with a redirection",
+            format!("{good}\ntrack_file: \"/run/x;>/tmp/pwned\""),
+            "track_file must not contain ';'",
+        ),
+        (
+            "track_file with a command",
+            format!("{good}\ntrack_file: \"/run/x;touch /tmp/pwned\""),
+            "track_file must not contain ';'",
+        ),
+        (
+            "track_file with a newline",
+            format!("{good}\ntrack_file: \"/run/x\\ntouch /tmp/pwned\""),
+            "track_file must not contain U+000A",
+        ),
+        (
+            "interface with a brace",
+            format!("{good}\ninterface: \"eth0}}\""),
+            "interface must not contain '}'",
+        ),
+        (
+            "notify with a substitution",
+            format!("{good}\nnotify: {{master: \"/bin/true $(touch /tmp/pwned)\"}}"),
+            "notify.master must not contain '$'",
+        ),
+        // A config_path others can redirect: refused even when there is
+        // nothing to remove (the old code read through the link then).
+        (
+            "config_path a link others can change",
+            format!("{good}\nconfig_path: {SHARED_LINK}"),
+            "is a symbolic link that another user can change",
+        ),
+        (
+            "absent through a link others can change",
+            format!("name: VI_gone\nstate: absent\nconfig_path: {SHARED_LINK}"),
+            "is a symbolic link that another user can change",
+        ),
         (
             "Unknown option",
             format!("{good}\nvirtual_router: 1"),
             "Unsupported parameters for (ansible.legacy.keepalived_vrrp) module: virtual_router.",
         ),
     ];
+    // A world-writable directory with a link to the real file in it.
+    lb.sh(&format!(
+        "mkdir -m 1777 /tmp/shared && ln -s {CONF} {SHARED_LINK} && rm -f /tmp/pwned"
+    ));
     let tasks: Vec<String> = bad.iter().map(|(n, a, _)| task(n, a)).collect();
     let run = runner.run(&play(&tasks));
     for (name, _, msg) in &bad {
@@ -119,6 +171,26 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
         assert_eq!(r["changed"], false, "{name}: {r}");
     }
     assert_eq!(lb.read_file(CONF), conf, "bad input changed the config");
+    assert_eq!(
+        lb.read_file(DROPIN),
+        dropin,
+        "bad input changed the drop-in"
+    );
+    assert_eq!(
+        lb.read_file(TMPFILES),
+        tmpfiles,
+        "bad input changed tmpfiles.d"
+    );
+    lb.sh(&format!("test -L {SHARED_LINK}"));
+    // HAProxy's stop and start run the drop-in: nothing of the values ran.
+    lb.sh("systemctl stop haproxy && systemctl start haproxy");
+    let pwned = lb.exec("test -e /tmp/pwned");
+    assert!(
+        !pwned.status.success(),
+        "a track_file value ran as a command"
+    );
+    // keepalived back to MASTER once HAProxy runs again (inotify, at once).
+    lb.sh("for i in $(seq 100); do ip -o addr show | grep -qF ' 10.231.0.22/' && exit 0; sleep 0.1; done; exit 1");
     // The password never shows, even in a failure.
     assert!(
         !run.stdout.contains("secret12"),
@@ -160,11 +232,74 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
         "{conf2}"
     );
 
-    // Absent removes only that instance.
+    // keepalived -t passes but a reload fails (a stand-in ExecReload
+    // refuses files with priority 77): the old file goes back, byte for byte,
+    // and keepalived is reloaded with it.
+    lb.write_file(
+        "/etc/systemd/system/keepalived.service.d/test-reload.conf",
+        "[Service]\nExecReload=\nExecReload=/bin/sh -c 'if grep -q \"priority 77\" /etc/keepalived/keepalived.conf; \
+         then echo refused >&2; exit 1; fi; kill -HUP ${MAINPID}'\n",
+    );
+    lb.sh("systemctl daemon-reload");
+    // One run, with --diff -v: the other instance's diff shows the whole
+    // file, and VI_v2's password, written by another task, is masked there
+    // too; then the refused reload.
+    let run = runner.clone().diff().arg("-v").run(&play(&[
+        task("Other", &good.replace("priority: 120", "priority: 125")),
+        task(
+            "Refused reload",
+            &good.replace("priority: 120", "priority: 77"),
+        ),
+    ]));
+    assert!(
+        !run.stdout.contains("pw123456"),
+        "another instance's auth_pass leaked:\n{}",
+        run.stdout
+    );
+    // -v prints a line before the JSON.
+    let json = run
+        .stdout
+        .find("\n{")
+        .map_or("", |at| &run.stdout[at + 1..]);
+    let run = testbed::ansible::Run {
+        json: serde_json::from_str(json).unwrap_or_default(),
+        ..run
+    };
+    let r = run.task("Other", &lb.name);
+    assert_eq!(r["changed"], true, "{r}");
+    let diff = r["diff"].to_string();
+    assert!(
+        diff.contains(r"priority 125\n") && diff.contains(r"auth_pass ********\n"),
+        "{r}"
+    );
+    let r = run.task("Refused reload", &lb.name);
+    assert_eq!(r["failed"], true, "{r}");
+    let msg = r["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("keepalived did not reload with the new /etc/keepalived/keepalived.conf")
+            && msg.ends_with("the previous file was put back and keepalived reloaded with it"),
+        "{msg}"
+    );
+    assert_eq!(
+        lb.read_file(CONF),
+        conf2.replace("priority 120", "priority 125"),
+        "the old file was not put back"
+    );
+    lb.sh("systemctl is-active --quiet keepalived");
+    lb.sh(
+        "rm /etc/systemd/system/keepalived.service.d/test-reload.conf && systemctl daemon-reload",
+    );
+
+    // Absent removes only that instance (VI_mod keeps the priority "Other"
+    // gave it).
     let run = runner.run(&play(&[task("Remove", "name: VI_v2\nstate: absent")]));
     run.assert_ok();
     assert_eq!(run.task("Remove", &lb.name)["changed"], true);
-    assert_eq!(lb.read_file(CONF), conf, "absent left something behind");
+    assert_eq!(
+        lb.read_file(CONF),
+        conf.replace("priority 120", "priority 125"),
+        "absent left something behind"
+    );
     let run = runner.run(&play(&[task("Remove", "name: VI_v2\nstate: absent")]));
     assert_eq!(run.task("Remove", &lb.name)["changed"], false);
 }
