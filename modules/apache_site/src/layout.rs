@@ -202,8 +202,10 @@ impl Layout {
     /// The ports the enabled `000-default` site's `<VirtualHost *:PORT>` blocks
     /// take (empty when it is disabled).
     pub fn default_site_ports(&self) -> Vec<u16> {
-        let text = fs::read_to_string(self.site_link("000-default")).unwrap_or_default();
-        text.lines()
+        // Only read: a byte that is not UTF-8 must not hide the whole file.
+        let bytes = fs::read(self.site_link("000-default")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
             .filter_map(|l| l.trim().strip_prefix("<VirtualHost"))
             .flat_map(|rest| {
                 rest.trim_end_matches('>')

@@ -6,9 +6,11 @@
 //! needs (as `a2enmod` does, dependencies included), opens the port in
 //! `ports.conf`, writes the document root's index page, checks the whole
 //! configuration with `apachectl configtest` and reloads Apache gracefully. A
-//! configuration that fails the check is rolled back file by file, so the
-//! running site keeps serving the old one.
+//! configuration that fails the check, or that the reload does not take, is
+//! rolled back file by file, byte for byte, so the running site keeps serving
+//! the old one.
 
+pub mod conf;
 pub mod layout;
 pub mod params;
 pub mod ports;
@@ -19,16 +21,17 @@ pub mod tx;
 use std::time::{Duration, Instant};
 
 use ansible_module::config_file::ConfigError;
-use ansible_module::{service, Fail, Module, ModuleSpec};
+use ansible_module::{service, ConfigFile, Fail, Module, ModuleSpec};
 
 use layout::Layout;
-use params::{DefaultSite, Params, Site, State};
+use params::{DefaultSite, Params, Site, State, LOG_DIR};
 use tx::Tx;
 
 pub const APACHE_ROOT: &str = "/etc/apache2";
 pub const SERVICE: &str = "apache2";
-const LOG_DIR: &str = "/var/log/apache2";
 const DISABLE_DEFAULT: &str = "disable site 000-default";
+/// How long `systemctl reload|start apache2` may take.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn spec() -> ModuleSpec {
     ModuleSpec::from_json(params::SPEC)
@@ -62,7 +65,7 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let site = params.into_site().map_err(|e| Fail::new(e.0))?;
     let layout = Layout::new(APACHE_ROOT);
     layout.check_installed().map_err(|e| Fail::new(e.0))?;
-    if let Some(port) = port_to_open(&site, &layout) {
+    if let Some(port) = port_to_open(&site, &layout)? {
         if let Some((pid, program)) = sockets::foreign_listener(port) {
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             return Err(Fail::new(format!(
@@ -85,18 +88,35 @@ pub struct Outcome {
     pub new_port: Option<u16>,
 }
 
-/// `ports.conf` now and as this site wants it.
-fn ports_files(site: &Site, layout: &Layout) -> (String, String) {
+/// `ports.conf` now and as this site wants it, as bytes. It is read without
+/// following a link another user controls; a file that is not UTF-8 is read
+/// byte for byte as Latin-1, so every byte the module does not change comes
+/// back as it was (a read error is an error, never an empty file).
+fn ports_files(site: &Site, layout: &Layout) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     let active = site.state == State::Present && site.enabled;
-    let before = std::fs::read_to_string(layout.ports_conf()).unwrap_or_default();
-    let after = ports::update(&before, &site.name, active.then_some(&site.listen));
-    (before, after)
+    let before = ConfigFile::new(layout.ports_conf())
+        .read_current()?
+        .unwrap_or_default();
+    let after = match std::str::from_utf8(&before) {
+        Ok(text) => ports::update(text, &site.name, active.then_some(&site.listen)).into_bytes(),
+        Err(_) => {
+            let text: String = before.iter().map(|b| char::from(*b)).collect();
+            ports::update(&text, &site.name, active.then_some(&site.listen))
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                .collect()
+        }
+    };
+    Ok((before, after))
 }
 
 /// The port a run would add a `Listen` line for, if any.
-pub fn port_to_open(site: &Site, layout: &Layout) -> Option<u16> {
-    let (before, after) = ports_files(site, layout);
-    (site.state == State::Present && site.enabled && before != after).then_some(site.listen.port)
+pub fn port_to_open(site: &Site, layout: &Layout) -> anyhow::Result<Option<u16>> {
+    let (before, after) = ports_files(site, layout)?;
+    Ok(
+        (site.state == State::Present && site.enabled && before != after)
+            .then_some(site.listen.port),
+    )
 }
 
 /// Brings the files to the wanted state and checks the result; rolls every
@@ -138,8 +158,13 @@ pub fn converge(
                     && layout.default_site_ports().contains(&site.listen.port)
             }
         };
-    let (ports_before, ports_after) = ports_files(site, layout);
+    let (ports_before, ports_after) = ports_files(site, layout)?;
     let new_port = (active && ports_after != ports_before).then_some(site.listen.port);
+    let vhost = if present {
+        Some(render::vhost(site).map_err(|e| Fail::new(e.0))?)
+    } else {
+        None
+    };
 
     let mut tx = Tx::new(check_mode);
     let result = apply(
@@ -148,7 +173,8 @@ pub fn converge(
         &mut tx,
         &mod_links,
         disable_default,
-        (ports_after != ports_before).then_some(ports_after.as_str()),
+        (ports_after != ports_before).then_some(ports_after.as_slice()),
+        vhost.as_deref(),
         check,
     );
     if let Err(e) = result {
@@ -179,13 +205,15 @@ pub fn converge(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply(
     site: &Site,
     layout: &Layout,
     tx: &mut Tx,
     mod_links: &[layout::ModLink],
     disable_default: bool,
-    ports_after: Option<&str>,
+    ports_after: Option<&[u8]>,
+    vhost: Option<&str>,
     check: &dyn Fn() -> Result<(), (String, String)>,
 ) -> anyhow::Result<()> {
     let present = site.state == State::Present;
@@ -195,15 +223,15 @@ fn apply(
     for l in mod_links {
         tx.link(&l.link, &l.target, &format!("enable module {}", l.module))?;
     }
-    if let Some(text) = ports_after {
-        tx.write(&layout.ports_conf(), text, true, "update ports.conf", None)?;
+    if let Some(bytes) = ports_after {
+        tx.write_bytes(&layout.ports_conf(), bytes, true, "update ports.conf", None)?;
     }
 
-    if !present {
+    let Some(vhost) = vhost.filter(|_| present) else {
         tx.unlink(&site_link, "disable site")?;
         tx.remove_file(&site_file, "remove site file")?;
         return final_check(tx, check);
-    }
+    };
 
     tx.mkdir(&site.document_root, "create document root")?;
     if site.manage_index {
@@ -232,13 +260,7 @@ fn apply(
         tx.unlink(&site_link, "disable site")?;
     }
     let before = tx.config_changed;
-    let wrote_vhost = tx.write(
-        &site_file,
-        &render::vhost(site),
-        true,
-        "write site file",
-        Some(check),
-    )?;
+    let wrote_vhost = tx.write(&site_file, vhost, true, "write site file", Some(check))?;
     // The vhost write ran the check itself; anything else still needs one.
     if before && !wrote_vhost {
         return final_check(tx, check);
@@ -263,6 +285,165 @@ fn rejected(checker: &str, output: &str) -> anyhow::Error {
     .into()
 }
 
+/// What the module asks of the service manager; behind a trait so the
+/// rollback after a failed reload is tested without systemd.
+pub trait Service {
+    fn is_active(&self) -> bool;
+    fn reload(&self) -> Result<(), Fail>;
+    fn start(&self) -> Result<(), Fail>;
+    /// Whether anything listens on `port` (Apache, after a reload that opened it).
+    fn listening(&self, port: u16) -> bool;
+    /// The last lines of Apache's error log, for a failure message.
+    fn log_tail(&self) -> String;
+}
+
+/// `systemctl` on the target, every call bounded in time.
+pub struct Systemd;
+
+impl Service for Systemd {
+    fn is_active(&self) -> bool {
+        service::is_active(SERVICE)
+    }
+
+    fn reload(&self) -> Result<(), Fail> {
+        service::run_bounded("systemctl", &["reload", SERVICE], SERVICE_TIMEOUT).map(|_| ())
+    }
+
+    fn start(&self) -> Result<(), Fail> {
+        service::run_bounded("systemctl", &["start", SERVICE], SERVICE_TIMEOUT).map(|_| ())
+    }
+
+    fn listening(&self, port: u16) -> bool {
+        sockets::port_listening(port)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read(format!("{LOG_DIR}/error.log")).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log);
+        let mut tail: Vec<&str> = log.lines().rev().take(5).collect();
+        tail.reverse();
+        tail.join("\n")
+    }
+}
+
+/// What the service step did: the action for the result, and warnings.
+#[derive(Debug, Default)]
+pub struct ServiceOutcome {
+    pub action: &'static str,
+    pub warnings: Vec<String>,
+}
+
+/// Tells Apache about the files `converge` left (not in check mode): a
+/// graceful reload when it runs, a start when it does not. When Apache does
+/// not take them (the reload or start fails, or Apache stops after a reload
+/// that opened a port), every change is rolled back and Apache is reloaded
+/// (or started again) on the restored files; an Apache that was stopped before
+/// stays stopped. How long to wait for a new port is `port_wait`.
+pub fn service_step(
+    tx: &mut Tx,
+    present: bool,
+    new_port: Option<u16>,
+    svc: &dyn Service,
+    port_wait: Duration,
+) -> anyhow::Result<ServiceOutcome> {
+    let mut out = ServiceOutcome {
+        action: "none",
+        warnings: Vec::new(),
+    };
+    let was_active = svc.is_active();
+    let (verb, done) = if present && !was_active {
+        ("start", "started")
+    } else if tx.config_changed && was_active {
+        ("reload", "reloaded")
+    } else {
+        return Ok(out);
+    };
+    let run = if was_active {
+        svc.reload()
+    } else {
+        svc.start()
+    };
+    if let Err(e) = run {
+        return Err(undo_after_service(
+            tx,
+            svc,
+            was_active,
+            format!("`systemctl {verb} {SERVICE}` failed: {}", e.msg),
+        ));
+    }
+    tx.actions.push(format!("{done} {SERVICE}"));
+    tx.changed = true;
+    out.action = done;
+    if let Some(port) = new_port {
+        let deadline = Instant::now() + port_wait;
+        while !svc.listening(port) && Instant::now() < deadline {
+            if !svc.is_active() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !svc.is_active() {
+            let tail = svc.log_tail();
+            return Err(undo_after_service(
+                tx,
+                svc,
+                was_active,
+                format!(
+                    "Apache stopped after the {verb} that opened port {port} (the configuration passed apachectl configtest; {LOG_DIR}/error.log ends with:\n{tail}\n)"
+                ),
+            ));
+        }
+        if !svc.listening(port) {
+            out.warnings.push(format!(
+                "Apache was {done} but nothing listens on port {port} yet: see {LOG_DIR}/error.log"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Rolls every change back after Apache refused it, and brings Apache back on
+/// the restored files: reloaded when it runs, started when `restart` says it
+/// ran before. The error says what happened.
+fn undo_after_service(
+    tx: &mut Tx,
+    svc: &dyn Service,
+    restart: bool,
+    what: String,
+) -> anyhow::Error {
+    let had_changes = tx.changed;
+    let leftovers = tx.rollback();
+    let mut msg = what;
+    if !had_changes {
+        msg.push_str("; no file had changed");
+    } else if leftovers.is_empty() {
+        msg.push_str("; every change was rolled back");
+    } else {
+        msg.push_str(&format!(
+            "; rolling back left these behind: {}",
+            leftovers.join("; ")
+        ));
+    }
+    let recovered = if svc.is_active() {
+        svc.reload()
+            .map(|_| "Apache was reloaded with its previous configuration")
+    } else if restart {
+        svc.start()
+            .map(|_| "Apache was started again with its previous configuration")
+    } else {
+        Ok("Apache stays stopped, as it was")
+    };
+    match recovered {
+        Ok(how) => msg.push_str(&format!(" and {how}")),
+        Err(e) => msg.push_str(&format!(
+            ", but bringing Apache back on the restored files failed too: {}",
+            e.msg
+        )),
+    }
+    tx.actions.push("rolled back every change".into());
+    Fail::new(msg).with("actions", &tx.actions).into()
+}
+
 fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> anyhow::Result<()> {
     let Outcome {
         mut tx,
@@ -271,14 +452,10 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
         new_port,
     } = outcome;
     let present = site.state == State::Present;
-    // The files are in place: a failing service step still reports them.
-    m.set_changed(tx.changed);
-    for d in tx.diffs.drain(..) {
-        m.add_diff(d);
-    }
+    let diffs: Vec<ansible_module::Diff> = tx.diffs.drain(..).collect();
     let mut service_action = "none";
-    let active = service::is_active(SERVICE);
     if m.check_mode() {
+        let active = service::is_active(SERVICE);
         if present && !active {
             tx.actions.push(format!("start {SERVICE}"));
             tx.changed = true;
@@ -287,39 +464,29 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
             tx.actions.push(format!("reload {SERVICE}"));
             service_action = "reloaded";
         }
-    } else if present && (tx.config_changed || !active) {
-        service_action = service::reload_or_start(SERVICE)?;
-        tx.actions.push(format!("{service_action} {SERVICE}"));
-        tx.changed = true;
-    } else if tx.config_changed && active {
-        service::run("systemctl", &["reload", SERVICE])?;
-        service_action = "reloaded";
-        tx.actions.push(format!("reloaded {SERVICE}"));
-    }
-    if let (Some(port), false) = (new_port, m.check_mode()) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sockets::port_listening(port) && Instant::now() < deadline {
-            if !service::is_active(SERVICE) {
-                break;
+    } else {
+        match service_step(
+            &mut tx,
+            present,
+            new_port,
+            &Systemd,
+            Duration::from_secs(10),
+        ) {
+            Ok(out) => {
+                service_action = out.action;
+                for w in out.warnings {
+                    m.warn(w);
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            Err(e) => {
+                // Rolled back: changed only when something could not be put back.
+                m.set_changed(tx.changed);
+                return Err(e);
+            }
         }
-        if !service::is_active(SERVICE) {
-            let log = std::fs::read_to_string(format!("{LOG_DIR}/error.log")).unwrap_or_default();
-            let mut tail: Vec<&str> = log.lines().rev().take(5).collect();
-            tail.reverse();
-            return Err(Fail::new(format!(
-                "Apache stopped after the reload that opened port {port}; the configuration passed apachectl configtest, so look at {LOG_DIR}/error.log:\n{}",
-                tail.join("\n")
-            ))
-            .with("actions", &tx.actions)
-            .into());
-        }
-        if !sockets::port_listening(port) {
-            m.warn(format!(
-                "Apache was reloaded but nothing listens on port {port} yet: see {LOG_DIR}/error.log"
-            ));
-        }
+    }
+    for d in diffs {
+        m.add_diff(d);
     }
 
     m.set_changed(tx.changed);
@@ -329,10 +496,7 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
     m.set("enabled", present && site.enabled);
     m.set("document_root", &site.document_root);
     m.set("listen", site.listen.vhost_arg());
-    m.set(
-        "access_log",
-        site.access_log.replace("${APACHE_LOG_DIR}", LOG_DIR),
-    );
+    m.set("access_log", params::log_path(&site.access_log, LOG_DIR));
     m.set("modules_enabled", modules_enabled);
     m.set("default_site_disabled", default_site_disabled);
     m.set("service", service_action);
@@ -397,7 +561,10 @@ mod tests {
                     out.push((e.clone(), "dir".into()));
                     walk(&e, out);
                 } else {
-                    out.push((e.clone(), fs::read_to_string(&e).unwrap_or_default()));
+                    let bytes = fs::read(&e).unwrap_or_default();
+                    let text = String::from_utf8(bytes)
+                        .unwrap_or_else(|b| format!("{:?}", b.into_bytes()));
+                    out.push((e.clone(), text));
                 }
             }
         }
@@ -570,5 +737,196 @@ mod tests {
             "{err}"
         );
         assert_eq!(snapshot(dir.path()), before);
+    }
+
+    /// A service manager that fails the reloads or starts it is told to, and
+    /// can stop Apache after a reload (a port it cannot bind).
+    #[derive(Default)]
+    struct FakeService {
+        active: Cell<bool>,
+        fail_reloads: Cell<u32>,
+        fail_starts: Cell<u32>,
+        stop_after_reload: Cell<bool>,
+        calls: std::cell::RefCell<Vec<&'static str>>,
+    }
+
+    impl Service for FakeService {
+        fn is_active(&self) -> bool {
+            self.active.get()
+        }
+        fn reload(&self) -> Result<(), Fail> {
+            self.calls.borrow_mut().push("reload");
+            if self.fail_reloads.get() > 0 {
+                self.fail_reloads.set(self.fail_reloads.get() - 1);
+                return Err(Fail::new("Job for apache2.service failed"));
+            }
+            if self.stop_after_reload.replace(false) {
+                self.active.set(false);
+            }
+            Ok(())
+        }
+        fn start(&self) -> Result<(), Fail> {
+            self.calls.borrow_mut().push("start");
+            if self.fail_starts.get() > 0 {
+                self.fail_starts.set(self.fail_starts.get() - 1);
+                return Err(Fail::new("Job for apache2.service failed"));
+            }
+            self.active.set(true);
+            Ok(())
+        }
+        fn listening(&self, _port: u16) -> bool {
+            self.active.get()
+        }
+        fn log_tail(&self) -> String {
+            "AH00072: make_sock: could not bind to address [::]:8080".into()
+        }
+    }
+
+    #[test]
+    fn a_failed_reload_rolls_back_and_reloads_the_old_files() {
+        let (dir, l) = tree();
+        let ok = || Ok(());
+        converge(&site(dir.path(), serde_json::json!({})), &l, false, &ok).expect("converge");
+        // A vhost with a Latin-1 byte the module must put back exactly.
+        let mut old_vhost = fs::read(l.site_file("web")).expect("read");
+        old_vhost.extend_from_slice(b"# caf\xe9\n");
+        fs::write(l.site_file("web"), &old_vhost).expect("write");
+        let before = snapshot(dir.path());
+        let changed = site(
+            dir.path(),
+            serde_json::json!({"port": 8080, "modules": ["headers"], "index_content": "new\n"}),
+        );
+        let mut out = converge(&changed, &l, false, &ok).expect("converge");
+        assert!(out.tx.config_changed);
+        let svc = FakeService::default();
+        svc.active.set(true);
+        svc.fail_reloads.set(1);
+        let e = service_step(
+            &mut out.tx,
+            true,
+            out.new_port,
+            &svc,
+            Duration::from_millis(100),
+        )
+        .expect_err("reload fails");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("`systemctl reload apache2` failed: Job for apache2.service failed; every change was rolled back and Apache was reloaded with its previous configuration"),
+            "{msg}"
+        );
+        assert_eq!(*svc.calls.borrow(), ["reload", "reload"]);
+        assert_eq!(snapshot(dir.path()), before);
+        assert_eq!(fs::read(l.site_file("web")).expect("read"), old_vhost);
+        assert!(!out.tx.changed, "nothing is left changed");
+    }
+
+    #[test]
+    fn apache_stopping_after_the_reload_rolls_back_and_starts_it_again() {
+        let (dir, l) = tree();
+        let ok = || Ok(());
+        converge(&site(dir.path(), serde_json::json!({})), &l, false, &ok).expect("converge");
+        let before = snapshot(dir.path());
+        let moved = site(dir.path(), serde_json::json!({"port": 8080}));
+        let mut out = converge(&moved, &l, false, &ok).expect("converge");
+        assert_eq!(out.new_port, Some(8080));
+        let svc = FakeService::default();
+        svc.active.set(true);
+        svc.stop_after_reload.set(true);
+        let e = service_step(
+            &mut out.tx,
+            true,
+            out.new_port,
+            &svc,
+            Duration::from_millis(100),
+        )
+        .expect_err("stopped");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("Apache stopped after the reload that opened port 8080"),
+            "{msg}"
+        );
+        assert!(msg.contains("could not bind"), "{msg}");
+        assert!(
+            msg.ends_with("every change was rolled back and Apache was started again with its previous configuration"),
+            "{msg}"
+        );
+        assert_eq!(*svc.calls.borrow(), ["reload", "start"]);
+        assert!(svc.active.get());
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_failed_start_rolls_back_and_leaves_apache_stopped() {
+        let (dir, l) = tree();
+        let before = snapshot(dir.path());
+        let mut out = converge(&site(dir.path(), serde_json::json!({})), &l, false, &|| {
+            Ok(())
+        })
+        .expect("converge");
+        let svc = FakeService::default();
+        svc.fail_starts.set(1);
+        let e = service_step(&mut out.tx, true, None, &svc, Duration::from_millis(100))
+            .expect_err("start fails");
+        assert!(
+            e.to_string()
+                .ends_with("every change was rolled back and Apache stays stopped, as it was"),
+            "{e}"
+        );
+        assert_eq!(*svc.calls.borrow(), ["start"]);
+        assert_eq!(snapshot(dir.path()), before);
+
+        // Nothing to do and Apache running: no call at all.
+        let svc = FakeService::default();
+        svc.active.set(true);
+        let mut tx = Tx::new(false);
+        let out =
+            service_step(&mut tx, true, None, &svc, Duration::from_millis(100)).expect("none");
+        assert_eq!(out.action, "none");
+        assert!(svc.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn ports_conf_that_is_not_utf8_keeps_every_byte() {
+        let (dir, l) = tree();
+        let latin1: &[u8] = b"# Ports (r\xe9seau)\nListen 80\n";
+        fs::write(l.ports_conf(), latin1).expect("write");
+        let ok = || Ok(());
+        let s = site(dir.path(), serde_json::json!({"port": 8080}));
+        converge(&s, &l, false, &ok).expect("converge");
+        let mut want = latin1.to_vec();
+        want.extend_from_slice(b"# apache_site: web\nListen 8080\n");
+        assert_eq!(fs::read(l.ports_conf()).expect("read"), want);
+        converge(&site(dir.path(), serde_json::json!({})), &l, false, &ok).expect("back to 80");
+        assert_eq!(fs::read(l.ports_conf()).expect("read"), latin1);
+        // A refused change puts the Latin-1 file back byte for byte.
+        let reject = || {
+            Err((
+                "apachectl configtest exited with 1".to_string(),
+                "bad".to_string(),
+            ))
+        };
+        converge(&s, &l, false, &reject).expect_err("rejected");
+        assert_eq!(fs::read(l.ports_conf()).expect("read"), latin1);
+    }
+
+    #[test]
+    fn removing_a_site_whose_file_is_not_utf8_rolls_back_exactly() {
+        let (dir, l) = tree();
+        converge(&site(dir.path(), serde_json::json!({})), &l, false, &|| {
+            Ok(())
+        })
+        .expect("converge");
+        let mut old_vhost = fs::read(l.site_file("web")).expect("read");
+        old_vhost.extend_from_slice(b"# caf\xe9\n");
+        fs::write(l.site_file("web"), &old_vhost).expect("write");
+        let reject = || {
+            Err((
+                "apachectl configtest exited with 1".to_string(),
+                "bad".to_string(),
+            ))
+        };
+        let gone = site(dir.path(), serde_json::json!({"state": "absent"}));
+        converge(&gone, &l, false, &reject).expect_err("rejected");
+        assert_eq!(fs::read(l.site_file("web")).expect("read"), old_vhost);
     }
 }

@@ -2,10 +2,15 @@
 //! value that ends up in Apache's configuration is checked here, before anything
 //! on the host is touched.
 
+use std::fs;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use ansible_module::syntax;
 use serde::Deserialize;
+
+use crate::conf::{self, Item};
 
 /// The argument spec, in the shape of a Python module's `argument_spec`.
 pub const SPEC: &str = r#"{
@@ -71,6 +76,9 @@ pub struct HealthCheckParams {
     pub path: Option<String>,
     pub log: Option<bool>,
 }
+
+/// Debian's `APACHE_LOG_DIR`.
+pub const LOG_DIR: &str = "/var/log/apache2";
 
 /// The validated options, as Ansible's argument validation leaves them.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,7 +183,28 @@ fn safe_path_chars(s: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || "._-/@+~".contains(c))
 }
 
-fn check_name(name: &str) -> Result<(), InvalidInput> {
+/// A character as a refusal shows it: printable ones quoted, the rest as
+/// their code point (so a newline or U+2028 is visible).
+fn show(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else if c == ' ' {
+        "a space".into()
+    } else {
+        format!("U+{:04X}", u32::from(c))
+    }
+}
+
+fn from_fail(f: ansible_module::Fail) -> InvalidInput {
+    InvalidInput(f.msg)
+}
+
+// One function per place a value lands; the checks in `Params::into_site` and
+// the rendering in `render` both go through them.
+
+/// The site name: the file name `sites-available/<name>.conf`, the tag in
+/// ports.conf and the comment at the top of the vhost.
+pub fn site_name(name: &str) -> Result<&str, InvalidInput> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
@@ -188,6 +217,259 @@ fn check_name(name: &str) -> Result<(), InvalidInput> {
         return Err(bad(format!(
             "name is the site name without .conf (the file is sites-available/<name>.conf), got: {name:?}"
         )));
+    }
+    Ok(name)
+}
+
+/// A path as the one double-quoted argument of `DocumentRoot` and
+/// `<Directory>`: a clean absolute path (see [`clean_absolute`]), quoted by
+/// `syntax::apache_quoted`.
+pub fn quoted_path(option: &str, path: &Path) -> Result<String, InvalidInput> {
+    let text = path.to_str().ok_or_else(|| {
+        bad(format!(
+            "{option} must be valid UTF-8, got: {:?}",
+            path.display()
+        ))
+    })?;
+    let clean = clean_absolute(option, text)?;
+    if clean.as_os_str() != path.as_os_str() {
+        return Err(bad(format!(
+            "{option} must be written without '.', '//' or a trailing '/', got: {text:?}"
+        )));
+    }
+    syntax::apache_quoted(option, text).map_err(from_fail)
+}
+
+/// The variable Debian's envvars sets to the log directory.
+pub const LOG_DIR_VAR: &str = "${APACHE_LOG_DIR}";
+
+/// A log target as the first argument of `ErrorLog` and `CustomLog`: `${APACHE_LOG_DIR}`
+/// followed by a clean absolute path, or a clean absolute path (the rules of
+/// [`clean_absolute`]; it stays unquoted as Debian writes it, so it holds no
+/// blank, quote or `$` either). Returns the normalised target.
+pub fn log_target(option: &str, value: &str) -> Result<String, InvalidInput> {
+    let refuse = || {
+        bad(format!(
+            "{option} must be an absolute path or start with ${{APACHE_LOG_DIR}}/, without spaces, quotes or '..', got: {value:?}"
+        ))
+    };
+    let (prefix, rest) = match value.strip_prefix(LOG_DIR_VAR) {
+        Some(rest) => (LOG_DIR_VAR, rest),
+        None => ("", value),
+    };
+    if !rest.starts_with('/') || rest.split('/').any(|c| c == "..") {
+        return Err(refuse());
+    }
+    let clean = clean_absolute(option, rest).map_err(|_| refuse())?;
+    let clean = clean.to_str().ok_or_else(refuse)?;
+    if clean == "/" || !safe_path_chars(clean) {
+        return Err(refuse());
+    }
+    syntax::apache_quoted(option, clean).map_err(from_fail)?;
+    Ok(format!("{prefix}{clean}"))
+}
+
+/// A literal between single quotes in the `SetEnvIfExpr "..."` expression:
+/// printable ASCII without either quote, backslash (an escape), `$` (a
+/// back-reference), `{` `}` `#` or backtick, and `%` only as a `%XX` escape
+/// (`%{VAR}` would be a variable).
+pub fn expr_literal<'a>(option: &str, value: &'a str) -> Result<&'a str, InvalidInput> {
+    let bytes = value.as_bytes();
+    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    for (i, c) in value.char_indices() {
+        let ok = (c.is_ascii_graphic() && !"'\"\\$%{}#`".contains(c))
+            || (c == '%' && hex(i + 1) && hex(i + 2));
+        if !ok {
+            return Err(bad(format!(
+                "{option} must not contain {} (it is matched inside a quoted Apache expression), got: {value:?}",
+                show(c)
+            )));
+        }
+    }
+    Ok(value)
+}
+
+/// `extra_config`: raw directives by design, but they stay inside the site's
+/// `<VirtualHost>`. Refused: NUL, CR and other control characters except tab
+/// and newline, U+0085/U+2028/U+2029; a line that opens or closes a
+/// `<VirtualHost>`, closes a section it did not open, or leaves one open; a
+/// `${...}` in a line's first word (Apache expands it before reading the
+/// line); a backslash at the end (Apache would join `</VirtualHost>` to that
+/// line); `<Macro>` and a `Use` argument with `<` or `>` (a macro expands into
+/// lines). `apachectl configtest` judges the rest.
+pub fn check_extra_config(value: &str) -> Result<(), InvalidInput> {
+    let refuse = |line: usize, why: String| {
+        bad(format!(
+            "extra_config line {line}: {why}; extra_config stays inside the site's <VirtualHost>"
+        ))
+    };
+    if let Some(c) = value.chars().find(|c| {
+        (c.is_control() && !matches!(c, '\n' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}')
+    }) {
+        return Err(bad(format!(
+            "extra_config must not contain {} (only tabs and newlines among control and line-separator characters), got: {value:?}",
+            show(c)
+        )));
+    }
+    let mut rendered = crate::render::extra_lines(value).join("\n");
+    rendered.push('\n');
+    let (lines, open_end) = conf::logical_lines(&rendered);
+    if open_end {
+        return Err(refuse(
+            lines.last().map_or(1, |l| l.number + 1),
+            "it ends with a backslash, which would join the closing </VirtualHost> to it".into(),
+        ));
+    }
+    let mut open: Vec<(String, usize)> = Vec::new();
+    for line in &lines {
+        let n = line.number + 1;
+        let (first, _) = conf::getword_conf(&line.text);
+        if !line.text.starts_with('#') && first.contains("${") {
+            return Err(refuse(
+                n,
+                format!("the first word {first:?} holds a ${{...}} variable, which Apache expands before it reads the line"),
+            ));
+        }
+        match conf::item(&line.text) {
+            Item::Open(name, _) => {
+                if name.eq_ignore_ascii_case("VirtualHost") || name.eq_ignore_ascii_case("Macro") {
+                    return Err(refuse(n, format!("<{name}> is not allowed inside a site")));
+                }
+                open.push((name, n));
+            }
+            Item::Close(None) => {
+                return Err(refuse(n, format!("{first:?} is a closing tag without '>'")));
+            }
+            Item::Close(Some(name)) => match open.pop() {
+                Some((o, _)) if o.eq_ignore_ascii_case(&name) => {}
+                Some((o, at)) => {
+                    return Err(refuse(
+                        n,
+                        format!("</{name}> does not close <{o}> of line {at}"),
+                    ))
+                }
+                None => {
+                    return Err(refuse(
+                        n,
+                        format!("</{name}> closes a section extra_config did not open"),
+                    ))
+                }
+            },
+            Item::Directive(name, args)
+                if name.eq_ignore_ascii_case("Use")
+                    && args.iter().any(|a| a.contains(['<', '>'])) =>
+            {
+                return Err(refuse(
+                    n,
+                    "a macro argument with '<' or '>' could open or close a section".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    match open.pop() {
+        Some((name, at)) => Err(refuse(at, format!("<{name}> is not closed"))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a user other than root and us owns the file `meta` describes.
+fn foreign_owner(meta: &fs::Metadata) -> bool {
+    meta.uid() != 0 && meta.uid() != euid()
+}
+
+fn euid() -> u32 {
+    // The process's own /proc entry is owned by its effective uid.
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+/// Whether a user other than root and us can change the entries of the
+/// directory `meta` describes (sticky or not: a name that does not exist yet
+/// can be taken by anyone there).
+fn others_can_write(meta: &fs::Metadata) -> bool {
+    foreign_owner(meta) || (meta.mode() & 0o020 != 0 && meta.gid() != 0) || meta.mode() & 0o002 != 0
+}
+
+/// Apache opens its log files as root and follows links: a log file in a
+/// directory another user can write (or reached through a link another user
+/// can change) could be a link they planted to any file on the host. Walks
+/// `path` as the kernel resolves it; parts that do not exist yet are fine
+/// below a directory only root can write.
+pub fn check_log_location(option: &str, path: &Path) -> Result<(), InvalidInput> {
+    let unsafe_dir = |dir: &Path, meta: &fs::Metadata| {
+        bad(format!(
+            "{option} {}: {} can be changed by other users (mode {:o}, owner {}); Apache opens its logs as root and would follow a link planted there, so put the log in a directory only root can write",
+            path.display(),
+            dir.display(),
+            meta.mode() & 0o7777,
+            meta.uid()
+        ))
+    };
+    let trusted = |dir: &Path| -> Result<(), InvalidInput> {
+        match fs::metadata(dir) {
+            Ok(meta) if others_can_write(&meta) => Err(unsafe_dir(dir, &meta)),
+            _ => Ok(()),
+        }
+    };
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&name);
+        let meta = match fs::symlink_metadata(&next) {
+            Ok(m) => m,
+            // Nothing further exists: whoever can write `cur` decides the rest.
+            Err(_) => return trusted(&cur),
+        };
+        if meta.file_type().is_symlink() {
+            trusted(&cur)?;
+            if foreign_owner(&meta) {
+                return Err(unsafe_dir(&next, &meta));
+            }
+            links += 1;
+            let target = fs::read_link(&next).map_err(|e| {
+                bad(format!(
+                    "{option}: reading the link {}: {e}",
+                    next.display()
+                ))
+            })?;
+            if links > 40 {
+                return Err(bad(format!(
+                    "{option} {}: too many levels of symbolic links",
+                    path.display()
+                )));
+            }
+            if target.is_absolute() {
+                cur = PathBuf::from("/");
+            }
+            for c in target.components().rev() {
+                match c {
+                    Component::Normal(n) => pending.push(n.to_os_string()),
+                    Component::ParentDir => pending.push("..".into()),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            // The log file itself, in `cur`.
+            return trusted(&cur);
+        }
+        if !meta.is_dir() {
+            return Ok(());
+        }
+        cur = next;
     }
     Ok(())
 }
@@ -215,8 +497,13 @@ fn check_listen_address(addr: Option<&str>) -> Result<Option<IpAddr>, InvalidInp
     }
 }
 
-/// A DNS name (or `*` wildcards in labels, as `ServerAlias` allows).
-fn check_host_name(option: &str, value: &str, wildcard: bool) -> Result<(), InvalidInput> {
+/// A DNS name (or `*` wildcards in labels, as `ServerAlias` allows): one bare
+/// word of `ServerName` / `ServerAlias`.
+pub fn host_name<'a>(
+    option: &str,
+    value: &'a str,
+    wildcard: bool,
+) -> Result<&'a str, InvalidInput> {
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -225,7 +512,7 @@ fn check_host_name(option: &str, value: &str, wildcard: bool) -> Result<(), Inva
     };
     let ok = !value.is_empty() && value.len() <= 253 && value.split('.').all(label_ok);
     if ok {
-        Ok(())
+        Ok(value)
     } else {
         Err(bad(format!(
             "{option} must be a host name (letters, digits, '-' and '.'), got: {value:?}"
@@ -258,33 +545,54 @@ pub fn parse_proxy(value: &str) -> Result<Proxy, InvalidInput> {
     Ok(Proxy(ip.to_string()))
 }
 
+/// The health check's method: capitals only, and a literal of the expression.
+pub fn health_check_method(method: &str) -> Result<&str, InvalidInput> {
+    if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(bad(format!(
+            "health_check.method must be an HTTP method in capitals (OPTIONS, HEAD, GET), got: {method:?}"
+        )));
+    }
+    expr_literal("health_check.method", method)
+}
+
+/// The health check's path split into the path (matched against the decoded
+/// `REQUEST_URI`, so no `%`) and the query string (after the first `?`),
+/// each a literal of the expression.
+pub fn health_check_path(path: &str) -> Result<(&str, Option<&str>), InvalidInput> {
+    let (p, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let shape_ok = p.starts_with('/')
+        && !p.contains('%')
+        && !query.is_some_and(|q| q.contains('?'))
+        && path.chars().all(|c| c.is_ascii_graphic());
+    if !shape_ok {
+        return Err(bad(format!(
+            "health_check.path must be a URL path starting with '/' (a query string may follow '?') without quotes, spaces, '#' or '%' in the path, got: {path:?}"
+        )));
+    }
+    expr_literal("health_check.path", p)?;
+    if let Some(q) = query {
+        expr_literal("health_check.path", q)?;
+    }
+    Ok((p, query))
+}
+
 fn check_health_check(p: Option<&HealthCheckParams>) -> Result<HealthCheck, InvalidInput> {
     let method = p
         .and_then(|h| h.method.clone())
         .unwrap_or_else(|| "OPTIONS".into());
     let path = p.and_then(|h| h.path.clone()).unwrap_or_else(|| "/".into());
     let log = p.and_then(|h| h.log).unwrap_or(false);
-    if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(bad(format!(
-            "health_check.method must be an HTTP method in capitals (OPTIONS, HEAD, GET), got: {method:?}"
-        )));
-    }
-    let (p, query) = path.split_once('?').unwrap_or((&path, ""));
-    let path_ok = p.starts_with('/')
-        && p.chars()
-            .all(|c| c.is_ascii_graphic() && !"'\"\\#%".contains(c))
-        && query
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !"'\"\\#?".contains(c));
-    if !path_ok {
-        return Err(bad(format!(
-            "health_check.path must be a URL path starting with '/' (a query string may follow '?') without quotes, spaces or '#', got: {path:?}"
-        )));
-    }
+    health_check_method(&method)?;
+    health_check_path(&path)?;
     Ok(HealthCheck { method, path, log })
 }
 
-fn check_module_name(name: &str) -> Result<String, InvalidInput> {
+/// A module name as `a2enmod` takes it; it becomes the file names
+/// `mods-{available,enabled}/<name>.{load,conf}`.
+pub fn module_name(name: &str) -> Result<String, InvalidInput> {
     let n = name.trim();
     let n = n.strip_prefix("mod_").unwrap_or(n);
     let n = n.strip_suffix(".load").unwrap_or(n);
@@ -300,17 +608,12 @@ fn check_module_name(name: &str) -> Result<String, InvalidInput> {
     Ok(n.to_string())
 }
 
-fn check_log_target(option: &str, value: &str) -> Result<(), InvalidInput> {
-    let rest = value
-        .strip_prefix("${APACHE_LOG_DIR}/")
-        .or_else(|| value.strip_prefix('/'));
-    match rest {
-        Some(r) if !r.is_empty() && safe_path_chars(r) && !r.split('/').any(|c| c == "..") => {
-            Ok(())
-        }
-        _ => Err(bad(format!(
-            "{option} must be an absolute path or start with ${{APACHE_LOG_DIR}}/, without spaces, quotes or '..', got: {value:?}"
-        ))),
+/// Where a log target is on the host: `${APACHE_LOG_DIR}` as Debian's
+/// envvars sets it.
+pub fn log_path(target: &str, log_dir: &str) -> PathBuf {
+    match target.strip_prefix(LOG_DIR_VAR) {
+        Some(rest) => PathBuf::from(format!("{log_dir}{rest}")),
+        None => PathBuf::from(target),
     }
 }
 
@@ -402,14 +705,14 @@ fn resolve_existing(p: &Path) -> PathBuf {
 impl Params {
     /// Checks every option; the first problem is returned, nothing is touched.
     pub fn into_site(self) -> Result<Site, InvalidInput> {
-        check_name(&self.name)?;
+        site_name(&self.name)?;
         let port = check_port(self.port)?;
         let address = check_listen_address(self.listen_address.as_deref())?;
         if let Some(s) = &self.server_name {
-            check_host_name("server_name", s, false)?;
+            host_name("server_name", s, false)?;
         }
         for a in &self.server_aliases {
-            check_host_name("server_aliases", a, true)?;
+            host_name("server_aliases", a, true)?;
         }
         let allowed = self
             .allowed_roots
@@ -428,6 +731,7 @@ impl Params {
         if self.state == State::Present {
             check_document_root(&document_root, &allowed)?;
         }
+        quoted_path("document_root", &document_root)?;
         let trusted_proxies = self
             .trusted_proxies
             .iter()
@@ -436,13 +740,20 @@ impl Params {
         let health_check = check_health_check(self.health_check.as_ref())?;
         let mut modules = Vec::new();
         for m in &self.modules {
-            let m = check_module_name(m)?;
+            let m = module_name(m)?;
             if !modules.contains(&m) {
                 modules.push(m);
             }
         }
-        check_log_target("access_log", &self.access_log)?;
-        check_log_target("error_log", &self.error_log)?;
+        let access_log = log_target("access_log", &self.access_log)?;
+        let error_log = log_target("error_log", &self.error_log)?;
+        if self.state == State::Present {
+            check_log_location("access_log", &log_path(&access_log, LOG_DIR))?;
+            check_log_location("error_log", &log_path(&error_log, LOG_DIR))?;
+        }
+        if let Some(extra) = &self.extra_config {
+            check_extra_config(extra)?;
+        }
         Ok(Site {
             name: self.name,
             state: self.state,
@@ -458,8 +769,8 @@ impl Params {
             enabled: self.enabled,
             modules,
             default_site: self.default_site,
-            access_log: self.access_log,
-            error_log: self.error_log,
+            access_log,
+            error_log,
             extra_config: self.extra_config,
         })
     }
@@ -592,5 +903,165 @@ mod tests {
                 .is_ok()
         );
         assert!(err(serde_json::json!({"access_log": "/var/log/../x"})).contains("access_log"));
+    }
+
+    #[test]
+    fn extra_config_stays_inside_the_virtual_host() {
+        for ok in [
+            "Header set X-Site web",
+            "<Directory /srv/x>\n  Require all denied\n</Directory>\n",
+            "<IfModule mod_headers.c>\n<Location /a>\nHeader set A b\n</location>\n</IfModule>",
+            "RewriteRule ^/a$ /b \\\n  [R=301,L]",
+            "# </VirtualHost> in a comment",
+            "CustomLog ${APACHE_LOG_DIR}/other.log combined",
+            "Use Defaults web",
+        ] {
+            assert!(
+                check_extra_config(ok).is_ok(),
+                "{ok:?}: {:?}",
+                check_extra_config(ok)
+            );
+        }
+        for (bad, why) in [
+            (
+                "</VirtualHost>\n<VirtualHost *:80>",
+                "</VirtualHost> closes a section",
+            ),
+            (
+                "Header set A b\n</virtualhost>",
+                "line 2: </virtualhost> closes",
+            ),
+            (
+                "<VirtualHost *:81>\n</VirtualHost>",
+                "<VirtualHost> is not allowed",
+            ),
+            (
+                "<Directory /a>\n</Location>",
+                "does not close <Directory> of line 1",
+            ),
+            ("<Directory /a>", "<Directory> is not closed"),
+            (
+                "</Directory>\n<Directory />",
+                "closes a section extra_config did not open",
+            ),
+            ("<\\\n/VirtualHost>", "closes a section"),
+            ("\"</VirtualHost>\"", "closes a section"),
+            ("</VirtualHost", "closing tag without '>'"),
+            ("Header set A b \\", "ends with a backslash"),
+            ("Header set A b \\\n\n", "ends with a backslash"),
+            ("${CLOSE}", "holds a ${...} variable"),
+            ("<Macro M $x>\n$x\n</Macro>", "<Macro> is not allowed"),
+            ("Use M </VirtualHost>", "macro argument"),
+        ] {
+            let e = check_extra_config(bad).expect_err(bad).0;
+            assert!(e.starts_with("extra_config line "), "{bad:?}: {e}");
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        for c in ['\0', '\r', '\u{0b}', '\u{2028}', '\u{2029}', '\u{85}'] {
+            let e = check_extra_config(&format!("Header set A b{c}c")).expect_err("control");
+            assert!(e.0.starts_with("extra_config must not contain U+"), "{e}");
+        }
+        let e = err(
+            serde_json::json!({"extra_config": "</VirtualHost>\nInclude /etc/shadow\n<VirtualHost *:80>"}),
+        );
+        assert!(e.starts_with("extra_config line 1: </VirtualHost>"), "{e}");
+    }
+
+    #[test]
+    fn health_check_literals_cannot_leave_their_quotes() {
+        for bad in [
+            "/a'b",
+            "/a\"b",
+            "/a\\b",
+            "/a$1",
+            "/a%{X}",
+            "/h?x=%{REMOTE_ADDR}",
+            "/h?x=$0",
+            "/a{b}",
+            "/a`b",
+            "/h?x=%4",
+            "/h?x=%zz",
+            "/a b",
+            "/a#b",
+            "/a%20b",
+        ] {
+            let e = err(serde_json::json!({"health_check": {"path": bad}}));
+            assert!(e.starts_with("health_check.path must"), "{bad:?}: {e}");
+        }
+        let site = params(serde_json::json!({"health_check": {"path": "/h?q=a%20b&x=1"}}))
+            .into_site()
+            .expect("a %XX escape in the query");
+        assert_eq!(site.health_check.path, "/h?q=a%20b&x=1");
+        assert!(err(serde_json::json!({"health_check": {"method": "GE'T"}}))
+            .starts_with("health_check.method"));
+    }
+
+    #[test]
+    fn log_targets_are_clean_paths() {
+        let site = params(
+            serde_json::json!({"access_log": "${APACHE_LOG_DIR}/./a//b.log",
+                                             "error_log": "/var/log/apache2/e.log"}),
+        )
+        .into_site()
+        .expect("site");
+        assert_eq!(site.access_log, "${APACHE_LOG_DIR}/a/b.log");
+        assert_eq!(site.error_log, "/var/log/apache2/e.log");
+        for bad in [
+            "${APACHE_LOG_DIR}",
+            "${APACHE_LOG_DIR}/",
+            "${APACHE_LOG_DIR}x/a",
+            "${HOME}/a",
+            "/var/log/a b",
+            "/var/log/a\nInclude /etc/shadow",
+            "|/bin/logger",
+            "syslog:local0",
+            "relative.log",
+            "/var/log/\"a",
+            "/var/log/${X}",
+            "/",
+        ] {
+            let e = err(serde_json::json!({"access_log": bad}));
+            assert!(e.starts_with("access_log "), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_log_where_other_users_can_plant_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = dir.path().join("open");
+        fs::create_dir(&open).expect("mkdir");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let safe = dir.path().join("safe");
+        fs::create_dir(&safe).expect("mkdir");
+        // A link planted in the open directory, and the plain case of a new file there.
+        std::os::unix::fs::symlink("/etc/shadow", open.join("planted.log")).expect("link");
+        for p in [
+            open.join("planted.log"),
+            open.join("new.log"),
+            open.join("sub/x.log"),
+        ] {
+            let e = check_log_location("access_log", &p).expect_err("open dir");
+            assert!(e.0.contains("can be changed by other users"), "{e}");
+        }
+        // A link in a safe directory that leads into the open one.
+        std::os::unix::fs::symlink(&open, safe.join("to-open")).expect("link");
+        assert!(check_log_location("access_log", &safe.join("to-open/x.log")).is_err());
+        // A link in the open directory that leads to a safe one: it can be re-pointed.
+        std::os::unix::fs::symlink(&safe, open.join("to-safe")).expect("link");
+        assert!(check_log_location("access_log", &open.join("to-safe/x.log")).is_err());
+        assert!(check_log_location("access_log", &safe.join("x.log")).is_ok());
+        assert!(check_log_location("access_log", &safe.join("new/dir/x.log")).is_ok());
+        std::os::unix::fs::symlink("x.log", safe.join("link.log")).expect("link");
+        assert!(check_log_location("access_log", &safe.join("link.log")).is_ok());
+        // Only a present site is checked (an absent one writes no log).
+        let planted = open.join("planted.log").display().to_string();
+        let e = err(serde_json::json!({"access_log": planted}));
+        assert!(e.starts_with("access_log "), "{e}");
+        assert!(
+            params(serde_json::json!({"access_log": planted, "state": "absent"}))
+                .into_site()
+                .is_ok()
+        );
     }
 }

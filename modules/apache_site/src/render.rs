@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::params::{ProxyTrust, Site};
+use crate::params::{self, InvalidInput, ProxyTrust, Site};
 
 /// The environment variable a health-check request sets; `CustomLog` skips it.
 pub const HEALTH_CHECK_ENV: &str = "vrrp_health_check";
@@ -12,31 +12,61 @@ pub const HEALTH_CHECK_ENV: &str = "vrrp_health_check";
 /// in place of `%h`, so the real client comes first on every line.
 pub const LOG_FORMAT: &str = r#"%a %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""#;
 
-/// The vhost file for `sites-available/<name>.conf`.
-pub fn vhost(site: &Site) -> String {
+/// The lines `extra_config` adds to the vhost, before indentation: blank
+/// ones empty, the others without trailing blanks, trailing blank lines
+/// dropped. `params::check_extra_config` reads exactly these.
+pub fn extra_lines(extra: &str) -> Vec<String> {
+    extra
+        .trim_end()
+        .lines()
+        .map(|line| {
+            if line.trim().is_empty() {
+                String::new()
+            } else {
+                line.trim_end().to_string()
+            }
+        })
+        .collect()
+}
+
+/// The vhost file for `sites-available/<name>.conf`. Every value goes through
+/// the check for the place it lands in (`params`), here as well as when the
+/// options were read, so no text reaches the file unchecked.
+pub fn vhost(site: &Site) -> Result<String, InvalidInput> {
     let mut s = String::new();
-    let root = site.document_root.display();
+    let name = params::site_name(&site.name)?;
+    let root = params::quoted_path("document_root", &site.document_root)?;
     // Writing into a String cannot fail.
     let _ = writeln!(
         s,
-        "# Managed by the apache_site module (site {}): local changes are overwritten.",
-        site.name
+        "# Managed by the apache_site module (site {name}): local changes are overwritten."
     );
     let _ = writeln!(s, "<VirtualHost {}>", site.listen.vhost_arg());
-    if let Some(name) = &site.server_name {
-        let _ = writeln!(s, "    ServerName {name}");
+    if let Some(server_name) = &site.server_name {
+        let server_name = params::host_name("server_name", server_name, false)?;
+        let _ = writeln!(s, "    ServerName {server_name}");
     }
     if !site.server_aliases.is_empty() {
-        let _ = writeln!(s, "    ServerAlias {}", site.server_aliases.join(" "));
+        let aliases = site
+            .server_aliases
+            .iter()
+            .map(|a| params::host_name("server_aliases", a, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _ = writeln!(s, "    ServerAlias {}", aliases.join(" "));
     }
-    let _ = writeln!(s, "    DocumentRoot \"{root}\"");
-    let _ = writeln!(s, "    <Directory \"{root}\">");
+    let _ = writeln!(s, "    DocumentRoot {root}");
+    let _ = writeln!(s, "    <Directory {root}>");
     s.push_str("        Options -Indexes +FollowSymLinks\n");
     s.push_str("        AllowOverride None\n");
     s.push_str("        Require all granted\n");
     s.push_str("    </Directory>\n");
 
-    let proxies: Vec<&str> = site.trusted_proxies.iter().map(|p| p.0.as_str()).collect();
+    // Written from parsed addresses, never from the option's text.
+    let proxies: Vec<String> = site
+        .trusted_proxies
+        .iter()
+        .map(|p| params::parse_proxy(&p.0).map(|p| p.0))
+        .collect::<Result<_, _>>()?;
     if !proxies.is_empty() {
         let directive = match site.proxy_trust {
             ProxyTrust::Internal => "RemoteIPInternalProxy",
@@ -53,6 +83,8 @@ pub fn vhost(site: &Site) -> String {
 
     let hc = &site.health_check;
     if !hc.log {
+        let method = params::health_check_method(&hc.method)?;
+        let (path, query) = params::health_check_path(&hc.path)?;
         let from = if proxies.is_empty() {
             String::new()
         } else {
@@ -62,51 +94,50 @@ pub fn vhost(site: &Site) -> String {
         s.push('\n');
         let _ = writeln!(
             s,
-            "    # Load balancer health checks ({} {}) are not logged.",
-            hc.method, hc.path
+            "    # Load balancer health checks ({method} {}) are not logged.",
+            hc.path
         );
         // REQUEST_URI is the path without the query string; a query in the
         // check's path is matched on its own.
-        let request = match hc.path.split_once('?') {
-            Some((path, query)) => {
+        let request = match query {
+            Some(query) => {
                 format!("%{{REQUEST_URI}} == '{path}' && %{{QUERY_STRING}} == '{query}'")
             }
-            None => format!("%{{REQUEST_URI}} == '{}'", hc.path),
+            None => format!("%{{REQUEST_URI}} == '{path}'"),
         };
         let _ = writeln!(
             s,
-            "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{}' && {request}{from}\" {HEALTH_CHECK_ENV}",
-            hc.method
+            "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{method}' && {request}{from}\" {HEALTH_CHECK_ENV}"
         );
     }
 
     s.push('\n');
-    let _ = writeln!(s, "    ErrorLog {}", site.error_log);
+    let error_log = params::log_target("error_log", &site.error_log)?;
+    let access_log = params::log_target("access_log", &site.access_log)?;
+    let _ = writeln!(s, "    ErrorLog {error_log}");
     let condition = if hc.log {
         String::new()
     } else {
         format!(" env=!{HEALTH_CHECK_ENV}")
     };
-    let _ = writeln!(
-        s,
-        "    CustomLog {} \"{LOG_FORMAT}\"{condition}",
-        site.access_log
-    );
+    let _ = writeln!(s, "    CustomLog {access_log} \"{LOG_FORMAT}\"{condition}");
 
-    if let Some(extra) = site.extra_config.as_deref().map(str::trim_end) {
-        if !extra.is_empty() {
+    if let Some(extra) = site.extra_config.as_deref() {
+        params::check_extra_config(extra)?;
+        let lines = extra_lines(extra);
+        if !lines.is_empty() {
             s.push('\n');
-            for line in extra.lines() {
-                if line.trim().is_empty() {
+            for line in lines {
+                if line.is_empty() {
                     s.push('\n');
                 } else {
-                    let _ = writeln!(s, "    {}", line.trim_end());
+                    let _ = writeln!(s, "    {line}");
                 }
             }
         }
     }
     s.push_str("</VirtualHost>\n");
-    s
+    Ok(s)
 }
 
 fn html_escape(text: &str) -> String {
@@ -168,7 +199,7 @@ mod tests {
 
     #[test]
     fn vhost_with_proxies() {
-        let text = vhost(&site());
+        let text = vhost(&site()).expect("vhost");
         let expected = r#"# Managed by the apache_site module (site web): local changes are overwritten.
 <VirtualHost *:80>
     ServerName www.example.test
@@ -205,7 +236,7 @@ mod tests {
             port: 8080,
         };
         s.extra_config = Some("Header set X-Site web\n\nRedirect /old /new\n".into());
-        let text = vhost(&s);
+        let text = vhost(&s).expect("vhost");
         assert!(text.contains("<VirtualHost 10.0.0.5:8080>\n"), "{text}");
         assert!(!text.contains("RemoteIP"), "{text}");
         assert!(!text.contains("SetEnvIfExpr"), "{text}");
@@ -222,7 +253,7 @@ mod tests {
         s.trusted_proxies.truncate(1);
         s.health_check.method = "GET".into();
         s.health_check.path = "/health?full=1".into();
-        assert!(vhost(&s).contains(
+        assert!(vhost(&s).expect("vhost").contains(
             "    SetEnvIfExpr \"%{REQUEST_METHOD} == 'GET' && %{REQUEST_URI} == '/health' && %{QUERY_STRING} == 'full=1' && (-R '10.231.0.11')\" vrrp_health_check\n"
         ));
     }

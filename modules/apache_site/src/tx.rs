@@ -1,10 +1,16 @@
 //! Changes to the host as one unit: every step records how to undo itself, so
-//! when `apachectl configtest` rejects the result the host goes back to exactly
-//! what it was and the running Apache keeps its old configuration.
+//! when `apachectl configtest` rejects the result (or the reload fails) the
+//! host goes back to exactly what it was, byte for byte, and the running
+//! Apache keeps its old configuration.
 //! In check mode the steps only report what they would do.
+//!
+//! Files are read and written through `ConfigFile`: never through a link
+//! another user can change, old bytes kept as bytes. Links (a2ensite and
+//! a2enmod style) are made and removed only in directories no other user can
+//! write, and never followed.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ansible_module::{ConfigFile, Diff};
@@ -33,6 +39,29 @@ pub struct Tx {
 
 fn io_err(action: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!("{action} {}: {e}", path.display())
+}
+
+/// The directory holding `link` must be one only root (or we) can change:
+/// otherwise another user could swap the entry between our look and our
+/// change.
+fn check_link_dir(link: &Path) -> anyhow::Result<()> {
+    let dir = link
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let meta = fs::metadata(dir).map_err(|e| io_err("reading", dir, e))?;
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let foreign = meta.uid() != 0 && meta.uid() != me;
+    if foreign || (meta.mode() & 0o020 != 0 && meta.gid() != 0) || meta.mode() & 0o002 != 0 {
+        anyhow::bail!(
+            "refusing to change {}: {} can be changed by other users (mode {:o}, owner {})",
+            link.display(),
+            dir.display(),
+            meta.mode() & 0o7777,
+            meta.uid()
+        );
+    }
+    Ok(())
 }
 
 fn link_text(target: Option<&Path>) -> String {
@@ -78,16 +107,24 @@ impl Tx {
         action: &str,
         check: Option<&dyn Fn() -> Result<(), (String, String)>>,
     ) -> anyhow::Result<bool> {
-        let before = match fs::read(path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err("reading", path, e)),
-        };
+        self.write_bytes(path, content.as_bytes(), config, action, check)
+    }
+
+    /// As [`Tx::write`], byte for byte.
+    pub fn write_bytes(
+        &mut self,
+        path: &Path,
+        content: &[u8],
+        config: bool,
+        action: &str,
+        check: Option<&dyn Fn() -> Result<(), (String, String)>>,
+    ) -> anyhow::Result<bool> {
+        let before = ConfigFile::new(path).read_current()?;
         let mut file = ConfigFile::new(path).mode(0o644);
         if let Some(check) = check {
             file = file.check_in_place(check);
         }
-        let out = file.write(content, self.check_mode)?;
+        let out = file.write_bytes(content, self.check_mode)?;
         if out.changed {
             self.undo.push(Undo::Content(path.to_path_buf(), before));
             self.record(action.to_string(), config, Some(out.diff));
@@ -96,10 +133,8 @@ impl Tx {
     }
 
     pub fn remove_file(&mut self, path: &Path, action: &str) -> anyhow::Result<bool> {
-        let before = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io_err("reading", path, e)),
+        let Some(before) = ConfigFile::new(path).read_current()? else {
+            return Ok(false);
         };
         let out = ConfigFile::new(path).remove(self.check_mode)?;
         self.undo
@@ -139,6 +174,7 @@ impl Tx {
     /// already resolves to the same file is left alone; a regular file there is
     /// an error (it is not ours to replace).
     pub fn link(&mut self, link: &Path, target: &Path, action: &str) -> anyhow::Result<bool> {
+        check_link_dir(link)?;
         let old = match fs::symlink_metadata(link) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let old = fs::read_link(link).map_err(|e| io_err("reading", link, e))?;
@@ -192,6 +228,7 @@ impl Tx {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_err("reading", link, e)),
         };
+        check_link_dir(link)?;
         if !self.check_mode {
             fs::remove_file(link).map_err(|e| io_err("removing", link, e))?;
         }
@@ -205,7 +242,8 @@ impl Tx {
         Ok(true)
     }
 
-    /// Undoes every step, newest first. Returns what could not be undone.
+    /// Undoes every step, newest first: files get their old bytes back exactly
+    /// (or go when they were new). Returns what could not be undone.
     pub fn rollback(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         if self.check_mode {
@@ -213,19 +251,9 @@ impl Tx {
         }
         while let Some(step) = self.undo.pop() {
             let result = match &step {
-                Undo::Content(path, Some(bytes)) => {
-                    let text = String::from_utf8_lossy(bytes);
-                    ConfigFile::new(path)
-                        .write(&text, false)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
-                Undo::Content(path, None) => match fs::remove_file(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(format!("removing {}: {e}", path.display()))
-                    }
-                    _ => Ok(()),
-                },
+                Undo::Content(path, before) => ConfigFile::new(path)
+                    .restore(before.as_deref())
+                    .map_err(|e| e.to_string()),
                 Undo::Link(link, old) => {
                     let _ = fs::remove_file(link);
                     match old {
@@ -243,6 +271,9 @@ impl Tx {
                 errors.push(e);
             }
         }
+        // Everything is as it was unless something could not be put back.
+        self.changed = !errors.is_empty();
+        self.config_changed = !errors.is_empty();
         errors
     }
 }
@@ -300,5 +331,59 @@ mod tests {
         assert!(!tx.changed);
         fs::write(d.join("plain"), "x").expect("write");
         assert!(tx.link(&d.join("plain"), Path::new("t"), "link").is_err());
+    }
+
+    #[test]
+    fn rollback_puts_back_bytes_that_are_not_utf8() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let old: &[u8] = b"# caf\xe9 (Latin-1)\nListen 80\n\xff\n";
+        fs::write(d.join("ports.conf"), old).expect("write");
+        fs::write(d.join("site.conf"), old).expect("write");
+        let mut tx = Tx::new(false);
+        tx.write(&d.join("ports.conf"), "Listen 8080\n", true, "ports", None)
+            .expect("write");
+        tx.remove_file(&d.join("site.conf"), "remove")
+            .expect("remove");
+        tx.write(&d.join("new.conf"), "x\n", true, "new", None)
+            .expect("write");
+        assert!(tx.rollback().is_empty());
+        assert!(!tx.changed);
+        assert_eq!(fs::read(d.join("ports.conf")).expect("read"), old);
+        assert_eq!(fs::read(d.join("site.conf")).expect("read"), old);
+        assert!(!d.join("new.conf").exists());
+    }
+
+    #[test]
+    fn links_other_users_control_are_neither_read_nor_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = dir.path().join("open");
+        fs::create_dir(&open).expect("mkdir");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let secret = dir.path().join("shadow");
+        fs::write(&secret, "root:hash\n").expect("write");
+        std::os::unix::fs::symlink(&secret, open.join("index.html")).expect("link");
+        let mut tx = Tx::new(false);
+        let e = tx
+            .write(&open.join("index.html"), "hi\n", false, "index", None)
+            .expect_err("planted link");
+        assert!(e.to_string().contains("another user can change"), "{e}");
+        assert!(tx.undo.is_empty(), "nothing was read through the link");
+        let e = tx
+            .link(&open.join("site.conf"), Path::new("../x"), "link")
+            .expect_err("open dir");
+        assert!(
+            e.to_string().contains("can be changed by other users"),
+            "{e}"
+        );
+        let e = tx
+            .unlink(&open.join("index.html"), "unlink")
+            .expect_err("open dir");
+        assert!(
+            e.to_string().contains("can be changed by other users"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&secret).expect("read"), "root:hash\n");
+        assert!(fs::symlink_metadata(open.join("index.html")).is_ok());
     }
 }

@@ -82,11 +82,12 @@ fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) 
 
 /// The host's own address on the bridge, as the containers see it.
 fn host_address(towards: Ipv4Addr) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["route", "get", &towards.to_string()])
-        .output()
-        .expect("ip route get");
-    let route = String::from_utf8_lossy(&out.stdout).into_owned();
+    let route = ansible_module::service::run_bounded(
+        "ip",
+        &["route", "get", &towards.to_string()],
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("ip route get: {e}"));
     let words: Vec<&str> = route.split_whitespace().collect();
     words
         .windows(2)
@@ -141,6 +142,11 @@ fn main_pid(c: &Container) -> String {
     c.sh("systemctl show -p MainPID --value apache2")
         .trim()
         .to_string()
+}
+
+/// The sha256 of each file, as the container computes it.
+fn sha256(c: &Container, paths: &[&str]) -> String {
+    c.sh(&format!("sha256sum {}", paths.join(" ")))
 }
 
 /// Every file, link and directory the module may touch, with contents' hashes.
@@ -371,6 +377,16 @@ fn refused_config_and_bad_input_change_nothing() {
     eventually(Duration::from_secs(5), "the old page", || {
         (get(web.ipv4, 80, "/", &[]).body == "old page\n").then_some(())
     });
+    // Bytes that are not UTF-8 (a Latin-1 comment) in files a rollback puts back.
+    web.sh(
+        "printf '# Ports (r\\351seau)\\n' >> /etc/apache2/ports.conf && \
+         printf '# caf\\351 (edited by hand)\\n' >> /etc/apache2/sites-available/demo.conf",
+    );
+    let latin1 = [
+        "/etc/apache2/ports.conf",
+        "/etc/apache2/sites-available/demo.conf",
+    ];
+    let latin1_sums = sha256(&web, &latin1);
     let before = snapshot(&web);
     let pid = main_pid(&web);
 
@@ -398,7 +414,34 @@ fn refused_config_and_bad_input_change_nothing() {
     eventually(Duration::from_secs(10), "the other program on 8090", || {
         web.sh("ss -ltn").contains(":8090 ").then_some(())
     });
+    // Another user plants a link where a log would go (/tmp is theirs too).
+    web.sh("runuser -u nobody -- ln -s /etc/shadow /tmp/t-planted.log");
+    let escape = serde_json::to_string(
+        "</VirtualHost>\n<Directory />\nRequire all granted\n</Directory>\n<VirtualHost *:80>",
+    )
+    .expect("json");
+    let escape = format!("        name: demo\n        extra_config: {escape}\n");
     let bad = [
+        (
+            "vhost escape",
+            escape.as_str(),
+            "extra_config line 1: </VirtualHost> closes a section extra_config did not open",
+        ),
+        (
+            "newline in root",
+            "        name: demo\n        document_root: \"/var/www/demo\\nInclude /etc/shadow\"\n",
+            "document_root may hold only",
+        ),
+        (
+            "expression",
+            "        name: demo\n        health_check: {path: \"/?x=%{REMOTE_ADDR}\"}\n",
+            "health_check.path must not contain '%'",
+        ),
+        (
+            "planted log",
+            "        name: demo\n        access_log: /tmp/t-planted.log\n",
+            "/tmp can be changed by other users",
+        ),
         (
             "outside root",
             "        name: demo\n        document_root: /etc/demo\n",
@@ -440,13 +483,15 @@ fn refused_config_and_bad_input_change_nothing() {
         .map(|(task, args, _)| format!("{}      ignore_errors: true\n", site_task(task, args)))
         .collect();
     let run = runner.run(&play(&tasks));
+    let mut wrong = Vec::new();
     for (task, _, msg) in bad {
         let r = result(&run, task, &web);
-        assert_eq!(r["failed"], true, "{task}: {r}");
-        assert_eq!(r["changed"], false, "{task}: {r}");
         let got = r["msg"].as_str().unwrap_or_default();
-        assert!(got.contains(msg), "{task}: expected {msg:?} in {got:?}");
+        if r["failed"] != true || r["changed"] != false || !got.contains(msg) {
+            wrong.push(format!("{task}: expected a failure with {msg:?}, got {r}"));
+        }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_eq!(snapshot(&web), before, "bad input changed files");
     web.sh("systemctl is-active apache2");
 
@@ -477,11 +522,73 @@ fn refused_config_and_bad_input_change_nothing() {
     );
     assert_eq!(main_pid(&web), pid);
     web.sh("systemctl is-active apache2");
+    assert_eq!(
+        sha256(&web, &latin1),
+        latin1_sums,
+        "the rollback did not restore the Latin-1 bytes exactly"
+    );
 
-    // The same change without the mistake goes live with a graceful reload.
+    // Removing the site while configtest fails (another file is broken): the
+    // removed vhost, Latin-1 comment and all, comes back byte for byte.
+    let vhost = ["/etc/apache2/sites-available/demo.conf"];
+    let vhost_sum = sha256(&web, &vhost);
+    web.sh("echo NoSuchDirective > /etc/apache2/conf-enabled/zz-t-broken.conf");
+    let remove = "        name: demo\n        state: absent\n";
+    let run = runner.run(&play(&format!(
+        "{}      ignore_errors: true\n",
+        site_task("remove while broken", remove)
+    )));
+    web.sh("rm /etc/apache2/conf-enabled/zz-t-broken.conf");
+    let r = result(&run, "remove while broken", &web);
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every change was rolled back"),
+        "{r}"
+    );
+    assert_eq!(
+        sha256(&web, &vhost),
+        vhost_sum,
+        "the removed vhost came back altered"
+    );
+    assert_eq!(snapshot(&web), before, "the refused removal left changes");
+
+    // configtest passes but `systemctl reload apache2` fails (once): every file
+    // goes back and Apache is reloaded on them; the old site keeps answering.
+    web.sh(
+        "mkdir -p /etc/systemd/system/apache2.service.d && \
+         printf '[Service]\\nExecReload=\\nExecReload=/bin/sh -c \"if [ -e /run/t-fail-reload ]; then rm -f /run/t-fail-reload; exit 1; fi; exec /usr/sbin/apachectl graceful\"\\n' \
+           > /etc/systemd/system/apache2.service.d/t-fail-reload.conf && \
+         systemctl daemon-reload && touch /run/t-fail-reload",
+    );
     let good = format!(
         "{moved}        modules: [headers]\n        extra_config: \"Header set X-Demo yes\"\n"
     );
+    let run = runner.run(&play(&format!(
+        "{}      ignore_errors: true\n",
+        site_task("reload fails", &good)
+    )));
+    web.sh(
+        "rm -f /etc/systemd/system/apache2.service.d/t-fail-reload.conf /run/t-fail-reload && systemctl daemon-reload",
+    );
+    let r = result(&run, "reload fails", &web);
+    assert_eq!(r["failed"], true, "{r}");
+    assert_eq!(r["changed"], false, "{r}");
+    let msg = r["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("`systemctl reload apache2` failed")
+            && msg.ends_with("every change was rolled back and Apache was reloaded with its previous configuration"),
+        "{msg}"
+    );
+    assert_eq!(snapshot(&web), before, "the failed reload left changes");
+    assert_eq!(sha256(&web, &latin1), latin1_sums);
+    assert_eq!(get(web.ipv4, 80, "/", &[]).body, "old page\n");
+    assert_eq!(main_pid(&web), pid);
+    web.sh("systemctl is-active apache2");
+
+    // The same change without the mistake goes live with a graceful reload.
     let run = runner.run(&play(&site_task("good", &good)));
     run.assert_ok();
     let r = result(&run, "good", &web);
