@@ -8,9 +8,16 @@
 //! same text. Without this, a reload that did not take effect (a port held by
 //! another service) would go unnoticed on the next run, which finds the file
 //! already as it should be.
+//!
+//! The record lives in HAProxy's runtime directory, which the haproxy group
+//! can write: it is written like a config file (a temp file renamed over
+//! it, root-only, never through a link) and read without following one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use ansible_module::config_file::{read_nofollow, resolve_target};
+use ansible_module::ConfigFile;
 
 use crate::runtime::Info;
 
@@ -30,18 +37,20 @@ pub fn fingerprint(text: &str) -> String {
 
 pub fn in_sync(config_path: &str, text: &str, worker: Info, state: &Path) -> bool {
     let started = SystemTime::now().checked_sub(Duration::from_secs(worker.uptime_sec));
-    let written = std::fs::metadata(config_path)
-        .and_then(|m| m.modified())
-        .ok();
+    let written = resolve_target(Path::new(config_path))
+        .ok()
+        .and_then(|t| std::fs::symlink_metadata(t).ok())
+        .and_then(|m| m.modified().ok());
     // `Uptime_sec` is whole seconds: keep a second of margin.
     if let (Some(started), Some(written)) = (started, written) {
         if written + Duration::from_secs(1) < started {
             return true;
         }
     }
-    let Ok(record) = std::fs::read_to_string(state) else {
+    let Ok(Some(record)) = read_nofollow(state) else {
         return false;
     };
+    let record = String::from_utf8_lossy(&record);
     let fields: Vec<&str> = record.split_whitespace().collect();
     let [pid, fp, at] = fields[..] else {
         return false;
@@ -64,7 +73,9 @@ pub fn record(state: &Path, pid: u32, text: &str) {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let _ = std::fs::write(state, format!("{pid} {} {now}\n", fingerprint(text)));
+    let _ = ConfigFile::new(state)
+        .private(0o600)
+        .write(&format!("{pid} {} {now}\n", fingerprint(text)), false);
 }
 
 #[cfg(test)]
@@ -99,6 +110,35 @@ mod tests {
             in_sync(cfg, "a\n", worker(7, 0), &state),
             "the recorded worker still has it"
         );
+    }
+
+    #[test]
+    fn the_record_is_never_written_or_read_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("mkdir");
+        // Like /run/haproxy: writable by others (the haproxy group).
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").expect("write");
+        let state = run.join("admin.sock.applied");
+        std::os::unix::fs::symlink(&victim, &state).expect("link");
+        record(&state, 7, "a\n");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep\n");
+        std::fs::remove_file(&state).expect("rm");
+        record(&state, 7, "a\n");
+        let meta = std::fs::symlink_metadata(&state).expect("meta");
+        assert!(meta.is_file() && meta.permissions().mode() & 0o777 == 0o600);
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, "a\n").expect("write");
+        let cfg = path.to_str().expect("utf-8");
+        assert!(in_sync(cfg, "a\n", worker(7, 0), &state));
+        // A record replaced by a link is not read.
+        std::fs::remove_file(&state).expect("rm");
+        std::os::unix::fs::symlink(&victim, &state).expect("link");
+        std::fs::write(&victim, format!("7 {} 0\n", fingerprint("a\n"))).expect("write");
+        assert!(!in_sync(cfg, "a\n", worker(7, 0), &state));
     }
 
     #[test]

@@ -1,146 +1,99 @@
 //! Backend level: the whole file from the options, then a reload, or the
 //! runtime API when only servers changed.
 
-use ansible_module::{Fail, Module};
+use ansible_module::{service, Fail, Module};
 
 use crate::config::{self, Admin, BackendCfg, BackendInfo, FrontendCfg, Layout, Server, StatsCfg};
-use crate::files::{read_config, write_config};
+use crate::files::{hide_kept_secrets, read_config, write_config};
 use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
-use crate::{applied, checks, stats};
-use ansible_module::service;
+use crate::params::Params;
+use crate::{applied, checks, secret};
 
-pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
-    let p = ctx.p;
+/// What a backend-level run wants the file to say.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    pub(crate) text: String,
+    pub(crate) servers: Vec<Server>,
+    pub(crate) info: BackendInfo,
+}
+
+/// Every check of a backend-level run: nothing is read or written before
+/// these pass.
+pub(crate) fn check(p: &Params) -> Result<(), Fail> {
+    checks::options(p)?;
     if p.address.is_some() || p.port.is_some() || p.weight.is_some() {
         return Err(Fail::new(
             "address, port and weight are options of one server: use them with server, or list the backend's servers in servers",
-        )
-        .into());
+        ));
     }
     if p.state != "present" && p.state != "absent" {
         return Err(Fail::new(format!(
             "state={} applies to one server: set server (the backend itself takes present or absent)",
             p.state
-        ))
-        .into());
+        )));
     }
-    for (what, value) in [
-        ("frontend.bind", &p.frontend.bind),
-        ("health_check.path", &p.health_check.path),
-        ("health_check.interval", &p.health_check.interval),
-        ("timeouts.connect", &p.timeouts.connect),
-        ("timeouts.client", &p.timeouts.client),
-        ("timeouts.server", &p.timeouts.server),
-        ("timeouts.http_request", &p.timeouts.http_request),
-        ("timeouts.queue", &p.timeouts.queue),
-        ("cookie.name", &p.cookie.name),
-    ] {
-        checks::word(what, value)?;
-    }
-    checks::name("frontend.name", &p.frontend.name)?;
-    if !p
-        .health_check
-        .method
-        .chars()
-        .all(|c| c.is_ascii_uppercase())
-        || p.health_check.method.is_empty()
-    {
-        return Err(Fail::new(format!(
-            "health_check.method must be an HTTP method in capitals, got: {:?}",
-            p.health_check.method
-        ))
-        .into());
-    }
-    let expect_status = u16::try_from(p.health_check.expect_status)
-        .ok()
-        .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| {
-            Fail::new(format!(
-                "health_check.expect_status must be an HTTP status (100-599), got: {}",
-                p.health_check.expect_status
-            ))
-        })?;
-    let (rise, fall) = (p.health_check.rise, p.health_check.fall);
-    if !(1..=100).contains(&rise) || !(1..=100).contains(&fall) {
-        return Err(
-            Fail::new("health_check.rise and health_check.fall must be between 1 and 100").into(),
-        );
-    }
-    if p.stickiness == "source" && p.balance != "source" && p.balance != "roundrobin" {
-        return Err(Fail::new(format!(
-            "stickiness=source hashes the client address (balance source); it conflicts with balance={}",
-            p.balance
-        ))
-        .into());
-    }
+    Ok(())
+}
+
+/// The file a backend-level run wants, from the options alone (no I/O):
+/// `old` is the backend as the file has it (a server's drain or maintenance
+/// state is kept), `stats_password` is needed with `stats.enabled`,
+/// `cookie_key` with `stickiness=cookie`. Every value is checked first.
+pub(crate) fn render(
+    p: &Params,
+    old: Option<&BackendInfo>,
+    stats_password: Option<&str>,
+    cookie_key: Option<&str>,
+) -> Result<Wanted, Fail> {
+    check(p)?;
+    let present = p.state == "present";
+    let hc = &p.health_check;
+    let expect_status = checks::expect_status(hc.expect_status)?;
     let balance = if p.stickiness == "source" {
         "source".to_string()
     } else {
         p.balance.clone()
     };
-
-    let old = read_config(&p.config_path)?;
-    let old_info = old
-        .as_deref()
-        .and_then(|t| config::parse_backend(t, &p.name));
-
     let mut servers = vec![];
-    if p.state == "present" {
-        let given = p.servers.clone().unwrap_or_default();
-        checks::unique("server names", given.iter().map(|s| s.name.as_str()))?;
-        for s in &given {
-            checks::name("servers.name", &s.name)?;
-            checks::address(&format!("address of server {}", s.name), &s.address)?;
-            let port = checks::port(&format!("port of server {}", s.name), s.port)?;
-            let weight = checks::weight(&format!("weight of server {}", s.name), s.weight)?;
+    if present {
+        for s in p.servers.as_deref().unwrap_or_default() {
             // The admin state (drain, maintenance) set on a server is kept.
-            let admin = old_info
-                .as_ref()
+            let admin = old
                 .and_then(|i| i.servers.iter().find(|o| o.name == s.name))
                 .map_or(Admin::Ready, |o| o.admin);
             servers.push(Server {
                 name: s.name.clone(),
                 address: s.address.clone(),
-                port,
-                weight,
+                port: checks::port("servers.port", s.port)?,
+                weight: checks::weight("servers.weight", s.weight)?,
                 check: s.check,
                 backup: s.backup,
                 admin,
             });
         }
     }
-
-    let stats = if p.stats.enabled {
-        checks::word("stats.bind", &p.stats.bind)?;
-        checks::word("stats.uri", &p.stats.uri)?;
-        checks::word("stats.user", &p.stats.user)?;
-        if p.stats.user.contains(':') {
-            return Err(Fail::new("stats.user must not contain ':'").into());
+    let stats = match (p.stats.enabled, stats_password) {
+        (false, _) => None,
+        (true, Some(password)) => {
+            secret::check("the stats password", password)?;
+            Some(StatsCfg {
+                bind: p.stats.bind.clone(),
+                uri: p.stats.uri.clone(),
+                user: p.stats.user.clone(),
+                password: password.to_string(),
+            })
         }
-        let (password, changed) = stats::password(&p.stats.password_file, m.check_mode())?;
-        m.hide(password.clone());
-        m.set_changed(changed);
-        m.set("stats_password_file", &p.stats.password_file);
-        m.set("stats_user", &p.stats.user);
-        Some(StatsCfg {
-            bind: p.stats.bind.clone(),
-            uri: p.stats.uri.clone(),
-            user: p.stats.user.clone(),
-            password,
-        })
-    } else {
-        None
+        (true, None) => return Err(Fail::new("internal error: no stats password")),
     };
-
-    let cookie = if p.stickiness == "cookie" {
-        let key = p.cookie.key.clone().unwrap_or_else(|| p.name.clone());
-        checks::word("cookie.key", &key)?;
-        Some((p.cookie.name.clone(), key))
-    } else {
-        None
+    let cookie = match (p.stickiness == "cookie" && present, cookie_key) {
+        (false, _) => None,
+        (true, Some(key)) => {
+            secret::check("cookie.key", key)?;
+            Some((p.cookie.name.clone(), key.to_string()))
+        }
+        (true, None) => return Err(Fail::new("internal error: no cookie key")),
     };
-    let default_server = format!("inter {} rise {rise} fall {fall}", p.health_check.interval);
-    let present = p.state == "present";
+    let default_server = format!("inter {} rise {} fall {}", hc.interval, hc.rise, hc.fall);
     let layout = Layout {
         admin_socket: p.admin_socket.clone(),
         timeouts: vec![
@@ -159,8 +112,8 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
         backend: present.then(|| BackendCfg {
             name: p.name.clone(),
             balance: balance.clone(),
-            check_method: p.health_check.method.clone(),
-            check_path: p.health_check.path.clone(),
+            check_method: hc.method.clone(),
+            check_path: hc.path.clone(),
             expect_status,
             default_server: default_server.clone(),
             cookie: cookie.clone(),
@@ -168,7 +121,74 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
         }),
         stats,
     };
-    let text = config::render(&layout);
+    Ok(Wanted {
+        text: config::render(&layout),
+        info: BackendInfo {
+            servers: servers.clone(),
+            default_server,
+            cookie_key: cookie.map(|(_, k)| k),
+            balance,
+        },
+        servers,
+    })
+}
+
+pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
+    let p = ctx.p;
+    check(p)?;
+    hide_kept_secrets(m, p);
+    let old = read_config(m, &p.config_path)?;
+    let old_text = old.as_ref().map(|o| o.text.as_str());
+    let old_info = old_text.and_then(|t| config::parse_backend(t, &p.name));
+    let present = p.state == "present";
+
+    // The secrets are read and checked (or made up) first, written only
+    // once the whole file renders.
+    let password = if p.stats.enabled {
+        let kept = secret::load(&p.stats.password_file, "stats password", None)?;
+        m.hide(kept.value.clone());
+        Some(kept)
+    } else {
+        None
+    };
+    // The dynamic-cookie key: cookie.key, else the one kept in
+    // cookie.key_file, made from the key haproxy.cfg has already (cookies
+    // handed out stay valid) or at random. Not hidden when it is the
+    // backend's name (the old default, no secret): that would hide the name.
+    let (key, kept_key) = match (p.stickiness == "cookie" && present, &p.cookie.key) {
+        (false, _) => (None, None),
+        (true, Some(key)) => (Some(key.clone()), None),
+        (true, None) => {
+            let seed = old_info
+                .as_ref()
+                .and_then(|i| i.cookie_key.as_deref())
+                .filter(|k| secret::check("key", k).is_ok());
+            let kept = secret::load(&p.cookie.key_file, "cookie key", seed)?;
+            (Some(kept.value.clone()), Some(kept))
+        }
+    };
+    if let Some(key) = key.as_ref().filter(|k| **k != p.name) {
+        m.hide(key.clone());
+    }
+    let Wanted {
+        text,
+        servers,
+        info,
+    } = render(
+        p,
+        old_info.as_ref(),
+        password.as_ref().map(|k| k.value.as_str()),
+        key.as_deref(),
+    )?;
+    if let Some(kept) = &password {
+        m.set_changed(kept.save(m.check_mode())?);
+        m.set("stats_password_file", &p.stats.password_file);
+        m.set("stats_user", &p.stats.user);
+    }
+    if let Some(kept) = &kept_key {
+        m.set_changed(kept.save(m.check_mode())?);
+        m.set("cookie_key_file", &p.cookie.key_file);
+    }
     m.set(
         "servers",
         servers.iter().map(server_json).collect::<Vec<_>>(),
@@ -189,18 +209,12 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
     };
     let state_file = applied::state_path(&p.admin_socket);
     // Whether the running worker has the file as it is before this run.
-    let loaded = match (&old, worker) {
+    let loaded = match (old_text, worker) {
         (Some(old_text), Some(w)) => applied::in_sync(&p.config_path, old_text, w, &state_file),
         _ => false,
     };
-    let config_changed = old.as_deref() != Some(text.as_str());
-    let info = BackendInfo {
-        servers: servers.clone(),
-        default_server,
-        cookie_key: cookie.map(|(_, k)| k),
-        balance,
-    };
-    let runtime_only = match (&old, &old_info, &running) {
+    let config_changed = old_text != Some(text.as_str());
+    let runtime_only = match (old_text, &old_info, &running) {
         (Some(old_text), Some(old_info), Some(_)) if present => {
             config::without_servers(old_text, &p.name) == config::without_servers(&text, &p.name)
                 && runtime_can_apply(&old_info.servers, &servers, &info)
@@ -208,9 +222,8 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
         _ => false,
     };
     let needs_reload = !active || running.is_none() || !loaded || (config_changed && !runtime_only);
-    if write_config(m, p, &text, p.stats.enabled)? {
-        m.set_changed(true);
-    }
+    let wrote = write_config(m, p, &text)?;
+    m.set_changed(wrote);
 
     if !present && !active {
         // Removing a backend does not start a stopped HAProxy.
@@ -223,9 +236,7 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
                 "started"
             }
         } else {
-            let (action, pid) = ctx.reload_or_start()?;
-            applied::record(&state_file, pid, &text);
-            action
+            ctx.reload_or_restore(&state_file, &text, wrote.then_some(old.as_ref()))?
         };
         m.set("service", action);
         if present && p.wait && !m.check_mode() {

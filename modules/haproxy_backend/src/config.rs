@@ -135,13 +135,14 @@ const SECTION_KEYWORDS: &[&str] = &[
 
 /// A section of the file: its header line and every line up to the next one.
 #[derive(Debug, Clone)]
-struct Section {
-    kind: String,
-    name: String,
-    lines: Vec<String>,
+pub struct Section {
+    pub kind: String,
+    pub name: String,
+    pub lines: Vec<String>,
 }
 
-fn split_sections(text: &str) -> (Vec<String>, Vec<Section>) {
+/// The lines before the first section, and the sections.
+pub fn split_sections(text: &str) -> (Vec<String>, Vec<Section>) {
     let mut preamble = vec![];
     let mut sections: Vec<Section> = vec![];
     for line in text.lines() {
@@ -169,7 +170,7 @@ fn split_sections(text: &str) -> (Vec<String>, Vec<Section>) {
 }
 
 /// A line's words before any comment.
-fn words(line: &str) -> Vec<&str> {
+pub fn words(line: &str) -> Vec<&str> {
     line.split('#')
         .next()
         .unwrap_or_default()
@@ -245,6 +246,51 @@ pub fn parse_backend(text: &str, name: &str) -> Option<BackendInfo> {
         }
     }
     Some(info)
+}
+
+/// The secrets a file holds, to be masked in everything the module returns:
+/// `stats auth` passwords, `insecure-password`s of userlists, and
+/// dynamic-cookie keys (but not a key that is its backend's name, the old
+/// default: masking it would mask the backend's name everywhere).
+pub fn secrets(text: &str) -> Vec<String> {
+    let (_, sections) = split_sections(text);
+    let mut out = vec![];
+    for section in &sections {
+        for line in &section.lines {
+            let w = words(line);
+            match w.as_slice() {
+                ["stats", "auth", user_pass, ..] => {
+                    if let Some((_, password)) = user_pass.split_once(':') {
+                        out.push(password.to_string());
+                    }
+                }
+                ["dynamic-cookie-key", key, ..] if *key != section.name => {
+                    out.push(key.to_string());
+                }
+                ["user", ..] => {
+                    if let Some(i) = w.iter().position(|x| *x == "insecure-password") {
+                        out.extend(w.get(i + 1).map(|p| p.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Whether the file holds a secret (it is then kept root-only, 0600).
+pub fn holds_secret(text: &str) -> bool {
+    let (_, sections) = split_sections(text);
+    sections.iter().flat_map(|s| s.lines.iter()).any(|line| {
+        let w = words(line);
+        match w.as_slice() {
+            ["stats", "auth", ..] | ["dynamic-cookie-key", ..] => true,
+            ["user", ..] => w.contains(&"insecure-password"),
+            _ => false,
+        }
+    })
 }
 
 /// The file with the `server` lines of backend `name` replaced by `servers`
@@ -492,6 +538,29 @@ mod tests {
             out,
             "backend web\n    balance roundrobin\n    server a 10.231.0.101:80 weight 100 check\n\nlisten stats\n    bind *:1\n"
         );
+    }
+
+    #[test]
+    fn secrets_are_found_where_haproxy_reads_them() {
+        let mut l = layout(vec![]);
+        l.stats = Some(StatsCfg {
+            bind: "*:8404".into(),
+            uri: "/s".into(),
+            user: "stats".into(),
+            password: "pA55:w0rd".into(),
+        });
+        let text = render(&l);
+        assert!(holds_secret(&text));
+        assert_eq!(
+            secrets(&text),
+            vec!["k".to_string(), "pA55:w0rd".to_string()]
+        );
+        // The old default key, the backend's name, is no secret.
+        let old = "backend web\n    dynamic-cookie-key web\n";
+        assert!(secrets(old).is_empty() && holds_secret(old));
+        let users = "userlist u\n    user admin insecure-password s3cret\n";
+        assert_eq!(secrets(users), vec!["s3cret".to_string()]);
+        assert!(!holds_secret("global\n    daemon\n# stats auth a:b\n"));
     }
 
     #[test]

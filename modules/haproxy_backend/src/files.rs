@@ -1,60 +1,97 @@
 //! Reading and writing the config file.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::MetadataExt;
 
-use ansible_module::config_file::{run_checker, ConfigError};
+use ansible_module::config_file::{resolve_target, run_checker, ConfigError};
 use ansible_module::{ConfigFile, Fail, Module};
 
+use crate::config;
 use crate::params::Params;
 
-pub(crate) fn read_config(path: &str) -> Result<Option<String>, Fail> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Fail::new(format!("reading {path}: {e}"))),
+/// The config file as a run found it: the bytes (put back exactly on a
+/// rollback), the text the module works on, and the file's mode.
+#[derive(Debug, Clone)]
+pub(crate) struct Old {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) text: String,
+    pub(crate) mode: u32,
+}
+
+fn config_error(e: ConfigError) -> Fail {
+    match e {
+        ConfigError::UnsafeLink { path, reason } => {
+            Fail::new(format!("refusing to use {}: {reason}", path.display()))
+        }
+        e => Fail::new(e.to_string()),
     }
 }
 
-/// Writes the config (validated, atomically); `private` makes it root-only,
-/// for a file that holds the stats password.
-pub(crate) fn write_config(
-    m: &mut Module,
-    p: &Params,
-    text: &str,
-    private: bool,
-) -> Result<bool, Fail> {
-    let out = ConfigFile::new(&p.config_path)
-        .validate_with(p.validate.as_str())
-        .mode(if private { 0o600 } else { 0o644 })
-        .write(text, m.check_mode())
-        .map_err(|e| {
-            let mut msg = e.to_string();
-            if let ConfigError::Rejected { output, .. } = &e {
-                if output.trim().is_empty() {
-                    msg.push_str(&explain_rejection(&p.validate, &p.config_path, text));
-                }
-            }
-            Fail::new(msg)
-        })?;
-    let mut changed = out.changed;
-    if out.changed {
-        m.add_diff(out.diff);
+/// Reads the config file (never through a link another user controls) and
+/// hides the secrets it holds from everything the module returns.
+pub(crate) fn read_config(m: &mut Module, path: &str) -> Result<Option<Old>, Fail> {
+    let Some(bytes) = ConfigFile::new(path).read_current().map_err(config_error)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    for secret in config::secrets(&text) {
+        m.hide(secret);
     }
-    if private {
-        if let Ok(meta) = std::fs::metadata(&p.config_path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                changed = true;
-                if !m.check_mode() {
-                    std::fs::set_permissions(
-                        &p.config_path,
-                        std::fs::Permissions::from_mode(0o600),
-                    )
-                    .map_err(|e| Fail::new(format!("chmod 0600 {}: {e}", p.config_path)))?;
-                }
+    let mode = resolve_target(std::path::Path::new(path))
+        .ok()
+        .and_then(|t| std::fs::symlink_metadata(t).ok())
+        .map_or(0o600, |meta| meta.mode() & 0o7777);
+    Ok(Some(Old { bytes, text, mode }))
+}
+
+/// Hides the secrets kept beside the config (the stats password and the
+/// cookie key files), whether or not this run uses them: a diff of the
+/// config shows them otherwise.
+pub(crate) fn hide_kept_secrets(m: &mut Module, p: &Params) {
+    for path in [&p.stats.password_file, &p.cookie.key_file] {
+        if let Ok(Some(secret)) = crate::secret::read(path) {
+            if secret != p.name && crate::secret::check("secret", &secret).is_ok() {
+                m.hide(secret);
             }
         }
     }
-    Ok(changed)
+}
+
+/// Writes the config (validated, atomically); a file that holds a secret
+/// (the stats password, a cookie key) is root-only from its first byte.
+/// Returns whether it changed (content or mode).
+pub(crate) fn write_config(m: &mut Module, p: &Params, text: &str) -> Result<bool, Fail> {
+    let file = ConfigFile::new(&p.config_path).validate_with(p.validate.as_str());
+    let file = if config::holds_secret(text) {
+        file.private(0o600)
+    } else {
+        file.mode(0o644)
+    };
+    let out = file.write(text, m.check_mode()).map_err(|e| {
+        if let ConfigError::Rejected { output, .. } = &e {
+            if output.trim().is_empty() {
+                let mut msg = e.to_string();
+                msg.push_str(&explain_rejection(&p.validate, &p.config_path, text));
+                return Fail::new(msg);
+            }
+        }
+        config_error(e)
+    })?;
+    if out.changed {
+        m.add_diff(out.diff);
+    }
+    Ok(out.changed)
+}
+
+/// Puts the file back as it was before this run wrote it (byte for byte,
+/// with its mode; removed if there was none).
+pub(crate) fn restore_config(p: &Params, old: Option<&Old>) -> Result<(), Fail> {
+    let file = ConfigFile::new(&p.config_path);
+    let file = match old {
+        Some(o) => file.private(o.mode),
+        None => file,
+    };
+    file.restore(old.map(|o| o.bytes.as_slice()))
+        .map_err(config_error)
 }
 
 /// `haproxy -c -q` says nothing about why it rejects a file: check the same

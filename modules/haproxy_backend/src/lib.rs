@@ -13,15 +13,17 @@ mod backend;
 pub mod checks;
 pub mod config;
 mod files;
+#[cfg(test)]
+mod hostile;
 mod ops;
 pub mod params;
 pub mod runtime;
+mod secret;
 mod server;
-mod stats;
 
 use std::time::Duration;
 
-use ansible_module::{Fail, Module, ModuleSpec};
+use ansible_module::{Module, ModuleSpec};
 
 use ops::Ctx;
 use params::Params;
@@ -34,14 +36,8 @@ pub fn spec() -> ModuleSpec {
 /// The module body.
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let p: Params = m.parse()?;
-    checks::name("name", &p.name)?;
-    if p.wait_timeout < 0 {
-        return Err(Fail::new(format!(
-            "wait_timeout must be 0 or more seconds, got: {}",
-            p.wait_timeout
-        ))
-        .into());
-    }
+    // Every option is checked before anything is read, written or sent.
+    checks::options(&p)?;
     m.set("backend", &p.name);
     m.set("config_path", &p.config_path);
     let ctx = Ctx {

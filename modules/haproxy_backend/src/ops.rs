@@ -2,12 +2,15 @@
 //! servers, sending them, waiting for servers to reach their state, reloading.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ansible_module::{service, Diff, Fail, Module};
 use serde_json::{json, Value};
 
+use crate::applied;
 use crate::config::{Admin, BackendInfo, Server};
+use crate::files::{restore_config, Old};
 use crate::params::Params;
 use crate::runtime::{RtServer, Socket, OP_RUNNING};
 
@@ -336,6 +339,60 @@ impl Ctx<'_> {
         let before = self.sock.pid().ok().flatten();
         service::run_bounded("systemctl", &["reload", UNIT], SYSTEMCTL_TIMEOUT)?;
         Ok(("reloaded", self.await_worker(before, "reloaded")?))
+    }
+
+    /// Reloads (or starts) HAProxy for `text` and records that its new
+    /// worker runs it; returns what was done. `undo` is the file as it was
+    /// before this run wrote it (`None`: this run did not write it): when
+    /// the new configuration does not take effect, the old bytes are put
+    /// back exactly, HAProxy is reloaded with them, and the run fails
+    /// saying so.
+    pub(crate) fn reload_or_restore(
+        &self,
+        state_file: &Path,
+        text: &str,
+        undo: Option<Option<&Old>>,
+    ) -> Result<&'static str, Fail> {
+        let failed = match self.reload_or_start() {
+            Ok((action, pid)) => {
+                applied::record(state_file, pid, text);
+                return Ok(action);
+            }
+            Err(e) => e,
+        };
+        let Some(old) = undo else {
+            return Err(failed);
+        };
+        let path = &self.p.config_path;
+        let fail = |what: String| Fail {
+            msg: format!("{}; {what}", failed.msg),
+            extra: failed.extra.clone(),
+        };
+        if let Err(e) = restore_config(self.p, old) {
+            return Err(fail(format!(
+                "putting the old config back failed too, {path} holds the new one: {}",
+                e.msg
+            )));
+        }
+        let Some(old) = old else {
+            return Err(fail(format!(
+                "the old config was restored: there was no {path} before this run, so it was removed"
+            )));
+        };
+        let then = if !service::is_active(UNIT) {
+            "HAProxy is not running and was left stopped".to_string()
+        } else {
+            match self.reload_or_start() {
+                Ok((_, pid)) => {
+                    applied::record(state_file, pid, &old.text);
+                    "HAProxy was reloaded with it".to_string()
+                }
+                Err(e) => format!("reloading HAProxy with it failed too: {}", e.msg),
+            }
+        };
+        Err(fail(format!(
+            "the old config was restored: {path} is back byte for byte and {then}"
+        )))
     }
 
     pub(crate) fn await_worker(&self, old_pid: Option<u32>, what: &str) -> Result<u32, Fail> {

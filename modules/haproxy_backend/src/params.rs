@@ -40,7 +40,8 @@ pub const SPEC: &str = r#"{
     "stickiness": {"type": "str", "default": "none", "choices": ["none", "cookie", "source"]},
     "cookie": {"type": "dict", "apply_defaults": true, "options": {
       "name": {"type": "str", "default": "SERVERID"},
-      "key": {"type": "str", "no_log": true}
+      "key": {"type": "str", "no_log": true},
+      "key_file": {"type": "path", "default": "/etc/haproxy/cookie.key"}
     }},
     "stats": {"type": "dict", "apply_defaults": true, "options": {
       "enabled": {"type": "bool", "default": false},
@@ -118,6 +119,7 @@ pub struct Frontend {
 pub struct Cookie {
     pub name: String,
     pub key: Option<String>,
+    pub key_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,6 +18,21 @@ pub enum RuntimeError {
     },
     #[error("HAProxy refused `{command}`: {answer}")]
     Refused { command: String, answer: String },
+    #[error("refusing to send {command:?} to HAProxy's admin socket: a line break, NUL or ';' would make it more than one command")]
+    NotOneCommand { command: String },
+}
+
+/// Whether `command` is exactly one runtime API command: HAProxy reads a
+/// line break or a `;` as the end of a command, so a value that reached a
+/// command with one would smuggle in another. Every value is checked where
+/// it enters (`checks`); this is the last line of defence.
+pub fn one_command(command: &str) -> Result<&str, RuntimeError> {
+    if command.contains(['\n', '\r', '\0', ';']) {
+        return Err(RuntimeError::NotOneCommand {
+            command: command.to_string(),
+        });
+    }
+    Ok(command)
 }
 
 /// `srv_admin_state` bits (management.txt, "show servers state").
@@ -108,6 +123,7 @@ impl Socket {
 
     /// Sends one command and returns the whole answer.
     pub fn raw(&self, command: &str) -> Result<String, RuntimeError> {
+        let command = one_command(command)?;
         let mut stream = self.connect().map_err(|e| self.unreachable(e))?;
         stream
             .set_read_timeout(Some(self.timeout))
@@ -123,6 +139,7 @@ impl Socket {
 
     /// Sends a command that answers with nothing, or with one of `ok`, on success.
     pub fn command(&self, command: &str, ok: &[&str]) -> Result<(), RuntimeError> {
+        one_command(command)?;
         let answer = self.raw(command)?;
         let text = answer.trim();
         if text.is_empty() || ok.iter().any(|o| text.starts_with(o)) {
@@ -278,6 +295,31 @@ mod tests {
             })
         );
         assert_eq!(parse_info("Unknown command\n"), None);
+    }
+
+    #[test]
+    fn a_second_command_is_never_sent() {
+        // No socket there: a command that passed the guard would fail to connect.
+        let sock = Socket::new("/nonexistent/admin.sock");
+        for bad in [
+            "set server web/a state ready;shutdown sessions server web/b",
+            "show info\nshutdown frontend http_in",
+            "show info\r",
+            "show info\0x",
+        ] {
+            assert!(
+                matches!(sock.raw(bad), Err(RuntimeError::NotOneCommand { .. })),
+                "{bad:?}"
+            );
+            assert!(matches!(
+                sock.command(bad, &[]),
+                Err(RuntimeError::NotOneCommand { .. })
+            ));
+        }
+        assert!(matches!(
+            sock.raw("show info"),
+            Err(RuntimeError::Unreachable { .. })
+        ));
     }
 
     #[test]

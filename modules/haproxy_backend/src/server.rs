@@ -1,34 +1,93 @@
 //! Server level: one server changed through the runtime API, the file kept
 //! in step.
 
-use std::os::unix::fs::PermissionsExt;
-
 use ansible_module::{Fail, Module};
 
-use crate::config::{self, Admin, Server};
-use crate::files::{read_config, write_config};
+use crate::config::{self, Admin, BackendInfo, Server};
+use crate::files::{hide_kept_secrets, read_config, write_config};
 use crate::ops::{runtime_can_apply, server_json, Ctx};
+use crate::params::Params;
 use crate::runtime::RtServer;
 use crate::{applied, checks};
+
+/// The backend's servers after this run, and the one server as wanted
+/// (`None` when it goes): from the options and the backend as the file has
+/// it, no I/O. Every value is checked first.
+pub(crate) fn wanted(
+    p: &Params,
+    info: &BackendInfo,
+    server_name: &str,
+) -> Result<(Vec<Server>, Option<Server>), Fail> {
+    checks::options(p)?;
+    checks::name("server", server_name)?;
+    let existing = info.servers.iter().find(|s| s.name == server_name).cloned();
+    let mut servers = info.servers.clone();
+    if p.state == "absent" {
+        servers.retain(|s| s.name != server_name);
+        return Ok((servers, None));
+    }
+    let mut s = match (existing, &p.address) {
+        (Some(s), _) => s,
+        (None, Some(_)) => Server {
+            name: server_name.to_string(),
+            address: String::new(),
+            port: 80,
+            weight: 100,
+            check: true,
+            backup: false,
+            admin: Admin::Ready,
+        },
+        (None, None) => {
+            return Err(Fail::new(format!(
+                "server {server_name} is not in backend {}: give its address to add it",
+                p.name
+            )))
+        }
+    };
+    if let Some(address) = &p.address {
+        checks::address("address", address)?;
+        s.address = address.clone();
+    }
+    if let Some(port) = p.port {
+        s.port = checks::port("port", port)?;
+    }
+    if let Some(weight) = p.weight {
+        s.weight = checks::weight("weight", weight)?;
+    }
+    s.admin = match p.state.as_str() {
+        "present" => s.admin,
+        "enabled" => Admin::Ready,
+        "drain" => Admin::Drain,
+        _ => Admin::Maint,
+    };
+    match servers.iter_mut().find(|o| o.name == server_name) {
+        Some(slot) => *slot = s.clone(),
+        None => servers.push(s.clone()),
+    }
+    Ok((servers, Some(s)))
+}
 
 pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Result<()> {
     let p = ctx.p;
     checks::name("server", server_name)?;
     m.set("server", server_name);
-    let Some(old) = read_config(&p.config_path)? else {
+    hide_kept_secrets(m, p);
+    let Some(old) = read_config(m, &p.config_path)? else {
         return Err(Fail::new(format!(
             "{} does not exist: set up backend {} first (run the module without server)",
             p.config_path, p.name
         ))
         .into());
     };
-    let Some(info) = config::parse_backend(&old, &p.name) else {
+    let Some(info) = config::parse_backend(&old.text, &p.name) else {
         return Err(Fail::new(format!(
             "backend {} not found in {}: set it up first (run the module without server)",
             p.name, p.config_path
         ))
         .into());
     };
+    // What the file says goes into runtime commands: checked like options.
+    checks::from_file(&info, &p.config_path)?;
     let running = ctx
         .sock
         .servers(&p.name)
@@ -43,67 +102,20 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
 
     let state_file = applied::state_path(&p.admin_socket);
     let worker = ctx.sock.info().ok().flatten();
-    let loaded = worker.is_some_and(|w| applied::in_sync(&p.config_path, &old, w, &state_file));
+    let loaded =
+        worker.is_some_and(|w| applied::in_sync(&p.config_path, &old.text, w, &state_file));
     if !loaded {
         m.warn(format!(
             "the running HAProxy has not loaded {} as it is: run the module without server to reload it",
             p.config_path
         ));
     }
-    let existing = info.servers.iter().find(|s| s.name == server_name).cloned();
-    let mut servers = info.servers.clone();
-    let desired = if p.state == "absent" {
-        servers.retain(|s| s.name != server_name);
-        None
-    } else {
-        let mut s = match (&existing, &p.address) {
-            (Some(s), _) => s.clone(),
-            (None, Some(_)) => Server {
-                name: server_name.to_string(),
-                address: String::new(),
-                port: 80,
-                weight: 100,
-                check: true,
-                backup: false,
-                admin: Admin::Ready,
-            },
-            (None, None) => {
-                return Err(Fail::new(format!(
-                    "server {server_name} is not in backend {}: give its address to add it",
-                    p.name
-                ))
-                .into())
-            }
-        };
-        if let Some(address) = &p.address {
-            checks::address("address", address)?;
-            s.address = address.clone();
-        }
-        if let Some(port) = p.port {
-            s.port = checks::port("port", port)?;
-        }
-        if let Some(weight) = p.weight {
-            s.weight = checks::weight("weight", weight)?;
-        }
-        s.admin = match p.state.as_str() {
-            "present" => s.admin,
-            "enabled" => Admin::Ready,
-            "drain" => Admin::Drain,
-            _ => Admin::Maint,
-        };
-        match servers.iter_mut().find(|o| o.name == server_name) {
-            Some(slot) => *slot = s.clone(),
-            None => servers.push(s.clone()),
-        }
-        Some(s)
-    };
-    let text = config::replace_servers(&old, &p.name, &servers).unwrap_or_else(|| old.clone());
+    let (servers, desired) = wanted(p, &info, server_name)?;
+    let text =
+        config::replace_servers(&old.text, &p.name, &servers).unwrap_or_else(|| old.text.clone());
     let can_runtime = runtime_can_apply(&info.servers, &servers, &info);
-    let private =
-        std::fs::metadata(&p.config_path).is_ok_and(|meta| meta.permissions().mode() & 0o077 == 0);
-    if write_config(m, p, &text, private)? {
-        m.set_changed(true);
-    }
+    let wrote = write_config(m, p, &text)?;
+    m.set_changed(wrote);
     if let Some(s) = &desired {
         m.set("server_state", server_json(s));
     }
@@ -113,9 +125,7 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
         let action = if m.check_mode() {
             "reloaded"
         } else {
-            let (action, pid) = ctx.reload_or_start()?;
-            applied::record(&state_file, pid, &text);
-            action
+            ctx.reload_or_restore(&state_file, &text, wrote.then_some(Some(&old)))?
         };
         m.set("service", action);
     } else {

@@ -4,7 +4,9 @@
 //! One load balancer and two web nodes serve the whole story, phase by phase:
 //! converge and converge again, a config `haproxy -c` rejects, growing at
 //! runtime, a drain under a 20 ms probe with the web server stopped and
-//! started, cookie stickiness, shrinking, and refused input.
+//! started, cookie stickiness, shrinking, a reload that fails and is rolled
+//! back, secrets kept out of results and diffs, and refused input (hostile
+//! values, a link another user controls).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -58,6 +60,12 @@ impl Bed {
 
     /// Runs one task of this module on the LB with `args` (YAML, indented 6).
     fn task(&self, args: &str, extra: &[&str]) -> (Run, Value) {
+        let run = self.run(args, extra);
+        let result = run.task("haproxy_backend", &self.lb.name);
+        (run, result)
+    }
+
+    fn run(&self, args: &str, extra: &[&str]) -> Run {
         let playbook = format!(
             "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
         );
@@ -65,7 +73,14 @@ impl Bed {
         for a in extra {
             runner = runner.arg(a);
         }
-        let run = runner.run(&playbook);
+        runner.run(&playbook)
+    }
+
+    /// As `task`, with `-v`: ansible-playbook prints a line before the JSON.
+    fn task_verbose(&self, args: &str, extra: &[&str]) -> (Run, Value) {
+        let mut run = self.run(args, &[extra, &["-v"]].concat());
+        let json = run.stdout.find("\n{").map_or("", |i| &run.stdout[i..]);
+        run.json = serde_json::from_str(json).unwrap_or(Value::Null);
         let result = run.task("haproxy_backend", &self.lb.name);
         (run, result)
     }
@@ -258,6 +273,12 @@ fn haproxy_backend_in_real_containers() {
         !first.to_string().contains(&password),
         "password leaked: {first}"
     );
+    assert_eq!(
+        bed.lb
+            .sh("test -e /etc/haproxy/cookie.key && echo made || echo none"),
+        "none\n",
+        "a cookie key without cookie stickiness"
+    );
     let report = sample(&bed, Duration::from_millis(600));
     assert_eq!((report.failed, report.backends.len()), (0, 1), "{report:?}");
     assert!(report.backends.contains_key(&w0), "{report:?}");
@@ -402,6 +423,20 @@ fn haproxy_backend_in_real_containers() {
         report.failed, 0,
         "failed requests during a reload: {report:?}"
     );
+    // The cookie key: random, kept root-only beside the stats password,
+    // never in the result.
+    let key = bed.lb.sh("cat /etc/haproxy/cookie.key").trim().to_string();
+    assert!(key.len() >= 20 && key != "web", "weak cookie key {key:?}");
+    assert_eq!(
+        bed.lb
+            .sh("stat -c %a /etc/haproxy/cookie.key /etc/haproxy/haproxy.cfg"),
+        "600\n600\n"
+    );
+    assert!(bed
+        .config()
+        .contains(&format!("dynamic-cookie-key {key}\n")));
+    assert_eq!(sticky["cookie_key_file"], "/etc/haproxy/cookie.key");
+    assert!(!sticky.to_string().contains(&key), "key leaked: {sticky}");
     let ip = IpAddr::V4(bed.lb.ipv4);
     let (first_host, cookie) = get(ip, None);
     let cookie = cookie
@@ -506,10 +541,29 @@ fn haproxy_backend_in_real_containers() {
     // HAProxy 2.6 computes no dynamic cookie for a server added at runtime
     // until the backend's key is set again; the value is a hash of address,
     // port and key, so the reload that puts it in the file keeps it.
-    let readded = bed.ok(&format!(
-        "        name: web\n        server: {w1}\n        address: {}\n        wait: true\n",
-        bed.web[1].ipv4
-    ));
+    // Run with --diff -v: the server-level diff of haproxy.cfg shows the
+    // stats password and the cookie key masked.
+    let (run, readded) = bed.task_verbose(
+        &format!(
+            "        name: web\n        server: {w1}\n        address: {}\n        wait: true\n",
+            bed.web[1].ipv4
+        ),
+        &["--diff"],
+    );
+    run.assert_ok();
+    for (what, secret) in [("stats password", &password), ("cookie key", &key)] {
+        assert!(
+            !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+            "the {what} is in a server-level result:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    let diff = readded["diff"].to_string();
+    assert!(
+        diff.contains("stats auth stats:********") && diff.contains("dynamic-cookie-key ********"),
+        "no masked secrets in the diff: {diff}"
+    );
     assert!(
         readded["actions"]
             .to_string()
@@ -562,6 +616,7 @@ fn haproxy_backend_in_real_containers() {
 
     // --- a reload that does not take effect is reported, run after run -----
     // `haproxy -c` cannot know that another process holds the new port.
+    // The file that failed is rolled back: the old bytes, reloaded.
     bed.lb
         .sh("systemd-run --quiet --unit=t-hap-hold python3 -m http.server 8081 && sleep 1");
     let busy = backend_args(
@@ -569,14 +624,29 @@ fn haproxy_backend_in_real_containers() {
         &[0],
         "        stickiness: cookie\n        frontend:\n          bind: '*:8081'\n",
     );
+    let fingerprint = || {
+        bed.lb
+            .sh(&format!("sha256sum {CONFIG}; stat -c '%a %U' {CONFIG}"))
+    };
+    let old_file = fingerprint();
     for attempt in ["first", "second"] {
+        let started = std::time::Instant::now();
         let result = bed.failed(&busy);
+        eprintln!("failed reload rolled back in {:?}", started.elapsed());
+        let msg = result["msg"].as_str().unwrap_or_default();
         assert!(
-            result["msg"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("no new worker answered"),
+            msg.contains("no new worker answered")
+                && msg.contains("the old config was restored")
+                && msg.contains("HAProxy was reloaded with it"),
             "{attempt} run: {result:#}"
+        );
+        assert_eq!(fingerprint(), old_file, "{attempt} run left the new file");
+        // HAProxy runs the old config: it serves on :80 and never took :8081.
+        assert_eq!(sample(&bed, Duration::from_millis(300)).failed, 0);
+        let on_8081 = bed.lb.sh("ss -Hltnp 'sport = :8081'");
+        assert!(
+            on_8081.contains("python3") && !on_8081.contains("haproxy"),
+            "{on_8081}"
         );
     }
     bed.lb.sh("systemctl stop t-hap-hold");
@@ -591,6 +661,44 @@ fn haproxy_backend_in_real_containers() {
 
     // --- refused input: clear message, file untouched ----------------------
     let before = bed.config();
+    // A link in a world-writable directory to a file only root may read.
+    bed.lb.sh(
+        "printf 'root only\\n' > /root/t-hap-target && chmod 600 /root/t-hap-target \
+         && ln -sfn /root/t-hap-target /tmp/t-hap-link.cfg",
+    );
+    let cookie = "        stickiness: cookie\n";
+    for (args, needle) in [
+        // A line break in a path would add directives to `global`.
+        (
+            backend_args(&bed, &[0], &format!("{cookie}        admin_socket: \"/run/haproxy/admin.sock\\n    stats socket /tmp/t-hap-evil.sock level admin mode 666\"\n")),
+            "admin_socket must not contain U+000A",
+        ),
+        // `;` separates runtime API commands; `haproxy -c -q` accepts it here.
+        (
+            backend_args(&bed, &[0], &format!("{cookie}        health_check:\n          path: /;x\n")),
+            "health_check.path must not contain ';'",
+        ),
+        (
+            backend_args(&bed, &[0], &format!("{cookie}        cookie:\n          key: k;help\n")),
+            "cookie.key must not contain ';'",
+        ),
+        (
+            format!("        name: web\n        server: {w0}\n        state: drain\n        config_path: /tmp/t-hap-link.cfg\n"),
+            "/tmp/t-hap-link.cfg is a symbolic link that another user can change",
+        ),
+        (
+            backend_args(&bed, &[0], &format!("{cookie}        config_path: /tmp/t-hap-link.cfg\n")),
+            "/tmp/t-hap-link.cfg is a symbolic link that another user can change",
+        ),
+    ] {
+        let result = bed.failed(&args);
+        assert!(result["msg"].as_str().unwrap_or_default().contains(needle), "want {needle:?}: {result:#}");
+        assert_eq!(bed.config(), before, "a refused run changed the file ({needle})");
+    }
+    assert_eq!(
+        bed.lb.sh("cat /root/t-hap-target; stat -c %a /root/t-hap-target; test -e /tmp/t-hap-evil.sock || echo no-socket"),
+        "root only\n600\nno-socket\n"
+    );
     for (args, needle) in [
         ("        name: nope\n        server: x\n        state: drain\n".to_string(), "backend nope not found"),
         (format!("        name: web\n        server: {w1}\n        address: 10.231.0.300\n"), "must be an IPv4 or IPv6 address"),
