@@ -12,10 +12,18 @@ growth     playbooks/site.yml from nothing and again (converged), then add_web.y
 inventory  bench/inventory.sh (50 tiny instances listed four ways).
 tasks      20 tasks x 2 hosts: apache_site against the Python modules a user would
            write for the same sites (pipelining on for Python).
+hostloss   Two LXD hosts (the test bed of `make hosts-up`): site.yml spreads 2 LB + 2
+           web over them; a planned `systemctl stop haproxy` on the VIP holder, then
+           `lxc stop -f` of the whole host that holds the VIP (VIP window, time until
+           the surviving HAProxy marks the dead web node DOWN, failed requests), the
+           host started again and site.yml re-run; inventory over two hosts against
+           one. Skipped in a full run when the test bed is not up.
 sizes      module binaries in dist/library.
 
-Every instance is named bench-* and deleted at the end (KEEP=1 keeps them).
-Probes only go to VIPs on the project's bridge, bounded in time.
+Every instance is named bench-* and deleted at the end (KEEP=1 keeps them); the
+hostloss section's are on the test bed's hosts, which it leaves running.
+Probes only go to VIPs on the project's bridges (vrrpbr0, and vrrplan0 for the
+test bed), checked with `ip route get`, bounded in time.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -76,12 +85,21 @@ _created: set[str] = set()
 _created_lock = threading.Lock()
 _children: set[subprocess.Popen] = set()
 _cleanup_dirs: list[Path] = []
+# Sections with instances elsewhere (the two-host test bed) add their own clean-up;
+# each is called with keep=KEEP and runs also under KEEP=1 (it must at least leave
+# the test bed's hosts running).
+_cleanup_hooks: list = []
 
 
 def cleanup() -> None:
     for p in list(_children):
         if p.poll() is None:
             p.kill()
+    for hook in list(_cleanup_hooks):
+        try:
+            hook(KEEP)
+        except Exception as e:  # noqa: BLE001 - clean-up goes on
+            log(f"clean-up: {e}")
     names = sorted(_created | set(lxc_names(TOPO_PREFIX)))
     if KEEP:
         if names:
@@ -191,9 +209,12 @@ def delete(names: list[str]) -> None:
             _created.discard(n)
 
 
-def routed_via_bridge(ip: str) -> bool:
+def routed_via_bridge(ip: str, bridge: str = BRIDGE) -> bool:
+    """The kernel routes `ip` through `bridge` (the project's vrrpbr0, or the
+    two-host test bed's LAN, vrrplan0)."""
     p = sh(["ip", "route", "get", ip], check=False)
-    return f"dev {BRIDGE}" in p.stdout
+    words = p.stdout.split()
+    return p.returncode == 0 and any(a == "dev" and b == bridge for a, b in zip(words, words[1:]))
 
 
 # ---------------------------------------------------------------- probe
@@ -201,15 +222,18 @@ def routed_via_bridge(ip: str) -> bool:
 class Probe:
     """dist/bin/vrrp-probe in the background, stopped through its stop file."""
 
-    def __init__(self, ip: str, timeout_ms: int = 500, max_s: float = 600, port: int = 80):
-        if not routed_via_bridge(ip):
-            raise RuntimeError(f"{ip} is not routed via {BRIDGE}; refusing to probe it")
+    def __init__(self, ip: str, timeout_ms: int = 500, max_s: float = 600, port: int = 80,
+                 bridge: str = BRIDGE):
+        if not routed_via_bridge(ip, bridge):
+            raise RuntimeError(f"{ip} is not routed via {bridge}; refusing to probe it")
         self.dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
         self.stop_file = self.dir / "stop"
+        # vrrp-probe checks the route itself, against VRRP_BRIDGE.
         self.proc = subprocess.Popen(
             [str(PROBE), f"http://{ip}:{port}/", "--interval-ms", "20", "--timeout-ms", str(timeout_ms),
              "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "VRRP_BRIDGE": bridge})
         _children.add(self.proc)
 
     def stop(self) -> dict:
@@ -222,17 +246,17 @@ class Probe:
         return json.loads(out)
 
 
-def sample(ip: str, seconds: float, timeout_ms: int = 500) -> dict:
-    p = Probe(ip, timeout_ms=timeout_ms, max_s=seconds + 5)
+def sample(ip: str, seconds: float, timeout_ms: int = 500, bridge: str = BRIDGE) -> dict:
+    p = Probe(ip, timeout_ms=timeout_ms, max_s=seconds + 5, bridge=bridge)
     time.sleep(seconds)
     return p.stop()
 
 
-def wait_answering(ip: str, timeout: float, backends: int = 1) -> dict:
+def wait_answering(ip: str, timeout: float, backends: int = 1, bridge: str = BRIDGE) -> dict:
     """Probes in 1 s rounds until a round has no failure and >= `backends` backends."""
     start = time.monotonic()
     while True:
-        r = sample(ip, 1.0)
+        r = sample(ip, 1.0, bridge=bridge)
         if r["failed"] == 0 and r["ok"] > 0 and len(r["backends"]) >= backends:
             return r
         if time.monotonic() - start > timeout:
@@ -965,10 +989,871 @@ def bench_sizes(res: dict) -> None:
                 res[f.name] = {"bytes": f.stat().st_size, "kind": kind}
 
 
+# ================================================================ hostloss
+
+# The two-host test bed (scripts/multihost/up.sh, `make hosts-up`): two LXD hosts
+# nested in system containers on the LAN bridge vrrplan0, reached over HTTPS.
+MH_BRIDGE = os.environ.get("MH_BRIDGE", "vrrplan0")
+MH_HOSTS_FILE = Path(os.environ.get("MH_ETC", "/etc/vrrp-lxd/multihost")) / "hosts.yml"
+# On the LAN, outside its DHCP range (.100-.199) and the hosts' addresses (.11, .12):
+# the end-to-end test uses .10 / VRID 140, the benchmark .56 / VRID 156.
+MH_PREFIX, MH_VIP, MH_VRID = "bench-mh-", "10.232.0.56", 156
+HOSTLOSS_TIMEOUT_MS = 100   # as the failover section's hard stop
+PLANNED_TIMEOUT_MS = 500    # as its planned stop
+HAPROXY_BACKEND = "web"     # roles/haproxy: haproxy_backend_name
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+# Health-check variants the host loss is measured with. default: the role's
+# (haproxy_backend's defaults, inter 2s rise 2 fall 3); fast: role variables passed
+# with -e (roles/haproxy: haproxy_health_check), the role defaults unchanged.
+HOSTLOSS_VARIANTS = [v.strip() for v in os.environ.get("BENCH_HOSTLOSS_VARIANTS", "default,fast").split(",")
+                     if v.strip()]
+FAST_CHECK = {"method": "OPTIONS", "path": "/", "expect_status": 200,
+              **json.loads(os.environ.get("BENCH_HOSTLOSS_FAST_CHECK",
+                                          '{"interval": "200ms", "rise": 2, "fall": 3}'))}
+HOSTLOSS_INV = os.environ.get("BENCH_HOSTLOSS_INV", "1") == "1"
+INV_RUNS = int(os.environ.get("BENCH_HOSTLOSS_INV_RUNS", "15"))
+
+# HAProxy's `show stat` every 100 ms inside the surviving load balancer (python3 on
+# the admin socket; the image has no socat). Prints the time (the kernel's clock,
+# which the controller shares) of every change of a server's status; ends once
+# every watched server has been DOWN for 1 s, or after LIMIT seconds.
+POLL_PY = r'''
+import socket, sys, time
+path, backend, limit, watch = sys.argv[1], sys.argv[2], float(sys.argv[3]), set(sys.argv[4:])
+def stat():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(1.0)
+    s.connect(path)
+    s.sendall(b"show stat\n")
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    lines = buf.decode().splitlines()
+    head = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        r = dict(zip(head, line.split(",")))
+        if r.get("pxname") == backend and r.get("svname") not in ("FRONTEND", "BACKEND", None):
+            out[r["svname"]] = r.get("status", "").replace(" ", "_") + " " + (r.get("check_status") or "-")
+    return out
+last, down_since, end = {}, None, time.time() + limit
+print("ready %.6f" % time.time(), flush=True)
+while time.time() < end:
+    t = time.time()
+    try:
+        cur = stat()
+    except OSError as e:
+        print("error %.6f %s" % (t, e), flush=True)
+        cur = last
+    for k, v in sorted(cur.items()):
+        if last.get(k) != v:
+            print("state %.6f %s %s" % (t, k, v), flush=True)
+    last = cur
+    if watch and all(last.get(w, "").startswith(("DOWN ", "MAINT")) for w in watch):
+        down_since = down_since or t
+        if t - down_since > 1.0:
+            break
+    time.sleep(max(0.0, 0.1 - (time.time() - t)))
+print("end %.6f" % time.time(), flush=True)
+'''
+
+# Inside the surviving load balancer while the lost host comes back: the time the
+# VIP leaves it (preempted by the returning holder), `ip -4 -o addr` every 50 ms.
+VIP_PY = r'''
+import subprocess, sys, time
+vip, limit = sys.argv[1], float(sys.argv[2])
+end, had = time.time() + limit, None
+print("ready %.6f" % time.time(), flush=True)
+while time.time() < end:
+    t = time.time()
+    has = ("inet %s/" % vip) in subprocess.run(["ip", "-4", "-o", "addr", "show"],
+                                               capture_output=True, text=True).stdout
+    if has != had:
+        print("vip %.6f %d" % (t, has), flush=True)
+        had = has
+        if not has:
+            break
+    time.sleep(max(0.0, 0.05 - (time.time() - t)))
+print("end %.6f" % time.time(), flush=True)
+'''
+
+STAT_PY = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2.0)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+buf = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+sys.stdout.write(buf.decode())
+'''
+
+
+class TimelineProbe(threading.Thread):
+    """The failover section's probe (dist/bin/vrrp-probe) in Python, keeping every
+    request: a new connection per GET every 20 ms (or at once after a slow one, never
+    in a burst), the request in one segment (TCP_NODELAY, HTTP/1.0), the timeout on
+    the connect and on each read. Each record: wall-clock send time (the clock the
+    load balancers' poller uses), outcome (ok, status NNN, timeout, refused, error),
+    first line of the body (the web node's name)."""
+
+    def __init__(self, ip: str, bridge: str, timeout_ms: int, max_s: float, interval_ms: int = 20,
+                 port: int = 80):
+        super().__init__(daemon=True)
+        if not routed_via_bridge(ip, bridge):
+            raise RuntimeError(f"{ip} is not routed via {bridge}; refusing to probe it")
+        self.ip, self.port, self.bridge = ip, port, bridge
+        self.timeout, self.interval, self.max_s = timeout_ms / 1000, interval_ms / 1000, min(max_s, 900)
+        self.request = f"GET / HTTP/1.0\r\nHost: {ip}\r\nUser-Agent: vrrp-bench\r\n\r\n".encode()
+        self.records: list[tuple[float, str, str]] = []
+        self.halt = threading.Event()
+
+    def once(self) -> tuple[str, str]:
+        try:
+            s = socket.create_connection((self.ip, self.port), timeout=self.timeout)
+        except ConnectionRefusedError:
+            return "refused", ""
+        except TimeoutError:
+            return "timeout", ""
+        except OSError as e:
+            return f"error {e.errno}", ""
+        buf = b""
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.settimeout(self.timeout)
+            s.sendall(self.request)
+            while len(buf) < 65536:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+        except TimeoutError:
+            return "timeout", ""
+        except OSError as e:
+            return f"error {e.errno}", ""
+        finally:
+            s.close()
+        text = buf.decode(errors="replace")
+        parts = text.split(None, 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return "error bad answer", ""
+        status = int(parts[1])
+        if not 200 <= status < 300:
+            return f"status {status}", ""
+        body = text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else ""
+        first = next((ln.strip() for ln in body.splitlines() if ln.strip()), "")
+        return "ok", first[:100]
+
+    def run(self) -> None:
+        start = time.monotonic()
+        tick = 0
+        while not self.halt.is_set() and time.monotonic() - start < self.max_s:
+            sent = time.time()
+            outcome, backend = self.once()
+            self.records.append((sent, outcome, backend))
+            tick += 1
+            nxt = start + self.interval * tick
+            now = time.monotonic()
+            if nxt > now:
+                time.sleep(nxt - now)
+            else:
+                tick = int((now - start) / self.interval) + 1
+
+    def stop(self) -> list[tuple[float, str, str]]:
+        self.halt.set()
+        self.join(timeout=10)
+        return list(self.records)
+
+    def between(self, t0: float, t1: float = float("inf")) -> list[tuple[float, str, str]]:
+        return [r for r in list(self.records) if t0 <= r[0] < t1]
+
+
+def tl_run(recs: list, end: float, failed=lambda o: o != "ok") -> tuple[float, float | None, float | None]:
+    """Longest run of `failed` requests: (ms, its first request's send time, the
+    send time of the next request that is not one), counted as vrrp-probe counts an
+    outage; a run still open at `end` ends there."""
+    best: tuple[float, float | None, float | None] = (0.0, None, None)
+    since = None
+    for sent, outcome, _ in recs:
+        if failed(outcome):
+            since = since if since is not None else sent
+        elif since is not None:
+            if sent - since > best[0]:
+                best = (sent - since, since, sent)
+            since = None
+    if since is not None and end - since > best[0]:
+        best = (end - since, since, end)
+    return best[0] * 1000, best[1], best[2]
+
+
+def tl_longest(recs: list, end: float, failed=lambda o: o != "ok") -> float:
+    return tl_run(recs, end, failed)[0]
+
+
+def no_answer(outcome: str) -> bool:
+    return outcome != "ok" and not outcome.startswith("status")
+
+
+def first_clean_window(recs: list, webs: list[str], t0: float, secs: float = 1.0) -> float | None:
+    """The first `secs` of requests after t0 with no failure that reached every one
+    of `webs` (and nothing else): the send time of the request by which every web
+    node had answered in it."""
+    recs = [r for r in recs if r[0] >= t0]
+    want = set(webs)
+    for i, (t, outcome, _) in enumerate(recs):
+        if outcome != "ok":
+            continue
+        seen, ok, complete = set(), True, None
+        j = i
+        while j < len(recs) and recs[j][0] < t + secs:
+            if recs[j][1] != "ok":
+                ok = False
+                break
+            seen.add(recs[j][2])
+            if complete is None and seen == want:
+                complete = recs[j][0]
+            j += 1
+        if ok and j < len(recs) and seen == want:
+            return complete
+    return None
+
+
+class MhHost:
+    """One LXD host of the test bed: its container here, its LXD inside."""
+
+    def __init__(self, entry: dict):
+        self.entry = entry
+        self.name, self.url = entry["name"], entry["url"]
+        self.addr = self.url.split("://", 1)[1].rsplit(":", 1)[0]
+
+    def lxc(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        try:
+            return sh(["lxc", "exec", self.name, "--", "lxc", *args], check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, 124, "", "timed out")
+
+    def exec(self, inst: str, cmd: list[str], check: bool = True, timeout: float = 60) -> str:
+        p = self.lxc(["exec", inst, "--", *cmd], timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{self.name}/{inst}: {' '.join(cmd)[:80]} failed (rc {p.returncode}): "
+                               f"{p.stderr.strip()[:300]}")
+        return p.stdout
+
+    def running(self) -> bool:
+        p = sh(["lxc", "list", self.name, "--format", "csv", "-c", "ns"], check=False)
+        return f"{self.name},RUNNING" in p.stdout.split()
+
+    def lxd_answers(self) -> bool:
+        return self.lxc(["list", "--format", "csv", "-c", "n"], timeout=20).returncode == 0
+
+    def instances(self, prefix: str) -> list[str]:
+        p = self.lxc(["list", "--format", "csv", "-c", "n"], timeout=30)
+        return [n for n in p.stdout.split() if n.startswith(prefix)] if p.returncode == 0 else []
+
+
+def mh_hosts() -> list[MhHost]:
+    import yaml
+    doc = yaml.safe_load(MH_HOSTS_FILE.read_text())
+    hosts = [MhHost(e) for e in doc.get("hosts", [])]
+    if len(hosts) < 2:
+        raise RuntimeError(f"{MH_HOSTS_FILE} lists {len(hosts)} host(s); the section needs two")
+    for h in hosts:
+        if not routed_via_bridge(h.addr, MH_BRIDGE):
+            raise RuntimeError(f"{h.name}: {h.addr} is not routed via {MH_BRIDGE}")
+    return hosts
+
+
+class MarkPoller:
+    """POLL_PY (or another script) inside a load balancer, its lines read as they come."""
+
+    def __init__(self, host: MhHost, lb: str, watch: list[str], limit_s: float,
+                 script: str = POLL_PY, args: list[str] | None = None):
+        args = args if args is not None else [ADMIN_SOCKET, HAPROXY_BACKEND, str(limit_s), *watch]
+        self.proc = subprocess.Popen(
+            ["lxc", "exec", host.name, "--", "lxc", "exec", lb, "--", "python3", "-u", "-c", script, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _children.add(self.proc)
+        self.lines: list[list[str]] = []
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0] == "ready":
+                self.ready.set()
+            self.lines.append(parts)
+
+    def first(self, server: str, pred) -> float | None:
+        for p in list(self.lines):
+            if p[0] == "state" and len(p) >= 4 and p[2] == server and pred(p[3]):
+                return float(p[1])
+        return None
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+    def finish(self, timeout: float = 30) -> list[list[str]]:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        _children.discard(self.proc)
+        return self.lines
+
+
+class MhTopo:
+    """The bench-mh-* topology (2 LB + 2 web) placed over the test bed's hosts by
+    playbooks/site.yml, as tests/e2e_two_hosts.rs runs it."""
+
+    def __init__(self, hosts: list[MhHost], work: Path):
+        self.hosts = hosts
+        self.by_name = {h.name: h for h in hosts}
+        self.work = work
+        self.inv_cfg = work / "hostloss-inventory.yml"
+        self.inv_cfg.write_text(f"hosts_file: {MH_HOSTS_FILE}\nconnection: lxd_api\n")
+        self.args = ["-e", f"vrrp_prefix={MH_PREFIX}", "-e", f"vrrp_vip={MH_VIP}",
+                     "-e", f"vrrp_vrid={MH_VRID}", "-e", f"vrrp_hosts_file={MH_HOSTS_FILE}"]
+        self.stopped: set[str] = set()   # hosts this section stopped (started again by clean-up)
+        self.creds = Path.home() / ".config/vrrp-lxd" / MH_PREFIX.rstrip("-")
+
+    def playbook(self, name: str, log_name: str, extra: list[str] | None = None, timeout: float = 900) -> dict:
+        r = ansible_playbook(ROOT / "playbooks" / name, [*self.args, *(extra or [])],
+                             self.work / f"hostloss-{log_name}.log",
+                             env={"LXD_INVENTORY_CONFIG": str(self.inv_cfg)}, timeout=timeout)
+        doc = _json_of_log(r["log"]) or {}
+        r["per_host_changed"] = {h: s.get("changed", 0) for h, s in doc.get("stats", {}).items()}
+        r["changed_tasks"] = changed_tasks(r["log"])
+        if r["rc"] != 0:
+            r["failed_tasks"] = failed_tasks(r["log"])
+        return r
+
+    def placement(self) -> dict[str, str]:
+        return {n: h.name for h in self.hosts for n in h.instances(MH_PREFIX)}
+
+    def host_of(self, inst: str, placement: dict | None = None) -> MhHost:
+        return self.by_name[(placement or self.placement())[inst]]
+
+    def lbs(self, placement: dict) -> list[str]:
+        return sorted(n for n in placement if n.startswith(f"{MH_PREFIX}lb-"))
+
+    def webs(self, placement: dict) -> list[str]:
+        return sorted(n for n in placement if n.startswith(f"{MH_PREFIX}web-"))
+
+    def holders(self, placement: dict | None = None) -> list[str]:
+        placement = placement or self.placement()
+        out = []
+        for n in self.lbs(placement):
+            p = self.by_name[placement[n]].lxc(["exec", n, "--", "ip", "-4", "-o", "addr", "show"], timeout=30)
+            if f"inet {MH_VIP}/" in p.stdout:
+                out.append(n)
+        return out
+
+    def wait_holders(self, want: list[str], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.holders() == want:
+                return True
+            time.sleep(0.3)
+        return False
+
+    def server_states(self, lb: str, placement: dict | None = None) -> dict[str, str]:
+        out = self.host_of(lb, placement).exec(lb, ["python3", "-c", STAT_PY, ADMIN_SOCKET], check=False)
+        lines = out.splitlines()
+        if not lines:
+            return {}
+        head = lines[0].lstrip("# ").split(",")
+        states = {}
+        for line in lines[1:]:
+            r = dict(zip(head, line.split(",")))
+            if r.get("pxname") == HAPROXY_BACKEND and r.get("svname") not in ("FRONTEND", "BACKEND", None):
+                states[r["svname"]] = r.get("status", "")
+        return states
+
+    def wait_all_up(self, timeout: float = 90) -> None:
+        """Every LB's HAProxy has every web node UP."""
+        end = time.monotonic() + timeout
+        last: dict = {}
+        while time.monotonic() < end:
+            pl = self.placement()
+            webs = self.webs(pl)
+            last = {lb: self.server_states(lb, pl) for lb in self.lbs(pl)}
+            if webs and all(sorted(st) == webs and all(v == "UP" for v in st.values()) for st in last.values()):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"not every web node UP on every HAProxy within {timeout:.0f} s: {last}")
+
+    def check_line(self, lb: str) -> str:
+        cfg = self.host_of(lb).exec(lb, ["cat", "/etc/haproxy/haproxy.cfg"], check=False)
+        return next((ln.strip() for ln in cfg.splitlines() if ln.strip().startswith("default-server")), "?")
+
+    def wait_lxd(self, host: MhHost, timeout: float = 180) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if host.lxd_answers():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def restart_stopped_hosts(self) -> None:
+        for name in sorted(self.stopped):
+            h = self.by_name[name]
+            if not h.running():
+                log(f"hostloss: starting {name} again")
+                sh(["lxc", "start", name], check=False, timeout=300)
+            if self.wait_lxd(h):
+                self.stopped.discard(name)
+
+    def delete_all(self, prefix: str = MH_PREFIX) -> None:
+        for h in self.hosts:
+            for n in h.instances(prefix):
+                h.lxc(["delete", "-f", n], timeout=120)
+
+    def cleanup(self, keep: bool) -> None:
+        self.restart_stopped_hosts()   # the test bed stays up, KEEP=1 or not
+        if keep:
+            left = self.placement()
+            if left:
+                log(f"KEEP=1: leaving {' '.join(sorted(left))} on the test bed")
+            return
+        left = self.placement()
+        if left:
+            log(f"hostloss: deleting {len(left)} instances on the test bed")
+        self.delete_all()
+        shutil.rmtree(self.creds, ignore_errors=True)
+
+
+def variant_args(variant: str) -> list[str]:
+    if variant == "default":
+        return []
+    if variant == "fast":
+        return ["-e", json.dumps({"haproxy_health_check": FAST_CHECK})]
+    raise RuntimeError(f"unknown hostloss variant {variant!r} (default, fast)")
+
+
+def bench_hostloss(res: dict, work: Path) -> None:
+    if not MH_HOSTS_FILE.exists():
+        msg = f"the two-host test bed is not up ({MH_HOSTS_FILE} missing): run `make hosts-up`"
+        if "hostloss" in ONLY:
+            raise RuntimeError(msg)
+        log(f"hostloss: skipped, {msg}")
+        res["skipped"] = msg
+        return
+    hosts = mh_hosts()
+    for h in hosts:
+        if not h.running() or not h.lxd_answers():
+            raise RuntimeError(f"{h.name} is not running or its LXD does not answer: run `make hosts-up`")
+    if not routed_via_bridge(MH_VIP, MH_BRIDGE):
+        raise RuntimeError(f"{MH_VIP} is not routed via {MH_BRIDGE}")
+    topo = MhTopo(hosts, work)
+    _cleanup_hooks.append(topo.cleanup)
+    res.update({"hosts": [h.name for h in hosts], "prefix": MH_PREFIX, "vip": MH_VIP, "vrid": MH_VRID,
+                "bridge": MH_BRIDGE, "playbook_args": topo.args,
+                "probe": {"interval_ms": 20, "timeout_ms": {"host_loss": HOSTLOSS_TIMEOUT_MS,
+                                                            "planned_stop": PLANNED_TIMEOUT_MS}},
+                "errors": [], "variants": {}, "planned_stop": []})
+    others = {h.name: [n for n in h.instances("") if not n.startswith(MH_PREFIX)] for h in hosts}
+    res["other_instances"] = others
+    if any(others.values()):
+        log(f"hostloss: warning: other instances on the test bed (they go down with their host): {others}")
+    stale = topo.placement()
+    if stale:
+        log(f"hostloss: deleting leftovers of an earlier run: {' '.join(sorted(stale))}")
+        topo.delete_all()
+
+    # ---- deploy: lb-01 + web-01 on the first host, lb-02 + web-02 on the second
+    log("hostloss: site.yml from nothing across the two hosts")
+    r = topo.playbook("site.yml", "site")
+    log(f"  rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']}")
+    res["site_from_nothing"] = r
+    if r["rc"] != 0:
+        raise RuntimeError(f"site.yml failed: {'; '.join(r.get('failed_tasks', []))[:400]}, see {r['log']}")
+    pl = topo.placement()
+    res["placement"] = pl
+    h1, h2 = hosts[0].name, hosts[1].name
+    want = {f"{MH_PREFIX}lb-01": h1, f"{MH_PREFIX}web-01": h1, f"{MH_PREFIX}lb-02": h2, f"{MH_PREFIX}web-02": h2}
+    if pl != want:
+        raise RuntimeError(f"placement {pl}, expected {want}")
+    r = topo.playbook("site.yml", "site-rerun")
+    log(f"  converged re-run: rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']} {r['changed_tasks']}")
+    res["site_rerun"] = r
+    webs = topo.webs(pl)
+    wait_answering(MH_VIP, 60, backends=len(webs), bridge=MH_BRIDGE)
+    topo.wait_all_up()
+
+    if HOSTLOSS_INV:
+        try:
+            res["inventory"] = inventory_timing(topo, work, {"two": "two_hosts_2_2", "one": "one_host_2"})
+        except Exception as e:  # noqa: BLE001 - recorded; the rest still runs
+            log(f"hostloss: inventory timing FAILED: {e}")
+            res["errors"].append(f"inventory (2+2): {e}")
+
+    # ---- planned stop of HAProxy on the VIP holder
+    for rep in range(REPS):
+        try:
+            r = planned_stop_rep(topo)
+            res["planned_stop"].append(r)
+            log(f"hostloss planned stop {rep + 1}/{REPS}: {r['failed']} failed of {r['requests']}, "
+                f"longest outage {r['longest_outage_ms']:.0f} ms")
+        except Exception as e:  # noqa: BLE001 - recorded; the next repetition may still run
+            log(f"hostloss planned stop {rep + 1}/{REPS}: FAILED: {e}")
+            res["errors"].append(f"planned stop {rep + 1}: {e}")
+            hostloss_recover(topo, [])
+
+    # ---- whole host lost, per health-check variant
+    for variant in HOSTLOSS_VARIANTS:
+        extra = variant_args(variant)
+        v: dict = {"args": extra, "reps": [], "errors": []}
+        res["variants"][variant] = v
+        t0 = time.monotonic()
+        try:
+            if extra:
+                log(f"hostloss [{variant}]: site.yml {' '.join(extra)}")
+                r = topo.playbook("site.yml", f"{variant}-apply", extra)
+                log(f"  rc {r['rc']} in {r['seconds']:.1f} s, changed {r['changed']} {r['changed_tasks']}")
+                v["apply"] = r
+                if r["rc"] != 0:
+                    raise RuntimeError(f"site.yml with {variant} failed, see {r['log']}")
+                topo.wait_all_up()
+            v["check"] = topo.check_line(f"{MH_PREFIX}lb-02")
+            log(f"hostloss [{variant}]: HAProxy `{v['check']}`")
+        except Exception as e:  # noqa: BLE001 - recorded; the next variant may still run
+            log(f"hostloss [{variant}]: FAILED: {e}")
+            v["errors"].append(str(e))
+            continue
+        done = attempt = 0
+        while done < REPS and attempt < REPS + MAX_RETRIES:
+            try:
+                v["reps"].append(hostloss_rep(topo, variant, attempt, extra))
+                done += 1
+            except Exception as e:  # noqa: BLE001 - recorded; the repetition is made again
+                log(f"hostloss [{variant}] attempt {attempt + 1}: FAILED: {e}")
+                v["errors"].append(f"attempt {attempt + 1}: {e}")
+                hostloss_recover(topo, extra)
+            attempt += 1
+        v["seconds"] = time.monotonic() - t0
+        if done == 0:
+            res["errors"].append(f"{variant}: every repetition failed")
+
+    # ---- inventory: the same 4 instances on one host
+    if HOSTLOSS_INV and not KEEP:
+        topo.delete_all()
+        try:
+            inventory_one_host(topo, work, res.setdefault("inventory", {}))
+        except Exception as e:  # noqa: BLE001
+            log(f"hostloss: inventory timing (one host) FAILED: {e}")
+            res["errors"].append(f"inventory (one host): {e}")
+        topo.delete_all()
+    topo.cleanup(KEEP)
+    _cleanup_hooks.remove(topo.cleanup)
+    if not any(v["reps"] for v in res["variants"].values()):
+        raise RuntimeError("every host-loss repetition failed: " + "; ".join(
+            e for v in res["variants"].values() for e in v["errors"]))
+
+
+def hostloss_recover(topo: MhTopo, extra: list[str]) -> None:
+    """After a failed repetition: every host running, the topology converged, the
+    VIP on lb-01, every web node UP."""
+    try:
+        topo.restart_stopped_hosts()
+        r = topo.playbook("site.yml", f"recover-{int(time.time())}", extra)
+        if r["rc"] != 0:
+            log(f"hostloss: recovery site.yml failed, see {r['log']}")
+        topo.wait_holders([f"{MH_PREFIX}lb-01"], 60)
+        topo.wait_all_up()
+    except Exception as e:  # noqa: BLE001
+        log(f"hostloss: recovery: {e}")
+
+
+def planned_stop_rep(topo: MhTopo) -> dict:
+    pl = topo.placement()
+    holders = topo.holders(pl)
+    if len(holders) != 1:
+        raise RuntimeError(f"VIP holders: {holders}")
+    holder = holders[0]
+    other = [n for n in topo.lbs(pl) if n != holder][0]
+    h = topo.host_of(holder, pl)
+    probe = Probe(MH_VIP, timeout_ms=PLANNED_TIMEOUT_MS, max_s=120, bridge=MH_BRIDGE)
+    time.sleep(1.0)
+    h.exec(holder, ["systemctl", "stop", "haproxy"])
+    t0 = time.monotonic()
+    time.sleep(2.0)
+    while topo.holders() != [other] and time.monotonic() - t0 < 30:
+        time.sleep(0.3)
+    moved = time.monotonic() - t0
+    time.sleep(1.0)
+    r = probe.stop()
+    r.update({"holder": holder, "to": other, "from_host": pl[holder], "to_host": pl[other],
+              "settled_s": moved})
+    h.exec(holder, ["systemctl", "start", "haproxy"])
+    if not topo.wait_holders([holder], 60):
+        raise RuntimeError(f"VIP not back on {holder}: {topo.holders()}")
+    topo.wait_all_up()
+    time.sleep(2.0)
+    if moved >= 30:
+        raise RuntimeError(f"the VIP did not move to {other} within 30 s")
+    return r
+
+
+def hostloss_rep(topo: MhTopo, variant: str, attempt: int, extra: list[str]) -> dict:
+    pl = topo.placement()
+    holders = topo.holders(pl)
+    if len(holders) != 1:
+        raise RuntimeError(f"VIP holders: {holders}")
+    holder = holders[0]
+    lost = topo.host_of(holder, pl)
+    survivor = next(n for n in topo.lbs(pl) if pl[n] != lost.name)
+    surv_host = topo.host_of(survivor, pl)
+    all_webs = topo.webs(pl)
+    lost_webs = [n for n in all_webs if pl[n] == lost.name]
+    kept_webs = [n for n in all_webs if pl[n] != lost.name]
+    rec: dict = {"variant": variant, "holder": holder, "lost_host": lost.name, "survivor": survivor,
+                 "lost_webs": lost_webs, "kept_webs": kept_webs}
+    log(f"hostloss [{variant}] attempt {attempt + 1}: lxc stop -f {lost.name} (holds {holder}; "
+        f"{survivor} and {' '.join(kept_webs)} stay)")
+
+    poller = MarkPoller(surv_host, survivor, lost_webs, limit_s=60)
+    if not poller.ready.wait(30):
+        poller.finish(5)
+        raise RuntimeError(f"the HAProxy poller on {survivor} did not start: {poller.proc.stderr.read()[:300]}")
+    probe = TimelineProbe(MH_VIP, MH_BRIDGE, timeout_ms=HOSTLOSS_TIMEOUT_MS, max_s=900)
+    probe.start()
+    time.sleep(1.0)
+    t_stop = time.time()
+    topo.stopped.add(lost.name)
+    sh(["lxc", "stop", "-f", lost.name], timeout=120)
+    t_stopped = time.time()
+    rec["stop_cmd_ms"] = (t_stopped - t_stop) * 1000
+
+    # Until every web node of the lost host is DOWN on the survivor and the VIP
+    # serves the others cleanly for 1 s (at most 60 s).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if poller.done() and first_clean_window(probe.records, kept_webs, t_stop) is not None \
+                and time.time() - t_stop > 2:
+            break
+        time.sleep(0.2)
+    lines = poller.finish(10)
+    rec["poller"] = [" ".join(p) for p in lines][:200]
+    marks = [poller.first(w, lambda s: s.startswith("DOWN")) for w in lost_webs]
+    firsts = [poller.first(w, lambda s: s.startswith("UP_")) for w in lost_webs]
+    t_mark = max(marks) if marks and None not in marks else None
+    rec["mark_ms"] = (t_mark - t_stop) * 1000 if t_mark else None
+    rec["first_failed_check_ms"] = (min(f for f in firsts if f) - t_stop) * 1000 if any(firsts) else None
+    time.sleep(0.5)
+    rec["holders_after_loss"] = topo.holders()
+
+    # ---- the host comes back
+    vipw = MarkPoller(surv_host, survivor, [], 0, script=VIP_PY, args=[MH_VIP, "150"])
+    if not vipw.ready.wait(30):
+        vipw.finish(5)
+        raise RuntimeError(f"the VIP watcher on {survivor} did not start")
+    t_start = time.time()
+    sh(["lxc", "start", lost.name], timeout=300)
+    if not topo.wait_lxd(lost, 180):
+        raise RuntimeError(f"{lost.name}'s LXD did not answer within 180 s of its start")
+    topo.stopped.discard(lost.name)
+    t_lxd = time.time()
+    rec["lxd_back_s"] = t_lxd - t_start
+
+    loss = probe.between(t_stop, t_start)
+    # The VIP's gap: the first run of failed requests after the stop (the LB and
+    # its host's web node die together; before the survivor takes the VIP nothing
+    # answers), to the first answer after it, which only the survivor can give.
+    # Later single failures are requests the survivor still sends to the dead web
+    # node (they time out) until HAProxy marks it DOWN.
+    first_fail = next((r for r in loss if r[1] != "ok"), None)
+    back = next((r for r in loss if first_fail and r[0] > first_fail[0] and r[1] == "ok"), None)
+    rec["first_failure_after_stop_ms"] = (first_fail[0] - t_stop) * 1000 if first_fail else None
+    rec["vip_window_ms"] = (back[0] - t_stop) * 1000 if back else None
+    rec["vip_outage_ms"] = (back[0] - first_fail[0]) * 1000 if back else None
+    rec["vip_outage_requests"] = sum(1 for r in loss if first_fail and back and first_fail[0] <= r[0] < back[0])
+    rec["longest_no_answer_ms"] = tl_longest(loss, t_start, no_answer)
+    rec["longest_outage_ms"] = tl_longest(loss, t_start)
+    rec["loss_requests"] = len(loss)
+    rec["loss_failed"] = sum(1 for r in loss if r[1] != "ok")
+    rec["loss_failed_after_mark"] = sum(1 for r in loss if r[1] != "ok" and t_mark and r[0] >= t_mark) \
+        if t_mark else None
+    rec["loss_outcomes"] = _count(r[1] for r in loss)
+    rec["loss_backends"] = _count(r[2] for r in loss if r[1] == "ok")
+    log(f"  VIP outage {_ms(rec['vip_outage_ms'])} ({rec['vip_outage_requests']} requests; answered again "
+        f"{_ms(rec['vip_window_ms'])} after the stop command), first failed check {_ms(rec['first_failed_check_ms'])}, "
+        f"marked DOWN {_ms(rec['mark_ms'])}; failed {rec['loss_failed']} of {rec['loss_requests']}, "
+        f"{rec['loss_failed_after_mark']} after the mark; holders now {rec['holders_after_loss']}")
+
+    r = topo.playbook("site.yml", f"{variant}-{attempt}-return", extra)
+    t_site = time.time()
+    pl2 = topo.placement()
+    staying = {n for n, hn in pl2.items() if hn != lost.name}
+    returning = {n for n, hn in pl2.items() if hn == lost.name}
+
+    def side(host: str) -> str:
+        name = host.removeprefix("launch.")
+        return "staying" if name in staying else "returning" if name in returning else "controller"
+
+    rec["site"] = {k: r[k] for k in ("rc", "seconds", "changed", "per_host_changed", "changed_tasks", "log")}
+    rec["site"]["finished_s"] = t_site - t_start
+    rec["changed_staying"] = sum(c for h, c in r["per_host_changed"].items() if side(h) == "staying")
+    rec["changed_returning"] = sum(c for h, c in r["per_host_changed"].items() if side(h) == "returning")
+    rec["changed_controller"] = sum(c for h, c in r["per_host_changed"].items() if side(h) == "controller")
+    if r["rc"] != 0:
+        probe.stop()
+        raise RuntimeError(f"site.yml after the return failed ({'; '.join(r.get('failed_tasks', []))[:300]}), "
+                           f"see {r['log']}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first_clean_window(probe.records, all_webs, t_site) is None:
+        time.sleep(0.2)
+    if not topo.wait_holders([holder], 60):
+        probe.stop()
+        raise RuntimeError(f"the VIP did not come back to {holder}: {topo.holders()}")
+    t_home = time.time()
+    vip_lines = vipw.finish(10)
+    left = next((float(p[1]) for p in vip_lines if p[0] == "vip" and p[2] == "0"), None)
+    rec["vip_left_survivor_s"] = left - t_start if left else None
+    topo.wait_all_up()
+    time.sleep(1.5)
+    probe.stop()
+    t_end = time.time()
+    ret = probe.between(t_start, t_end)
+    t_all = first_clean_window(probe.records, all_webs, t_start)
+    first_lost = next((r[0] for r in ret if r[1] == "ok" and r[2] in lost_webs), None)
+    rec["all_served_s"] = t_all - t_start if t_all else None
+    rec["first_lost_web_served_s"] = first_lost - t_start if first_lost else None
+    rec["vip_home_s"] = t_home - t_start
+    rec["return_requests"] = len(ret)
+    rec["return_failed"] = sum(1 for r in ret if r[1] != "ok")
+    rec["return_longest_outage_ms"] = tl_longest(ret, t_end)
+    rec["return_outcomes"] = _count(r[1] for r in ret)
+    rec["return_failures_s"] = [round(r[0] - t_start, 2) for r in ret if r[1] != "ok"][:100]
+    rec["failures"] = [[round((r[0] - t_stop) * 1000), r[1]] for r in probe.records
+                       if r[1] != "ok"][:500]
+    log(f"  back: LXD {rec['lxd_back_s']:.1f} s, site.yml {r['seconds']:.1f} s (done at +{t_site - t_start:.1f} s, "
+        f"changed: staying host {rec['changed_staying']}, returning host {rec['changed_returning']}, "
+        f"controller {rec['changed_controller']}), every web node served at "
+        f"+{_s(rec['all_served_s'])} (a lost one first at +{_s(rec['first_lost_web_served_s'])}), "
+        f"VIP left {survivor} at +{_s(rec['vip_left_survivor_s'])}; {rec['return_failed']} failed of "
+        f"{rec['return_requests']} {rec['return_failures_s'][:10]}")
+    if t_all is None:
+        raise RuntimeError("every web node was not served again within 120 s of site.yml")
+    time.sleep(2.0)
+    return rec
+
+
+def _count(items) -> dict:
+    out: dict = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+def _ms(v) -> str:
+    return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def _s(v) -> str:
+    return "n/a" if v is None else f"{v:.1f} s"
+
+
+def _inventory_configs(topo: MhTopo, work: Path) -> dict[str, Path]:
+    import yaml
+    doc = yaml.safe_load(MH_HOSTS_FILE.read_text())
+    one = work / "hosts-one.yml"
+    one.write_text(yaml.safe_dump({"hosts": doc["hosts"][:1]}))
+    cfgs = {"two": topo.inv_cfg, "one": work / "inventory-one.yml"}
+    cfgs["one"].write_text(f"hosts_file: {one}\nconnection: lxd_api\n")
+    return cfgs
+
+
+def inventory_timing(topo: MhTopo, work: Path, names: dict[str, str]) -> dict:
+    """`lxd_inventory --list` and `ansible-inventory --list` with the two-host
+    config (two) and one with the first host alone (one), interleaved (one run of
+    each in turn, so both see the same load): INV_RUNS timed runs each after one
+    warm-up. `names` maps the config to the key of its figures."""
+    cfgs = _inventory_configs(topo, work)
+    env = dict(os.environ)
+    env.update(PYTHON_ENV)
+    for k in [k for k in env if k.startswith("LXD_INVENTORY_")]:
+        del env[k]
+    cmds = {"lxd_inventory": [str(ROOT / "dist/bin/lxd_inventory"), "--list"],
+            "ansible_inventory": [str(VENV / "bin/ansible-inventory"), "-i", str(ROOT / "dist/bin/lxd_inventory"),
+                                  "--list"]}
+    out: dict = {key: {"config": which} for which, key in names.items()}
+    times: dict = {(w, c): [] for w in names for c in cmds}
+    for i in range(INV_RUNS + 1):
+        for c, cmd in cmds.items():
+            for which, key in names.items():
+                t0 = time.monotonic()
+                p = subprocess.run(cmd, cwd=ROOT, env={**env, "LXD_INVENTORY_CONFIG": str(cfgs[which])},
+                                   capture_output=True, text=True, timeout=120)
+                dt_ = time.monotonic() - t0
+                if p.returncode != 0:
+                    raise RuntimeError(f"{' '.join(cmd)} ({which}) failed: {p.stderr[-300:]}")
+                if i:
+                    times[(which, c)].append(dt_)
+                hv = json.loads(p.stdout).get("_meta", {}).get("hostvars", {})
+                out[key][f"{c}_instances"] = len(hv)
+                out[key]["per_host"] = _count(v.get("lxd_host", "?") for v in hv.values())
+    for which, key in names.items():
+        for c in cmds:
+            out[key][c] = mmm(times[(which, c)])
+        log(f"hostloss: inventory {key} ({out[key]['per_host']}): lxd_inventory "
+            f"{out[key]['lxd_inventory']['median']:.3f} s, ansible-inventory "
+            f"{out[key]['ansible_inventory']['median']:.3f} s (medians of {INV_RUNS})")
+    return out
+
+
+def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
+    """4 instances on the first host: listed through a config with that host alone,
+    and through the two-host config (4 + 0), against 2 + 2 above."""
+    h = topo.hosts[0]
+    names = [f"{MH_PREFIX}inv-{i}" for i in range(1, 5)]
+    profiles = [a for p in h.entry.get("profiles", ["default"]) for a in ("-p", p)]
+    image = h.entry.get("image", IMAGE)
+    log(f"hostloss: launching {' '.join(names)} on {h.name} for the one-host inventory")
+    errors: list[str] = []
+
+    def one(n: str) -> None:
+        p = h.lxc(["launch", image, n, *profiles, "-q"], timeout=300)
+        if p.returncode != 0:
+            errors.append(f"{n}: {p.stderr.strip()[:200]}")
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        p = h.lxc(["list", "--format", "csv", "-c", "n4"], timeout=30)
+        rows = [ln for ln in p.stdout.splitlines() if ln.split(",")[0] in names]
+        if len(rows) == len(names) and all("(eth0)" in ln for ln in rows):
+            break
+        time.sleep(1)
+    for n in names:   # booted, so the listing sees them as the topology's are seen
+        h.lxc(["exec", n, "--", "sh", "-c", "timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true"],
+              timeout=150)
+    inv.update(inventory_timing(topo, work, {"one": "one_host_4", "two": "two_hosts_4_0"}))
+
+
 # ================================================================ main
 
 def main() -> int:
-    sections = ["failover", "growth", "inventory", "tasks", "sizes"]
+    sections = ["failover", "growth", "inventory", "tasks", "hostloss", "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -1002,6 +1887,8 @@ def main() -> int:
                 bench_inventory(res, work)
             elif s == "tasks":
                 bench_tasks(res, work)
+            elif s == "hostloss":
+                bench_hostloss(res, work)
             elif s == "sizes":
                 bench_sizes(res)
         except Exception as e:  # noqa: BLE001 - recorded; the other sections still run
@@ -1020,11 +1907,16 @@ def main() -> int:
     json_path = RESULTS / f"{stamp}.json"
     md_path = RESULTS / f"{stamp}.md"
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    table = report.markdown(results)
+    import report_hostloss  # noqa: E402 - next to this file
+
+    table = report_hostloss.merge(report.markdown(results), results)
     md_path.write_text(table)
     print()
     print(table)
     png = RESULTS / f"{stamp}.png"
+    if not {"failover", "inventory"} & set(wanted):  # the chart shows those two alone
+        log(f"written: {md_path}, {json_path}")
+        return 1 if results["errors"] else 0
     p = subprocess.run([sys.executable, str(BENCH / "plot.py"), str(json_path), str(png)],
                        capture_output=True, text=True)
     if p.returncode == 0 and not ONLY:

@@ -165,21 +165,8 @@ impl LxdHost {
     }
 }
 
-/// `sha256:AB:CD...` -> `abcd...`: the 64 lower-case hex digits the `lxd_api`
-/// connection plugin takes; `None` unless it is a SHA-256.
-pub fn fingerprint_hex(fp: &str) -> Option<String> {
-    let t = fp.trim();
-    let t = t
-        .strip_prefix("sha256:")
-        .or_else(|| t.strip_prefix("SHA256:"))
-        .unwrap_or(t);
-    let hex: String = t
-        .chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
-}
+/// The 64 lower-case hex digits the `lxd_api` connection plugin takes.
+pub use lxd_api::fingerprint_hex;
 
 impl Default for Config {
     fn default() -> Self {

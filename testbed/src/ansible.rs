@@ -28,12 +28,14 @@ pub struct Run {
 }
 
 impl Runner {
-    /// An inventory of containers reached through the LXD connection plugin.
+    /// An inventory of containers reached through the project's `lxd_api`
+    /// connection plugin (the one the playbooks use: it re-pushes a file LXD
+    /// acknowledged but lost, which `lxc file push` under load can do).
     pub fn for_containers(containers: &[&Container]) -> Runner {
         let mut inv = String::from("[targets]\n");
         for c in containers {
             inv.push_str(&format!(
-                "{0} ansible_connection=community.general.lxd ansible_lxd_host={0} ansible_python_interpreter=/usr/bin/python3 ansible_host_ip={1}\n",
+                "{0} ansible_connection=lxd_api ansible_lxd_host={0} ansible_python_interpreter=/usr/bin/python3 ansible_host_ip={1}\n",
                 c.name, c.ipv4
             ));
         }
@@ -125,6 +127,10 @@ impl Runner {
         cmd.arg(playbook)
             .args(&self.args)
             .env("ANSIBLE_LIBRARY", library_dir())
+            .env(
+                "ANSIBLE_CONNECTION_PLUGINS",
+                project_root().join("playbooks/connection_plugins"),
+            )
             .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
             .env("ANSIBLE_HOST_KEY_CHECKING", "False")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "False")

@@ -12,7 +12,7 @@ use crate::module::Fail;
 
 /// How a character is shown in a refusal: printable ones quoted, the rest as
 /// their code point, so a newline or U+2028 is visible in the message.
-fn show(c: char) -> String {
+pub fn show(c: char) -> String {
     if c.is_ascii_graphic() {
         format!("'{c}'")
     } else if c == ' ' {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use ansible_module::syntax;
+use ansible_module::syntax::{self, show};
 use serde::Deserialize;
 
 use crate::conf::{self, Item};
@@ -181,18 +181,6 @@ fn bad(msg: String) -> InvalidInput {
 fn safe_path_chars(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "._-/@+~".contains(c))
-}
-
-/// A character as a refusal shows it: printable ones quoted, the rest as
-/// their code point (so a newline or U+2028 is visible).
-fn show(c: char) -> String {
-    if c.is_ascii_graphic() {
-        format!("'{c}'")
-    } else if c == ' ' {
-        "a space".into()
-    } else {
-        format!("U+{:04X}", u32::from(c))
-    }
 }
 
 fn from_fail(f: ansible_module::Fail) -> InvalidInput {

@@ -36,4 +36,4 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use reqwest::Method;
-pub use tls::{fingerprint, fingerprint_of_pem_file, TlsOptions};
+pub use tls::{fingerprint, fingerprint_hex, fingerprint_of_pem_file, TlsOptions};

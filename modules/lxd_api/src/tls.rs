@@ -51,7 +51,9 @@ pub fn fingerprint_of_pem_file(path: &Path) -> Result<String> {
     Ok(fingerprint(cert.as_ref()))
 }
 
-fn normalize_fingerprint(fp: &str) -> Result<String> {
+/// `sha256:AB:CD...` -> `abcd...`: the 64 lower-case hex digits of a SHA-256
+/// fingerprint however it was written; `None` unless it is one.
+pub fn fingerprint_hex(fp: &str) -> Option<String> {
     let t = fp.trim();
     let t = t
         .strip_prefix("sha256:")
@@ -62,12 +64,15 @@ fn normalize_fingerprint(fp: &str) -> Result<String> {
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect::<String>()
         .to_ascii_lowercase();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::Config(format!(
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
+}
+
+fn normalize_fingerprint(fp: &str) -> Result<String> {
+    fingerprint_hex(fp).ok_or_else(|| {
+        Error::Config(format!(
             "server_cert_fingerprint must be the 64 hex digits of a SHA-256 fingerprint, got {fp:?}"
-        )));
-    }
-    Ok(hex)
+        ))
+    })
 }
 
 /// What went wrong in the last handshake, kept so the client can name it
