@@ -61,6 +61,7 @@ done
 # not loaded for playbooks run from a collection: they become collection plugins
 # (plugins/connection/, ...), and the quoted names that select them become FQCNs.
 plugin_names=()
+filter_names=()
 for d in "$dest"/playbooks/*_plugins; do
   [[ -d "$d" ]] || continue
   type="$(basename "$d")"; type="${type%_plugins}"
@@ -68,7 +69,11 @@ for d in "$dest"/playbooks/*_plugins; do
   for f in "$d"/*.py; do
     [[ -f "$f" ]] || continue
     install -m 0644 "$f" "$dest/plugins/$type/"
-    plugin_names+=("$(basename "$f" .py)")
+    if [[ "$type" == filter ]]; then
+      filter_names+=("$(basename "$f" .py)")
+    else
+      plugin_names+=("$(basename "$f" .py)")
+    fi
   done
   rm -rf "$d"
 done
@@ -85,6 +90,11 @@ if ((${#targets[@]})); then
   for name in "${plugin_names[@]}"; do
     find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) \
       -exec sed -i -E "s/(['\"])$name(['\"])/\\1$ns.$coll.$name\\2/g; s/^(\\s*ansible_connection:\\s*)$name\\s*$/\\1$ns.$coll.$name/" {} +
+  done
+  # A filter (`| name(`) is called by its FQCN from a collection's playbooks.
+  for name in "${filter_names[@]}"; do
+    find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) \
+      -exec sed -i -E "s/\\|(\\s*)$name\\b/|\\1$ns.$coll.$name/g" {} +
   done
   if grep -rEn "\\bansible\\.legacy\\.($alternation)\\b" "${targets[@]}"; then
     die "references to ansible.legacy modules left after rewriting"

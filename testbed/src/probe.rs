@@ -226,6 +226,26 @@ impl Probe {
         self.run_until(&AtomicBool::new(false))
     }
 
+    /// Probes in short rounds (0.6 s) until `done` holds for one round;
+    /// fails the test with the last round when `timeout` passes first.
+    pub fn settle(&self, what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
+        let start = std::time::Instant::now();
+        loop {
+            let report = self.clone().run_for(Duration::from_millis(600));
+            if done(&report) {
+                eprintln!(
+                    "{what}: settled after {:.1} s",
+                    start.elapsed().as_secs_f64()
+                );
+                return report;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not settled within {timeout:?}; last round {report:?}"
+            );
+        }
+    }
+
     /// Starts probing in the background.
     pub fn start(self) -> Running {
         let stop = Arc::new(AtomicBool::new(false));

@@ -116,21 +116,7 @@ fn sample(d: Duration) -> Report {
 
 /// Probes in short rounds until `done` holds for one round (or the timeout).
 fn settle(what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
-    let start = Instant::now();
-    loop {
-        let report = sample(Duration::from_millis(600));
-        if done(&report) {
-            eprintln!(
-                "{what}: settled after {:.1} s",
-                start.elapsed().as_secs_f64()
-            );
-            return report;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not settled within {timeout:?}; last round {report:?}"
-        );
-    }
+    probe().settle(what, timeout, done)
 }
 
 fn only_backends(report: &Report, names: &[String]) -> bool {

@@ -1,7 +1,7 @@
 //! End to end across two LXD hosts (`make hosts-up`): the original set-up,
 //! with each host's instances on `macvlan` and DHCP from the LAN, reached over
 //! HTTPS with pinned certificates. site.yml spreads each tier over both hosts,
-//! add_web.yml lands on the emptiest, and the VIP survives the loss of the
+//! add_web.yml and add_lb.yml land on the emptiest, and the VIP survives the loss of the
 //! whole host that holds it; when the host comes back, site.yml brings only its
 //! nodes back and traffic reaches every web node again.
 //!
@@ -145,21 +145,7 @@ fn probe() -> Probe {
 
 /// Probes in short rounds until `done` holds for one round (or the timeout).
 fn settle(what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
-    let start = Instant::now();
-    loop {
-        let report = probe().run_for(Duration::from_millis(600));
-        if done(&report) {
-            eprintln!(
-                "{what}: settled after {:.1} s",
-                start.elapsed().as_secs_f64()
-            );
-            return report;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not settled within {timeout:?}; last round {report:?}"
-        );
-    }
+    probe().settle(what, timeout, done)
 }
 
 fn serves_exactly(report: &Report, names: &[String]) -> bool {
@@ -224,7 +210,21 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
         |r| serves_exactly(r, &all),
     );
 
-    // The whole first host goes: its LB (the VIP holder) and two web nodes.
+    // A third LB lands on the emptiest host too (a tie again: the first), and
+    // the VIP never drops while the peers learn about it.
+    let running = probe().max_duration(Duration::from_secs(300)).start();
+    t.playbook("add_lb.yml").assert_ok();
+    let report = running.stop();
+    assert_eq!(report.failed, 0, "add_lb.yml across hosts: {report:?}");
+    assert_eq!(t.host_of(&t.name("lb-03")).name, h1);
+    assert_eq!(
+        t.holders(),
+        vec![t.name("lb-01")],
+        "one holder after add_lb"
+    );
+
+    // The whole first host goes: two LBs (the VIP holder among them) and two
+    // web nodes.
     let running = probe().max_duration(Duration::from_secs(120)).start();
     let lost = Instant::now();
     let out = lxc(&["stop", "-f", &h1]);
