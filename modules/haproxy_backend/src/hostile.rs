@@ -23,7 +23,7 @@ use crate::params::Params;
 use crate::runtime::one_command;
 use crate::server;
 
-/// What the brief of every syntax check lists, and then some.
+/// The characters each target syntax treats specially, and then some.
 const HOSTILE: &[&str] = &[
     "\n", "\r", "\0", ";", "#", "\"", "'", "\\", "$(", "`", "{", "}", "%", " ", "\u{2028}", "\t",
     "$", "\u{85}", "\u{2029}",

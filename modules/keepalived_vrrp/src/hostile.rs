@@ -21,7 +21,7 @@ use crate::checks::{self};
 use crate::conf::{self, Instance};
 use crate::track;
 
-/// What the brief of every syntax check lists, and then some.
+/// The characters each target syntax treats specially, and then some.
 const HOSTILE: &[&str] = &[
     "\n", "\r", "\0", ";", "#", "!", "\"", "'", "\\", "$(", "`", "{", "}", "%", "~", " ",
     "\u{2028}", "\t", "$", "\u{85}",
