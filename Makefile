@@ -23,7 +23,8 @@ help:
 	@echo "make lint        rustfmt and clippy"
 	@echo "make molecule    the molecule scenarios default and scale"
 	@echo "make collection  the vrrp_lxd.ha collection tarball (binaries inside)"
-	@echo "make hosts-up    two nested LXD hosts on a LAN bridge (macvlan, HTTPS, pinned certificates)"
+	@echo "make hosts-up    two nested LXD hosts on a LAN bridge (macvlan, HTTPS, pinned certificates),"
+	@echo "                 then $(LB_COUNT) LB + $(WEB_COUNT) web spread over both"
 	@echo "make hosts-down  remove them (make down does too)"
 	@echo "make clean       remove dist/"
 	@echo ""
@@ -68,8 +69,9 @@ bench: setup build
 collection: build
 	@bash scripts/build-collection.sh
 
-hosts-up: setup
+hosts-up: setup build
 	@bash scripts/multihost/up.sh
+	@bash scripts/multihost/deploy.sh
 
 hosts-down:
 	@bash scripts/multihost/down.sh
