@@ -7,7 +7,7 @@ TARGET   := x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
 VENV     ?= /opt/vrrp-lxd/venv
 export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
-MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site
+MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site dns_zone
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
 

@@ -8,7 +8,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
 packages=(haproxy keepalived apache2 python3 iproute2 procps psmisc curl ifupdown
-  isc-dhcp-client systemd-sysv dbus cloud-init python3-cffi-backend locales)
+  isc-dhcp-client systemd-sysv dbus cloud-init python3-cffi-backend locales
+  knot knot-dnssecutils knot-dnsutils)
 recipe_hash="$( (printf '%s\n' "${packages[@]}"; cat "${BASH_SOURCE[0]}") | sha256sum | cut -c1-16)"
 
 if lxc image show "$VRRP_IMAGE" 2>/dev/null | grep -q "vrrp_lxd_recipe: \"\?$recipe_hash"; then
@@ -36,6 +37,9 @@ if [[ ! -f "$work/rootfs.tar.gz" ]]; then
   : >"$rootfs/etc/machine-id"
   rm -f "$rootfs/var/lib/dbus/machine-id"
   ln -sf /dev/null "$rootfs/etc/systemd/system/systemd-binfmt.service"
+  # Knot DNS serves the topology's zone on the load balancers only; the dns
+  # role enables it there.
+  rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/knot.service"
   printf 'locale: C.UTF-8\n' >"$rootfs/etc/cloud/cloud.cfg.d/90-vrrp-lxd-locale.cfg"
   printf 'datasource_list: [ LXD, NoCloud, None ]\n' >"$rootfs/etc/cloud/cloud.cfg.d/91-vrrp-lxd-datasource.cfg"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -53,7 +57,7 @@ creation_date: $(date +%s)
 properties:
   os: debian
   release: bookworm
-  description: vrrp-lxd base (Debian bookworm, haproxy, keepalived, apache2, cloud-init)
+  description: vrrp-lxd base (Debian bookworm, haproxy, keepalived, apache2, knot, cloud-init)
   vrrp_lxd_recipe: "$recipe_hash"
 templates:
   /etc/hostname:

@@ -7,8 +7,11 @@
 
 pub mod ansible;
 pub mod container;
+pub mod dns;
 pub mod multihost;
 pub mod probe;
+pub mod sidecar;
+pub mod topology;
 
 use std::path::PathBuf;
 

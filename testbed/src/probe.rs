@@ -173,11 +173,8 @@ impl Probe {
     /// Probes until `stop` is set or `max_duration` passes.
     pub fn run_until(&self, stop: &AtomicBool) -> Report {
         let mut report = Report::default();
-        let start = Instant::now();
-        let mut outage_since: Option<Instant> = None;
-        let mut tick = 0u32;
-        while !stop.load(Ordering::Relaxed) && start.elapsed() < self.max_duration {
-            let sent = Instant::now();
+        let mut outage = Outage::default();
+        let elapsed = paced(self.interval, self.max_duration, stop, |sent| {
             report.requests += 1;
             let ok = match self.request_once() {
                 Ok((status, first_line)) => {
@@ -195,29 +192,13 @@ impl Probe {
             };
             if ok {
                 report.ok += 1;
-                if let Some(since) = outage_since.take() {
-                    report.longest_outage_ms = report.longest_outage_ms.max(ms(sent - since));
-                }
             } else {
                 report.failed += 1;
-                outage_since.get_or_insert(sent);
             }
-            tick += 1;
-            let next = start + self.interval * tick;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                // Behind schedule (a slow timeout): resume from now, do not burst.
-                tick = (now.duration_since(start).as_nanos() / self.interval.as_nanos().max(1))
-                    as u32
-                    + 1;
-            }
-        }
-        if let Some(since) = outage_since {
-            report.longest_outage_ms = report.longest_outage_ms.max(ms(since.elapsed()));
-        }
-        report.duration_ms = ms(start.elapsed());
+            outage.record(sent, ok);
+        });
+        report.longest_outage_ms = outage.longest_ms();
+        report.duration_ms = ms(elapsed);
         report
     }
 
@@ -255,7 +236,58 @@ impl Probe {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+/// Calls `once` every `interval` (with the time it was due to start) until
+/// `stop` is set or `max_duration` passes; returns how long that took. A call
+/// that overruns its slot (a slow timeout) moves the schedule on from now: no
+/// burst of catch-up calls.
+pub(crate) fn paced(
+    interval: Duration,
+    max_duration: Duration,
+    stop: &AtomicBool,
+    mut once: impl FnMut(Instant),
+) -> Duration {
+    let start = Instant::now();
+    let mut tick = 0u32;
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < max_duration.min(MAX_DURATION) {
+        once(Instant::now());
+        tick += 1;
+        let next = start + interval * tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            tick = (now.duration_since(start).as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
+        }
+    }
+    start.elapsed()
+}
+
+/// The longest run of failures, from the first failed attempt to the next
+/// success (or to the end).
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    since: Option<Instant>,
+    longest: Duration,
+}
+
+impl Outage {
+    pub(crate) fn record(&mut self, sent: Instant, ok: bool) {
+        if ok {
+            if let Some(since) = self.since.take() {
+                self.longest = self.longest.max(sent - since);
+            }
+        } else {
+            self.since.get_or_insert(sent);
+        }
+    }
+
+    pub(crate) fn longest_ms(&self) -> f64 {
+        let open = self.since.map(|s| s.elapsed()).unwrap_or_default();
+        ms(self.longest.max(open))
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 

@@ -15,11 +15,12 @@ use testbed::container::lxc;
 use testbed::{project_root, unique_name, venv_bin, Container};
 
 const NS: &str = "vrrp_lxd.ha";
-const MODULES: [&str; 4] = [
+const MODULES: [&str; 5] = [
     "lxd_instance",
     "haproxy_backend",
     "keepalived_vrrp",
     "apache_site",
+    "dns_zone",
 ];
 const PLAYBOOKS: [&str; 4] = ["site", "add_web", "add_lb", "remove_web"];
 

@@ -3,108 +3,13 @@
 //! every 20 ms. One topology for the whole test, under its own name prefix, VIP
 //! and router id, so it never touches a topology made by `make up`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use testbed::ansible::{Run, Runner};
-use testbed::container::lxc;
-use testbed::{keep, project_root, Probe, Report};
+use testbed::topology::Topology;
+use testbed::{Probe, Report};
 
 const VIP: &str = "10.231.0.30";
 const VRID: &str = "130";
-
-struct Topology {
-    prefix: String,
-}
-
-impl Topology {
-    fn new() -> Topology {
-        Topology {
-            prefix: format!("t-e2e-{}-", std::process::id()),
-        }
-    }
-
-    fn name(&self, base: &str) -> String {
-        format!("{}{base}", self.prefix)
-    }
-
-    fn playbook(&self, playbook: &str, extra: &[(&str, &str)]) -> Run {
-        let mut runner = Runner::project()
-            .extra_var("vrrp_prefix", &self.prefix)
-            .extra_var("vrrp_vip", VIP)
-            .extra_var("vrrp_vrid", VRID);
-        for (k, v) in extra {
-            runner = runner.extra_var(k, v);
-        }
-        let started = Instant::now();
-        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
-        eprintln!(
-            "{playbook} {extra:?}: rc {} in {:.1} s, changed {}",
-            run.rc,
-            started.elapsed().as_secs_f64(),
-            run.changed_total()
-        );
-        run
-    }
-
-    fn instances(&self) -> Vec<String> {
-        let out = lxc(&["list", "--format", "csv", "-c", "n"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|n| n.starts_with(&self.prefix))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn sh(&self, instance: &str, cmd: &str) -> String {
-        let out = lxc(&["exec", instance, "--", "sh", "-c", cmd]);
-        assert!(
-            out.status.success(),
-            "`{cmd}` on {instance}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The load balancer whose interface carries the VIP, read from the kernel.
-    fn holders(&self) -> Vec<String> {
-        self.instances()
-            .into_iter()
-            .filter(|n| n.starts_with(&self.name("lb-")))
-            .filter(|n| {
-                let out = lxc(&["exec", n, "--", "ip", "-4", "-o", "addr", "show"]);
-                String::from_utf8_lossy(&out.stdout).contains(&format!("inet {VIP}/"))
-            })
-            .collect()
-    }
-
-    fn holder(&self) -> String {
-        let holders = self.holders();
-        assert_eq!(
-            holders.len(),
-            1,
-            "exactly one LB must hold the VIP: {holders:?}"
-        );
-        holders[0].clone()
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        if keep() {
-            eprintln!("KEEP=1: leaving the {}* instances", self.prefix);
-            return;
-        }
-        for name in self.instances() {
-            let _ = lxc(&["delete", "-f", &name]);
-        }
-        if let Some(home) = std::env::var_os("HOME") {
-            let dir = std::path::Path::new(&home)
-                .join(".config/vrrp-lxd")
-                .join(self.prefix.trim_end_matches('-'));
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 fn probe() -> Probe {
     Probe::new(&format!("http://{VIP}/")).expect("the VIP is routed through the bridge")
@@ -144,7 +49,7 @@ fn probed<T>(f: impl FnOnce() -> T) -> (T, Report) {
 
 #[test]
 fn topology_from_nothing_through_every_outage_and_growth() {
-    let topo = Topology::new();
+    let topo = Topology::new("e2e", VIP, VRID);
     let web = |i: u32| topo.name(&format!("web-{i:02}"));
     let lb = |i: u32| topo.name(&format!("lb-{i:02}"));
 

@@ -7,14 +7,20 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
 
-const MODULES: [&str; 4] = [
+const MODULES: [&str; 5] = [
     "lxd_instance",
     "haproxy_backend",
     "keepalived_vrrp",
     "apache_site",
+    "dns_zone",
 ];
 /// Modules that run on the targets and carry no HTTP/TLS stack.
-const TARGET_SIDE: [&str; 3] = ["haproxy_backend", "keepalived_vrrp", "apache_site"];
+const TARGET_SIDE: [&str; 4] = [
+    "haproxy_backend",
+    "keepalived_vrrp",
+    "apache_site",
+    "dns_zone",
+];
 
 fn binary(name: &str) -> PathBuf {
     let dist = std::env::var_os("VRRP_DIST")

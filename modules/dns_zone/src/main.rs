@@ -1,0 +1,3 @@
+fn main() {
+    ansible_module::run("dns_zone", dns_zone::spec(), dns_zone::run)
+}
