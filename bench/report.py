@@ -33,6 +33,21 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**not met**")
 
 
+def insert_rows(table: str, rows: list[list[str]]) -> list[str]:
+    """The table's lines with `rows` after the last row of its first table (a
+    new table when it has none)."""
+    lines = table.split("\n")
+    head = next((i for i, ln in enumerate(lines) if ln.startswith("| figure |")), None)
+    if head is None:
+        lines += ["", "| figure | seed / incumbent | ours | goal | |", "|---|---|---|---|---|"]
+        head = len(lines) - 2
+    j = head + 2
+    while j < len(lines) and lines[j].startswith("|"):
+        j += 1
+    lines[j:j] = ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
 def failover_rows(res: dict) -> list[list[str]]:
     sc = res.get("scenarios")
     if not sc:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import fmt, mmm, verdict  # noqa: E402 - next to this file
+from report import fmt, insert_rows, mmm, verdict  # noqa: E402 - next to this file
 
 
 def _col(reps: list[dict], key: str, scale: float = 1.0) -> dict | None:
@@ -135,15 +135,7 @@ def merge(table: str, results: dict) -> str:
     new_notes = notes(res)
     if not new_rows and not new_notes:
         return table
-    lines = table.split("\n")
-    head = next((i for i, ln in enumerate(lines) if ln.startswith("| figure |")), None)
-    if head is None:
-        lines += ["", "| figure | seed / incumbent | ours | goal | |", "|---|---|---|---|---|"]
-        head = len(lines) - 2
-    j = head + 2
-    while j < len(lines) and lines[j].startswith("|"):
-        j += 1
-    lines[j:j] = ["| " + " | ".join(r) + " |" for r in new_rows]
+    lines = insert_rows(table, new_rows)
     if new_notes:
         while lines and lines[-1] == "":
             lines.pop()

@@ -12,6 +12,10 @@ growth     playbooks/site.yml from nothing and again (converged), then add_web.y
 inventory  bench/inventory.sh (50 tiny instances listed four ways).
 tasks      20 tasks x 2 hosts: apache_site against the Python modules a user would
            write for the same sites (pipelining on for Python).
+dns        site.yml makes 2 LB + 2 web; the zone's names queried through the VIP
+           every 20 ms (300 ms timeout, no retry): latency; queries lost while
+           `systemctl stop knot` runs on the VIP holder (planned) and while the
+           holder is stopped hard (`lxc stop -f`), each undone before the next.
 hostloss   Two LXD hosts (the test bed of `make hosts-up`): site.yml spreads 2 LB + 2
            web over them; a planned `systemctl stop haproxy` on the VIP holder, then
            `lxc stop -f` of the whole host that holds the VIP (VIP window, time until
@@ -63,6 +67,7 @@ N_TASKS = int(os.environ.get("BENCH_TASKS", "20"))
 OURS_VIP, OURS_VRID = "10.231.0.50", 150
 SEED_VIP, SEED_VRID = "10.231.0.51", 151
 TOPO_PREFIX, TOPO_VIP, TOPO_VRID = "bench-topo-", "10.231.0.55", 155
+DNS_PREFIX, DNS_VIP, DNS_VRID = "bench-dns-", "10.231.0.56", 156
 
 RUN_ID = f"{os.getpid()}"
 # A repetition that fails (a playbook error, a hung `lxc exec`) is recorded and made
@@ -769,6 +774,77 @@ def bench_growth(res: dict, work: Path) -> None:
     if done == 0:
         raise RuntimeError("every repetition failed: " + "; ".join(res["errors"]))
     shutil.rmtree(creds, ignore_errors=True)
+
+
+# ================================================================ dns
+
+class DnsQueries(Probe):
+    """vrrp-probe's DNS mode: A queries for `name` at `ip`:53 every 20 ms."""
+
+    def __init__(self, ip: str, name: str, max_s: float = 120):
+        if not routed_via_bridge(ip):
+            raise RuntimeError(f"{ip} is not routed via {BRIDGE}; refusing to query it")
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-dns-"))
+        self.stop_file = self.dir / "stop"
+        self.proc = subprocess.Popen(
+            [str(PROBE), f"dns://{ip}/{name}", "--interval-ms", "20", "--timeout-ms", "300",
+             "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _children.add(self.proc)
+
+
+def vip_holders(prefix: str, vip: str) -> list[str]:
+    return [n for n in lxc_names(prefix + "lb-")
+            if f"inet {vip}/" in lxc_exec(n, "ip -4 -o addr show", check=False)]
+
+
+def wait_vip_on(prefix: str, vip: str, lb: str, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while vip_holders(prefix, vip) != [lb]:
+        if time.monotonic() > end:
+            raise RuntimeError(f"{vip} not back on {lb} within {timeout} s ({vip_holders(prefix, vip)})")
+        time.sleep(0.3)
+
+
+def queried(name: str, action, seconds: float) -> dict:
+    q = DnsQueries(DNS_VIP, name)
+    time.sleep(0.5)
+    action()
+    time.sleep(seconds)
+    return q.stop()
+
+
+def bench_dns(res: dict, work: Path) -> None:
+    topo_args = ["-e", f"vrrp_prefix={DNS_PREFIX}", "-e", f"vrrp_vip={DNS_VIP}",
+                 "-e", f"vrrp_vrid={DNS_VRID}", "-e", "lb_count=2", "-e", "web_count=2"]
+    _cleanup_dirs.append(Path.home() / ".config/vrrp-lxd" / DNS_PREFIX.rstrip("-"))
+    delete(lxc_names(DNS_PREFIX))
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / "dns-site.log", timeout=900)
+    with _created_lock:
+        _created.update(lxc_names(DNS_PREFIX))
+    if r["rc"] != 0:
+        raise RuntimeError(f"site.yml failed: {'; '.join(failed_tasks(r['log']))[:300]}")
+    name = f"{DNS_PREFIX}web-01.{DNS_PREFIX.rstrip('-')}.vrrp.internal."
+    res["name"] = name
+    res["reps"] = []
+    for rep in range(REPS):
+        holder = vip_holders(DNS_PREFIX, DNS_VIP)
+        if len(holder) != 1:
+            raise RuntimeError(f"VIP holders: {holder}")
+        holder = holder[0]
+        one: dict = {"holder": holder}
+        one["steady"] = queried(name, lambda: None, 5.0)
+        one["planned"] = queried(name, lambda: lxc_exec(holder, "systemctl stop knot"), 2.0)
+        one["planned_back"] = queried(
+            name, lambda: (lxc_exec(holder, "systemctl start knot"), wait_vip_on(DNS_PREFIX, DNS_VIP, holder, 30)), 1.0)
+        one["hard"] = queried(name, lambda: sh(["lxc", "stop", "-f", holder]), 3.0)
+        sh(["lxc", "start", holder])
+        wait_vip_on(DNS_PREFIX, DNS_VIP, holder, 120)
+        log(f"dns {rep + 1}: p50 {one['steady']['p50_ms']} ms, p99 {one['steady']['p99_ms']} ms; "
+            f"lost: planned {one['planned']['lost']}, back {one['planned_back']['lost']}, "
+            f"hard {one['hard']['lost']} ({one['hard']['longest_outage_ms']:.0f} ms)")
+        res["reps"].append(one)
+    delete(lxc_names(DNS_PREFIX))
 
 
 # ================================================================ inventory
@@ -1853,7 +1929,7 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
 # ================================================================ main
 
 def main() -> int:
-    sections = ["failover", "growth", "inventory", "tasks", "hostloss", "sizes"]
+    sections = ["failover", "growth", "dns", "inventory", "tasks", "hostloss", "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -1883,6 +1959,8 @@ def main() -> int:
                 bench_failover(res, work)
             elif s == "growth":
                 bench_growth(res, work)
+            elif s == "dns":
+                bench_dns(res, work)
             elif s == "inventory":
                 bench_inventory(res, work)
             elif s == "tasks":
@@ -1909,7 +1987,9 @@ def main() -> int:
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     import report_hostloss  # noqa: E402 - next to this file
 
-    table = report_hostloss.merge(report.markdown(results), results)
+    import report_dns  # noqa: E402 - next to this file
+
+    table = report_hostloss.merge(report_dns.merge(report.markdown(results), results), results)
     md_path.write_text(table)
     print()
     print(table)
