@@ -3,7 +3,8 @@
 //! HTTPS with pinned certificates. site.yml spreads each tier over both hosts,
 //! add_web.yml and add_lb.yml land on the emptiest, and the VIP survives the loss of the
 //! whole host that holds it; when the host comes back, site.yml brings only its
-//! nodes back and traffic reaches every web node again.
+//! nodes back and traffic reaches every web node again. A name of an instance
+//! on one host resolves on the other, through the zone the LBs serve on the VIP.
 //!
 //! Runs in `make test` after the test bed is raised; alone:
 //! `make hosts-up && cargo test -p testbed --test e2e_two_hosts -- --ignored`.
@@ -106,6 +107,18 @@ impl Topology {
             .iter()
             .find(|h| &h.name == host)
             .expect("a known host")
+    }
+
+    /// An instance's IPv4 on the LAN, as its host's LXD reports it.
+    fn address_of(&self, instance: &str) -> std::net::IpAddr {
+        let out = self
+            .host_of(instance)
+            .lxc(&["list", instance, "--format", "csv", "-c", "4"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{instance} has no IPv4: {text:?}"))
     }
 
     /// The load balancers whose interface carries the VIP.
@@ -215,6 +228,46 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
         0,
         "a converged re-run changed something"
     );
+
+    // DNS across the hosts: an instance's name on one host resolves on the
+    // other (its resolver, and the VIP asked directly) and from the LAN.
+    let zone = format!("{}.vrrp.internal", t.prefix.trim_end_matches('-'));
+    for (asker, named) in [
+        (t.name("web-01"), t.name("web-02")),
+        (t.name("web-02"), t.name("lb-01")),
+    ] {
+        let address = t.address_of(&named);
+        let host = t.host_of(&asker);
+        let out = host.lxc(&["exec", &asker, "--", "getent", "hosts", &named]);
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            got.starts_with(&format!("{address} ")),
+            "{named} from {asker}: {got:?}"
+        );
+        let out = host.lxc(&[
+            "exec",
+            &asker,
+            "--",
+            "kdig",
+            "+short",
+            &format!("@{}", t.vip),
+            &format!("{named}.{zone}"),
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            address.to_string(),
+            "{named} at the VIP from {asker}"
+        );
+        let a = testbed::dns::query(
+            t.vip.parse().expect("VIP"),
+            &multihost::lan_bridge(),
+            &format!("{named}.{zone}."),
+            "A",
+            Duration::from_secs(2),
+        )
+        .expect("the VIP answers DNS on the LAN");
+        assert_eq!(a.addresses, vec![address], "{named} from the LAN: {a:?}");
+    }
 
     // Growth lands on the emptiest host (a tie: the first), with no failed request.
     let running = t.probe().max_duration(Duration::from_secs(300)).start();
