@@ -108,6 +108,7 @@ where
         name.clone(),
         validated.params,
         internal,
+        spec.argument_spec.clone(),
         validated.no_log_values,
     );
     module.warnings.extend(validated.warnings);
@@ -289,6 +290,43 @@ mod tests {
         assert!(failed);
         assert_eq!(out["msg"], json!("boom"));
         assert_eq!(out["rc"], json!(3));
+    }
+
+    #[test]
+    fn a_bool_for_an_int_option_parses_as_a_number() {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            port: i64,
+            servers: Vec<Server>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Server {
+            weight: i64,
+        }
+        let spec = ModuleSpec::try_from_json(
+            r#"{"argument_spec": {"port": {"type": "int"},
+                "servers": {"type": "list", "elements": "dict",
+                            "options": {"weight": {"type": "int"}}}}}"#,
+        )
+        .expect("spec");
+        let args = json!({"port": true, "servers": [{"weight": false}]});
+        let (out, failed) = execute(
+            "m",
+            &spec,
+            args.as_object().cloned().unwrap_or_default(),
+            |m| {
+                let p: Params = m.parse()?;
+                m.set("port", p.port);
+                m.set("weight", p.servers[0].weight);
+                m.set("int", m.int("port"));
+                Ok(())
+            },
+        );
+        assert!(!failed, "{out:?}");
+        assert_eq!((&out["port"], &out["weight"]), (&json!(1), &json!(0)));
+        assert_eq!(out["int"], json!(1));
+        // What the task was given is shown as given, as Ansible shows it.
+        assert_eq!(out["invocation"]["module_args"]["port"], json!(true));
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeSet;
 
+use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::args::InternalArgs;
+use crate::spec::OptionSpec;
+use crate::validate::numbers_for_bools;
 
 /// One file's (or object's) before/after, as Ansible's diff callback shows it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -71,6 +74,8 @@ pub struct Module {
     pub name: String,
     pub params: Map<String, Value>,
     pub internal: InternalArgs,
+    /// The argument spec's options, for the typed view `parse` gives.
+    pub(crate) options: IndexMap<String, OptionSpec>,
     pub(crate) no_log_values: BTreeSet<String>,
     pub(crate) result: Map<String, Value>,
     pub(crate) changed: bool,
@@ -87,12 +92,14 @@ impl Module {
         name: String,
         params: Map<String, Value>,
         internal: InternalArgs,
+        options: IndexMap<String, OptionSpec>,
         no_log_values: BTreeSet<String>,
     ) -> Module {
         Module {
             name,
             params,
             internal,
+            options,
             no_log_values,
             result: Map::new(),
             changed: false,
@@ -112,8 +119,13 @@ impl Module {
     }
 
     /// The validated parameters as a typed struct (field names = option names).
+    /// A boolean given for an `int` option reads as 1 or 0 (for a `float`
+    /// option 1.0 or 0.0), at every depth: Ansible passes it through as
+    /// Python's `True`, which is an int.
     pub fn parse<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
-        serde_json::from_value(Value::Object(self.params.clone())).map_err(|e| {
+        let mut params = self.params.clone();
+        numbers_for_bools(&self.options, &mut params);
+        serde_json::from_value(Value::Object(params)).map_err(|e| {
             anyhow::anyhow!("internal error: parameters do not match the module's types: {e}")
         })
     }
@@ -130,8 +142,10 @@ impl Module {
         self.get(name).and_then(Value::as_bool).unwrap_or(false)
     }
 
+    /// An int option's value; a boolean given for it reads as 1 or 0.
     pub fn int(&self, name: &str) -> Option<i64> {
-        self.get(name).and_then(Value::as_i64)
+        self.get(name)
+            .and_then(|v| v.as_i64().or_else(|| v.as_bool().map(i64::from)))
     }
 
     pub fn set_changed(&mut self, changed: bool) {

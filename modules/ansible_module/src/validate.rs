@@ -617,6 +617,61 @@ fn validate_sub_specs(
     }
 }
 
+// ---- the typed view a module body parses -------------------------------------
+
+/// The validated parameters as a module's typed struct reads them: a boolean
+/// in an `int` option (or an `elements: int` list, at any depth of
+/// sub-`options`) becomes 1 or 0, and in a `float` option 1.0 or 0.0.
+///
+/// Validation leaves `True` in an `int` option as it is, as ansible-core's
+/// `check_type_int` does (Python's bool is an int, so a Python module doing
+/// arithmetic with it sees 1); the result's `invocation` shows it that way.
+/// Only what a module body parses gets the number.
+pub(crate) fn numbers_for_bools(
+    opts: &IndexMap<String, OptionSpec>,
+    params: &mut Map<String, Value>,
+) {
+    for (name, opt) in opts {
+        let Some(value) = params.get_mut(name) else {
+            continue;
+        };
+        match (opt.kind(), value) {
+            (kind @ (Kind::Int | Kind::Float), value) => number_for_bool(kind, value),
+            (Kind::List, Value::Array(items)) => {
+                for item in items {
+                    match (opt.elements, item) {
+                        (Some(kind @ (Kind::Int | Kind::Float)), item) => {
+                            number_for_bool(kind, item);
+                        }
+                        (Some(Kind::Dict), Value::Object(sub)) => {
+                            if let Some(sub_spec) = &opt.options {
+                                numbers_for_bools(sub_spec, sub);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            (Kind::Dict, Value::Object(sub)) => {
+                if let Some(sub_spec) = &opt.options {
+                    numbers_for_bools(sub_spec, sub);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn number_for_bool(kind: Kind, value: &mut Value) {
+    let Value::Bool(b) = *value else {
+        return;
+    };
+    *value = match kind {
+        Kind::Float => Value::from(f64::from(u8::from(b))),
+        _ => Value::from(i64::from(b)),
+    };
+}
+
 // ---- type checkers (ansible.module_utils.common.validation.check_type_*) ----
 
 fn check_type(kind: Kind, value: &Value) -> Result<Value, String> {
@@ -925,6 +980,75 @@ mod tests {
             v.failure("m").as_deref(),
             Some("value of state must be one of: present, absent, got: gone")
         );
+    }
+
+    #[test]
+    fn bools_stay_bools_in_int_options_as_in_ansible() {
+        let v = run(
+            r#"{"argument_spec": {"port": {"type": "int"}, "ratio": {"type": "float"}}}"#,
+            json!({"port": true, "ratio": false}),
+        );
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        // check_type_int keeps True (an int in Python); check_type_float
+        // returns float(True).
+        assert_eq!(v.params["port"], json!(true));
+        assert_eq!(v.params["ratio"], json!(0.0));
+    }
+
+    #[test]
+    fn bools_become_numbers_at_every_depth() {
+        let spec = ModuleSpec::try_from_json(
+            r#"{"argument_spec": {
+                "port": {"type": "int"},
+                "off": {"type": "int"},
+                "ratio": {"type": "float"},
+                "flag": {"type": "bool"},
+                "blob": {"type": "raw"},
+                "name": {"type": "str"},
+                "ports": {"type": "list", "elements": "int"},
+                "ratios": {"type": "list", "elements": "float"},
+                "tags": {"type": "list", "elements": "raw"},
+                "health_check": {"type": "dict", "apply_defaults": true, "options": {
+                    "rise": {"type": "int", "default": true},
+                    "inner": {"type": "dict", "options": {"fall": {"type": "int"}}}
+                }},
+                "servers": {"type": "list", "elements": "dict", "options": {
+                    "port": {"type": "int", "default": 80},
+                    "weights": {"type": "list", "elements": "int"},
+                    "check": {"type": "bool", "default": true}
+                }},
+                "labels": {"type": "dict"}
+            }}"#,
+        )
+        .expect("spec");
+        let args = json!({
+            "port": true, "off": false, "ratio": true, "flag": true, "blob": true,
+            "name": true, "ports": [true, "2", false], "ratios": [true],
+            "tags": [true], "health_check": {"inner": {"fall": false}},
+            "servers": [{"port": true, "weights": [false, 3]}, {"check": false}],
+            "labels": {"x": true}
+        });
+        let mut v = validate(&spec, args.as_object().cloned().unwrap_or_default());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        numbers_for_bools(&spec.argument_spec, &mut v.params);
+        let p = Value::Object(v.params);
+        assert_eq!(p["port"], json!(1));
+        assert_eq!(p["off"], json!(0));
+        assert_eq!(p["ratio"], json!(1.0));
+        assert_eq!(p["flag"], json!(true));
+        assert_eq!(p["blob"], json!(true), "raw is handed over as given");
+        assert_eq!(p["name"], json!("True"), "str was converted by validation");
+        assert_eq!(p["ports"], json!([1, 2, 0]));
+        assert_eq!(p["ratios"], json!([1.0]));
+        assert_eq!(p["tags"], json!([true]));
+        assert_eq!(p["health_check"]["rise"], json!(1), "a default counts too");
+        assert_eq!(p["health_check"]["inner"]["fall"], json!(0));
+        assert_eq!(p["servers"][0]["port"], json!(1));
+        assert_eq!(p["servers"][0]["weights"], json!([0, 3]));
+        assert_eq!(p["servers"][0]["check"], json!(true));
+        assert_eq!(p["servers"][1]["port"], json!(80));
+        assert_eq!(p["servers"][1]["check"], json!(false));
+        assert_eq!(p["labels"], json!({"x": true}), "a dict without options");
     }
 
     #[test]

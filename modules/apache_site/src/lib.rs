@@ -578,6 +578,38 @@ mod tests {
         assert!(ModuleSpec::try_from_json(params::SPEC).is_ok());
     }
 
+    /// A bool for an int option is an int to Ansible (Python's `True` is 1):
+    /// `port: true` is port 1 and `port: false` port 0, not "internal error:
+    /// parameters do not match the module's types". Both runs stop at the
+    /// option checks, before the host is read.
+    #[test]
+    fn a_bool_for_an_int_option_is_a_number() {
+        let module = |args: serde_json::Value| {
+            let args = args.as_object().cloned().unwrap_or_default();
+            ansible_module::execute("apache_site", &spec(), args, run)
+        };
+        let (out, failed) = module(serde_json::json!({"name": "web", "port": false}));
+        assert!(failed);
+        assert_eq!(
+            out["msg"],
+            serde_json::json!("port must be between 1 and 65535, got: 0")
+        );
+        assert_eq!(
+            out["invocation"]["module_args"]["port"],
+            serde_json::json!(false)
+        );
+        // Port 1 passes; the next check, on listen_address, answers.
+        let (out, failed) =
+            module(serde_json::json!({"name": "web", "port": true, "listen_address": "nowhere"}));
+        assert!(failed);
+        assert_eq!(
+            out["msg"],
+            serde_json::json!(
+                "listen_address must be an IPv4 or IPv6 address or '*', got: \"nowhere\""
+            )
+        );
+    }
+
     #[test]
     fn converge_then_nothing_to_do() {
         let (dir, l) = tree();

@@ -61,7 +61,33 @@ pub fn vhost(site: &Site) -> Result<String, InvalidInput> {
     s.push_str("        Require all granted\n");
     s.push_str("    </Directory>\n");
 
-    // Written from parsed addresses, never from the option's text.
+    let proxies = remote_ip(&mut s, site)?;
+    let hc = &site.health_check;
+    if !hc.log {
+        health_check_env(&mut s, site, &proxies)?;
+    }
+
+    s.push('\n');
+    let error_log = params::log_target("error_log", &site.error_log)?;
+    let access_log = params::log_target("access_log", &site.access_log)?;
+    let _ = writeln!(s, "    ErrorLog {error_log}");
+    let condition = if hc.log {
+        String::new()
+    } else {
+        format!(" env=!{HEALTH_CHECK_ENV}")
+    };
+    let _ = writeln!(s, "    CustomLog {access_log} \"{LOG_FORMAT}\"{condition}");
+
+    if let Some(extra) = site.extra_config.as_deref() {
+        extra_config(&mut s, extra)?;
+    }
+    s.push_str("</VirtualHost>\n");
+    Ok(s)
+}
+
+/// The mod_remoteip lines for the trusted proxies, if any; returns the
+/// proxies, written from parsed addresses, never from the option's text.
+fn remote_ip(s: &mut String, site: &Site) -> Result<Vec<String>, InvalidInput> {
     let proxies: Vec<String> = site
         .trusted_proxies
         .iter()
@@ -80,64 +106,57 @@ pub fn vhost(site: &Site) -> Result<String, InvalidInput> {
         s.push_str("    RemoteIPHeader X-Forwarded-For\n");
         let _ = writeln!(s, "    {directive} {}", proxies.join(" "));
     }
+    Ok(proxies)
+}
 
+/// The line that marks the load balancer's health checks (from one of
+/// `proxies`, when there are any) so that `CustomLog` leaves them out.
+fn health_check_env(s: &mut String, site: &Site, proxies: &[String]) -> Result<(), InvalidInput> {
     let hc = &site.health_check;
-    if !hc.log {
-        let method = params::health_check_method(&hc.method)?;
-        let (path, query) = params::health_check_path(&hc.path)?;
-        let from = if proxies.is_empty() {
-            String::new()
-        } else {
-            let any: Vec<String> = proxies.iter().map(|p| format!("-R '{p}'")).collect();
-            format!(" && ({})", any.join(" || "))
-        };
-        s.push('\n');
-        let _ = writeln!(
-            s,
-            "    # Load balancer health checks ({method} {}) are not logged.",
-            hc.path
-        );
-        // REQUEST_URI is the path without the query string; a query in the
-        // check's path is matched on its own.
-        let request = match query {
-            Some(query) => {
-                format!("%{{REQUEST_URI}} == '{path}' && %{{QUERY_STRING}} == '{query}'")
-            }
-            None => format!("%{{REQUEST_URI}} == '{path}'"),
-        };
-        let _ = writeln!(
-            s,
-            "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{method}' && {request}{from}\" {HEALTH_CHECK_ENV}"
-        );
-    }
-
-    s.push('\n');
-    let error_log = params::log_target("error_log", &site.error_log)?;
-    let access_log = params::log_target("access_log", &site.access_log)?;
-    let _ = writeln!(s, "    ErrorLog {error_log}");
-    let condition = if hc.log {
+    let method = params::health_check_method(&hc.method)?;
+    let (path, query) = params::health_check_path(&hc.path)?;
+    let from = if proxies.is_empty() {
         String::new()
     } else {
-        format!(" env=!{HEALTH_CHECK_ENV}")
+        let any: Vec<String> = proxies.iter().map(|p| format!("-R '{p}'")).collect();
+        format!(" && ({})", any.join(" || "))
     };
-    let _ = writeln!(s, "    CustomLog {access_log} \"{LOG_FORMAT}\"{condition}");
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "    # Load balancer health checks ({method} {}) are not logged.",
+        hc.path
+    );
+    // REQUEST_URI is the path without the query string; a query in the
+    // check's path is matched on its own.
+    let request = match query {
+        Some(query) => {
+            format!("%{{REQUEST_URI}} == '{path}' && %{{QUERY_STRING}} == '{query}'")
+        }
+        None => format!("%{{REQUEST_URI}} == '{path}'"),
+    };
+    let _ = writeln!(
+        s,
+        "    SetEnvIfExpr \"%{{REQUEST_METHOD}} == '{method}' && {request}{from}\" {HEALTH_CHECK_ENV}"
+    );
+    Ok(())
+}
 
-    if let Some(extra) = site.extra_config.as_deref() {
-        params::check_extra_config(extra)?;
-        let lines = extra_lines(extra);
-        if !lines.is_empty() {
-            s.push('\n');
-            for line in lines {
-                if line.is_empty() {
-                    s.push('\n');
-                } else {
-                    let _ = writeln!(s, "    {line}");
-                }
+/// `extra_config`'s lines, checked, indented inside the `<VirtualHost>`.
+fn extra_config(s: &mut String, extra: &str) -> Result<(), InvalidInput> {
+    params::check_extra_config(extra)?;
+    let lines = extra_lines(extra);
+    if !lines.is_empty() {
+        s.push('\n');
+        for line in lines {
+            if line.is_empty() {
+                s.push('\n');
+            } else {
+                let _ = writeln!(s, "    {line}");
             }
         }
     }
-    s.push_str("</VirtualHost>\n");
-    Ok(s)
+    Ok(())
 }
 
 fn html_escape(text: &str) -> String {

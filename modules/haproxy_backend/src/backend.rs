@@ -1,12 +1,16 @@
 //! Backend level: the whole file from the options, then a reload, or the
 //! runtime API when only servers changed.
 
+use std::path::Path;
+
 use ansible_module::{service, Fail, Module};
 
 use crate::config::{self, Admin, BackendCfg, BackendInfo, FrontendCfg, Layout, Server, StatsCfg};
-use crate::files::{hide_kept_secrets, read_config, write_config};
+use crate::files::{hide_kept_secrets, read_config, write_config, Old};
 use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
-use crate::params::Params;
+use crate::params::{Balance, Params, State, Stickiness};
+use crate::runtime::{Info, RtServer};
+use crate::secret::Kept;
 use crate::{applied, checks, secret};
 
 /// What a backend-level run wants the file to say.
@@ -26,7 +30,7 @@ pub(crate) fn check(p: &Params) -> Result<(), Fail> {
             "address, port and weight are options of one server: use them with server, or list the backend's servers in servers",
         ));
     }
-    if p.state != "present" && p.state != "absent" {
+    if !matches!(p.state, State::Present | State::Absent) {
         return Err(Fail::new(format!(
             "state={} applies to one server: set server (the backend itself takes present or absent)",
             p.state
@@ -46,32 +50,21 @@ pub(crate) fn render(
     cookie_key: Option<&str>,
 ) -> Result<Wanted, Fail> {
     check(p)?;
-    let present = p.state == "present";
+    let present = p.state == State::Present;
     let hc = &p.health_check;
     let expect_status = checks::expect_status(hc.expect_status)?;
-    let balance = if p.stickiness == "source" {
-        "source".to_string()
+    let balance = if p.stickiness == Stickiness::Source {
+        Balance::Source
     } else {
-        p.balance.clone()
-    };
-    let mut servers = vec![];
-    if present {
-        for s in p.servers.as_deref().unwrap_or_default() {
-            // The admin state (drain, maintenance) set on a server is kept.
-            let admin = old
-                .and_then(|i| i.servers.iter().find(|o| o.name == s.name))
-                .map_or(Admin::Ready, |o| o.admin);
-            servers.push(Server {
-                name: s.name.clone(),
-                address: s.address.clone(),
-                port: checks::port("servers.port", s.port)?,
-                weight: checks::weight("servers.weight", s.weight)?,
-                check: s.check,
-                backup: s.backup,
-                admin,
-            });
-        }
+        p.balance
     }
+    .as_str()
+    .to_string();
+    let servers = if present {
+        merge_servers(p, old)?
+    } else {
+        vec![]
+    };
     let stats = match (p.stats.enabled, stats_password) {
         (false, _) => None,
         (true, Some(password)) => {
@@ -85,7 +78,7 @@ pub(crate) fn render(
         }
         (true, None) => return Err(Fail::new("internal error: no stats password")),
     };
-    let cookie = match (p.stickiness == "cookie" && present, cookie_key) {
+    let cookie = match (p.stickiness == Stickiness::Cookie && present, cookie_key) {
         (false, _) => None,
         (true, Some(key)) => {
             secret::check("cookie.key", key)?;
@@ -133,135 +126,271 @@ pub(crate) fn render(
     })
 }
 
+/// The backend's servers from `servers`, each checked; the admin state
+/// (drain, maintenance) a server has in the file is kept.
+fn merge_servers(p: &Params, old: Option<&BackendInfo>) -> Result<Vec<Server>, Fail> {
+    let mut servers = vec![];
+    for s in p.servers.as_deref().unwrap_or_default() {
+        let admin = old
+            .and_then(|i| i.servers.iter().find(|o| o.name == s.name))
+            .map_or(Admin::Ready, |o| o.admin);
+        servers.push(Server {
+            name: s.name.clone(),
+            address: s.address.clone(),
+            port: checks::port("servers.port", s.port)?,
+            weight: checks::weight("servers.weight", s.weight)?,
+            check: s.check,
+            backup: s.backup,
+            admin,
+        });
+    }
+    Ok(servers)
+}
+
+/// The secrets a backend-level run uses: read (or made up) and checked
+/// before the file renders, written only once it does.
+struct Secrets {
+    /// The stats password, kept in `stats.password_file` (with `stats.enabled`).
+    stats_password: Option<Kept>,
+    /// The dynamic-cookie key (with `stickiness=cookie`).
+    cookie_key: Option<String>,
+    /// Where the cookie key is kept when `cookie.key` does not give it.
+    kept_cookie_key: Option<Kept>,
+}
+
+impl Secrets {
+    /// Reads (or makes up) and checks the secrets; nothing is written. The
+    /// dynamic-cookie key is `cookie.key`, else the one kept in
+    /// `cookie.key_file`, made from the key haproxy.cfg has already (cookies
+    /// handed out stay valid) or at random. It is not hidden when it is the
+    /// backend's name (the old default, no secret): that would hide the name.
+    fn load(m: &mut Module, p: &Params, old_info: Option<&BackendInfo>) -> Result<Secrets, Fail> {
+        let stats_password = if p.stats.enabled {
+            let kept = secret::load(&p.stats.password_file, "stats password", None)?;
+            m.hide(kept.value.clone());
+            Some(kept)
+        } else {
+            None
+        };
+        let cookie = p.stickiness == Stickiness::Cookie && p.state == State::Present;
+        let (cookie_key, kept_cookie_key) = match (cookie, &p.cookie.key) {
+            (false, _) => (None, None),
+            (true, Some(key)) => (Some(key.clone()), None),
+            (true, None) => {
+                let seed = old_info
+                    .and_then(|i| i.cookie_key.as_deref())
+                    .filter(|k| secret::check("key", k).is_ok());
+                let kept = secret::load(&p.cookie.key_file, "cookie key", seed)?;
+                (Some(kept.value.clone()), Some(kept))
+            }
+        };
+        if let Some(key) = cookie_key.as_ref().filter(|k| **k != p.name) {
+            m.hide(key.clone());
+        }
+        Ok(Secrets {
+            stats_password,
+            cookie_key,
+            kept_cookie_key,
+        })
+    }
+
+    /// Writes the secret files (nothing in check mode) and reports them.
+    fn save(&self, m: &mut Module, p: &Params) -> Result<(), Fail> {
+        if let Some(kept) = &self.stats_password {
+            m.set_changed(kept.save(m.check_mode())?);
+            m.set("stats_password_file", &p.stats.password_file);
+            m.set("stats_user", &p.stats.user);
+        }
+        if let Some(kept) = &self.kept_cookie_key {
+            m.set_changed(kept.save(m.check_mode())?);
+            m.set("cookie_key_file", &p.cookie.key_file);
+        }
+        Ok(())
+    }
+}
+
+/// The running HAProxy as a backend-level run finds it.
+struct Live {
+    active: bool,
+    /// The backend's servers in the running HAProxy; `None` when it does
+    /// not run or does not have the backend.
+    servers: Option<Vec<RtServer>>,
+    worker: Option<Info>,
+    /// Whether the running worker has the file as it is before this run.
+    loaded: bool,
+}
+
+impl Live {
+    fn read(ctx: &Ctx, old_text: Option<&str>, state_file: &Path) -> Live {
+        let active = service::is_active(UNIT);
+        let (servers, worker) = if active {
+            (
+                ctx.sock.servers(&ctx.p.name).ok().flatten(),
+                ctx.sock.info().ok().flatten(),
+            )
+        } else {
+            (None, None)
+        };
+        let loaded = match (old_text, worker) {
+            (Some(old_text), Some(w)) => {
+                applied::in_sync(&ctx.p.config_path, old_text, w, state_file)
+            }
+            _ => false,
+        };
+        Live {
+            active,
+            servers,
+            worker,
+            loaded,
+        }
+    }
+
+    /// Whether `wanted` takes a reload: HAProxy or the backend not running,
+    /// the worker on another file, or a change besides the servers the
+    /// runtime API can make.
+    fn needs_reload(
+        &self,
+        p: &Params,
+        wanted: &Wanted,
+        old_text: Option<&str>,
+        old_info: Option<&BackendInfo>,
+    ) -> bool {
+        let config_changed = old_text != Some(wanted.text.as_str());
+        let runtime_only = match (old_text, old_info, &self.servers) {
+            (Some(old_text), Some(old_info), Some(_)) if p.state == State::Present => {
+                config::without_servers(old_text, &p.name)
+                    == config::without_servers(&wanted.text, &p.name)
+                    && runtime_can_apply(&old_info.servers, &wanted.servers, &wanted.info)
+            }
+            _ => false,
+        };
+        !self.active || self.servers.is_none() || !self.loaded || (config_changed && !runtime_only)
+    }
+}
+
 pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> {
     let p = ctx.p;
     check(p)?;
     hide_kept_secrets(m, p);
     let old = read_config(m, &p.config_path)?;
-    let old_text = old.as_ref().map(|o| o.text.as_str());
-    let old_info = old_text.and_then(|t| config::parse_backend(t, &p.name));
-    let present = p.state == "present";
+    let old_info = old
+        .as_ref()
+        .and_then(|o| config::parse_backend(&o.text, &p.name));
 
     // The secrets are read and checked (or made up) first, written only
     // once the whole file renders.
-    let password = if p.stats.enabled {
-        let kept = secret::load(&p.stats.password_file, "stats password", None)?;
-        m.hide(kept.value.clone());
-        Some(kept)
-    } else {
-        None
-    };
-    // The dynamic-cookie key: cookie.key, else the one kept in
-    // cookie.key_file, made from the key haproxy.cfg has already (cookies
-    // handed out stay valid) or at random. Not hidden when it is the
-    // backend's name (the old default, no secret): that would hide the name.
-    let (key, kept_key) = match (p.stickiness == "cookie" && present, &p.cookie.key) {
-        (false, _) => (None, None),
-        (true, Some(key)) => (Some(key.clone()), None),
-        (true, None) => {
-            let seed = old_info
-                .as_ref()
-                .and_then(|i| i.cookie_key.as_deref())
-                .filter(|k| secret::check("key", k).is_ok());
-            let kept = secret::load(&p.cookie.key_file, "cookie key", seed)?;
-            (Some(kept.value.clone()), Some(kept))
-        }
-    };
-    if let Some(key) = key.as_ref().filter(|k| **k != p.name) {
-        m.hide(key.clone());
-    }
-    let Wanted {
-        text,
-        servers,
-        info,
-    } = render(
+    let secrets = Secrets::load(m, p, old_info.as_ref())?;
+    let wanted = render(
         p,
         old_info.as_ref(),
-        password.as_ref().map(|k| k.value.as_str()),
-        key.as_deref(),
+        secrets.stats_password.as_ref().map(|k| k.value.as_str()),
+        secrets.cookie_key.as_deref(),
     )?;
-    if let Some(kept) = &password {
-        m.set_changed(kept.save(m.check_mode())?);
-        m.set("stats_password_file", &p.stats.password_file);
-        m.set("stats_user", &p.stats.user);
-    }
-    if let Some(kept) = &kept_key {
-        m.set_changed(kept.save(m.check_mode())?);
-        m.set("cookie_key_file", &p.cookie.key_file);
-    }
+    secrets.save(m, p)?;
     m.set(
         "servers",
-        servers.iter().map(server_json).collect::<Vec<_>>(),
+        wanted.servers.iter().map(server_json).collect::<Vec<_>>(),
     );
 
-    if !present && old_info.is_none() {
+    if p.state != State::Present && old_info.is_none() {
         return Ok(()); // Nothing of this backend in the file.
     }
+    apply(m, &mut ctx, &wanted, old.as_ref(), old_info.as_ref())?;
+    m.set("actions", &ctx.actions);
+    Ok(())
+}
 
-    let active = service::is_active(UNIT);
-    let (running, worker) = if active {
-        (
-            ctx.sock.servers(&p.name).ok().flatten(),
-            ctx.sock.info().ok().flatten(),
-        )
-    } else {
-        (None, None)
-    };
+/// Writes the file, then reloads HAProxy or, when only servers changed and
+/// the running worker has the file, changes them through the runtime API.
+fn apply(
+    m: &mut Module,
+    ctx: &mut Ctx,
+    wanted: &Wanted,
+    old: Option<&Old>,
+    old_info: Option<&BackendInfo>,
+) -> anyhow::Result<()> {
+    let p = ctx.p;
+    let old_text = old.map(|o| o.text.as_str());
     let state_file = applied::state_path(&p.admin_socket);
-    // Whether the running worker has the file as it is before this run.
-    let loaded = match (old_text, worker) {
-        (Some(old_text), Some(w)) => applied::in_sync(&p.config_path, old_text, w, &state_file),
-        _ => false,
-    };
-    let config_changed = old_text != Some(text.as_str());
-    let runtime_only = match (old_text, &old_info, &running) {
-        (Some(old_text), Some(old_info), Some(_)) if present => {
-            config::without_servers(old_text, &p.name) == config::without_servers(&text, &p.name)
-                && runtime_can_apply(&old_info.servers, &servers, &info)
-        }
-        _ => false,
-    };
-    let needs_reload = !active || running.is_none() || !loaded || (config_changed && !runtime_only);
-    let wrote = write_config(m, p, &text)?;
+    let live = Live::read(ctx, old_text, &state_file);
+    let needs_reload = live.needs_reload(p, wanted, old_text, old_info);
+    let wrote = write_config(m, p, &wanted.text)?;
     m.set_changed(wrote);
 
-    if !present && !active {
+    if p.state != State::Present && !live.active {
         // Removing a backend does not start a stopped HAProxy.
     } else if needs_reload {
-        m.set_changed(true);
-        let action = if m.check_mode() {
-            if active {
-                "reloaded"
-            } else {
-                "started"
-            }
-        } else {
-            ctx.reload_or_restore(&state_file, &text, wrote.then_some(old.as_ref()))?
-        };
-        m.set("service", action);
-        if present && p.wait && !m.check_mode() {
-            ctx.wait_for(&servers)?;
-        }
-    } else if let Some(running) = running {
-        let steps = ctx.converge_runtime(
+        reload(
             m,
-            format!("runtime: backend {}", p.name),
-            &servers,
-            &running,
-            &info,
+            ctx,
+            wanted,
+            &state_file,
+            live.active,
+            wrote.then_some(old),
         )?;
-        if let (false, Some(w)) = (m.check_mode(), worker) {
-            applied::record(&state_file, w.pid, &text);
-        }
-        if p.wait && !m.check_mode() {
-            let touched: Vec<Server> = servers
-                .iter()
-                .filter(|s| steps.iter().any(|st| st.server() == s.name))
-                .cloned()
-                .collect();
-            ctx.wait_for(&touched)?;
-        }
+    } else if let Some(running) = &live.servers {
+        runtime(m, ctx, wanted, running, live.worker, &state_file)?;
     }
-    m.set("actions", &ctx.actions);
+    Ok(())
+}
+
+/// Reloads (or starts) HAProxy with the new file, putting `undo` back when
+/// it does not take; waits for the servers when asked.
+fn reload(
+    m: &mut Module,
+    ctx: &mut Ctx,
+    wanted: &Wanted,
+    state_file: &Path,
+    active: bool,
+    undo: Option<Option<&Old>>,
+) -> anyhow::Result<()> {
+    let p = ctx.p;
+    m.set_changed(true);
+    let action = if m.check_mode() {
+        if active {
+            "reloaded"
+        } else {
+            "started"
+        }
+    } else {
+        ctx.reload_or_restore(state_file, &wanted.text, undo)?
+    };
+    m.set("service", action);
+    if p.state == State::Present && p.wait && !m.check_mode() {
+        ctx.wait_for(&wanted.servers)?;
+    }
+    Ok(())
+}
+
+/// Brings the running servers to the wanted ones through the runtime API;
+/// waits for the servers it changed when asked.
+fn runtime(
+    m: &mut Module,
+    ctx: &mut Ctx,
+    wanted: &Wanted,
+    running: &[RtServer],
+    worker: Option<Info>,
+    state_file: &Path,
+) -> anyhow::Result<()> {
+    let p = ctx.p;
+    let steps = ctx.converge_runtime(
+        m,
+        format!("runtime: backend {}", p.name),
+        &wanted.servers,
+        running,
+        &wanted.info,
+    )?;
+    if let (false, Some(w)) = (m.check_mode(), worker) {
+        applied::record(state_file, w.pid, &wanted.text);
+    }
+    if p.wait && !m.check_mode() {
+        let touched: Vec<Server> = wanted
+            .servers
+            .iter()
+            .filter(|s| steps.iter().any(|st| st.server() == s.name))
+            .cloned()
+            .collect();
+        ctx.wait_for(&touched)?;
+    }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use ansible_module::{syntax, Fail};
 
 use crate::config::BackendInfo;
-use crate::params::Params;
+use crate::params::{Balance, Params, Stickiness};
 
 /// Every option of a run, whatever its level: refuses before anything is
 /// read, written or sent.
@@ -102,7 +102,9 @@ pub fn options(p: &Params) -> Result<(), Fail> {
             p.validate
         )));
     }
-    if p.stickiness == "source" && p.balance != "source" && p.balance != "roundrobin" {
+    if p.stickiness == Stickiness::Source
+        && !matches!(p.balance, Balance::Source | Balance::Roundrobin)
+    {
         return Err(Fail::new(format!(
             "stickiness=source hashes the client address (balance source); it conflicts with balance={}",
             p.balance

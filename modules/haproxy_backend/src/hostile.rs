@@ -367,7 +367,10 @@ fn outcome(opt: &Opt, value: &str) -> Result<(String, Vec<String>), String> {
             let text = base()?;
             let info = config::parse_backend(&text, "web").ok_or("baseline: no backend")?;
             let name = p.server.clone().unwrap_or_default();
-            let (servers, desired) = server::wanted(&p, &info, &name).map_err(|e| e.msg)?;
+            let server::ServerChange {
+                servers,
+                server: desired,
+            } = server::wanted(&p, &info, &name).map_err(|e| e.msg)?;
             let edited = config::replace_servers(&text, "web", &servers).ok_or("no backend")?;
             let s = desired.ok_or("no server")?;
             let step = if info.servers.iter().any(|o| o.name == s.name) {

@@ -54,8 +54,66 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     #[test]
     fn spec_parses() {
         assert!(ansible_module::ModuleSpec::try_from_json(super::params::SPEC).is_ok());
+    }
+
+    /// A bool for an int option is an int to Ansible (Python's `True` is 1):
+    /// `port: true` is port 1, not "internal error: parameters do not match
+    /// the module's types".
+    #[test]
+    fn a_bool_for_an_int_option_is_a_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |f: &str| dir.path().join(f).display().to_string();
+        let args = |extra: Value| {
+            let mut a = json!({
+                "name": "web",
+                "config_path": at("haproxy.cfg"),
+                "admin_socket": at("admin.sock"),
+                "validate": "true %s",
+                "stats": {"password_file": at("stats.password")},
+                "cookie": {"key_file": at("cookie.key")},
+                "_ansible_check_mode": true,
+                "_ansible_diff": true,
+            });
+            for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+                a[k] = v;
+            }
+            a.as_object().cloned().unwrap_or_default()
+        };
+
+        let servers = json!({"servers": [{"name": "a", "address": "10.0.0.1", "port": true}]});
+        let (out, failed) =
+            ansible_module::execute("haproxy_backend", &super::spec(), args(servers), super::run);
+        assert!(!failed, "{out:?}");
+        assert_eq!(out["servers"][0]["port"], json!(1), "{out:?}");
+        let after = out["diff"]["after"].as_str().unwrap_or_default();
+        assert!(after.contains("server a 10.0.0.1:1 "), "{after}");
+        assert_eq!(
+            out["invocation"]["module_args"]["servers"][0]["port"],
+            json!(true)
+        );
+
+        // At the top level port belongs to server: the module's own check
+        // answers, after the value parsed.
+        let (out, failed) = ansible_module::execute(
+            "haproxy_backend",
+            &super::spec(),
+            args(json!({"port": true})),
+            super::run,
+        );
+        assert!(failed);
+        let msg = out["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("address, port and weight are options of one server"),
+            "{msg}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).expect("ls").next().is_none(),
+            "check mode wrote"
+        );
     }
 }

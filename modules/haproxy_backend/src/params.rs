@@ -65,10 +65,95 @@ pub const SPEC: &str = r#"{
   "supports_check_mode": true
 }"#;
 
+/// `state`: the backend's (`present`, `absent`) or, with `server`, one
+/// server's (every choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Present,
+    Absent,
+    Enabled,
+    Disabled,
+    Drain,
+    Maint,
+}
+
+impl State {
+    /// As the option is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Present => "present",
+            State::Absent => "absent",
+            State::Enabled => "enabled",
+            State::Disabled => "disabled",
+            State::Drain => "drain",
+            State::Maint => "maint",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `balance`: HAProxy's load-balancing algorithm, as haproxy.cfg writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Balance {
+    #[serde(rename = "roundrobin")]
+    Roundrobin,
+    #[serde(rename = "static-rr")]
+    StaticRr,
+    #[serde(rename = "leastconn")]
+    Leastconn,
+    #[serde(rename = "first")]
+    First,
+    #[serde(rename = "source")]
+    Source,
+    #[serde(rename = "uri")]
+    Uri,
+    #[serde(rename = "random")]
+    Random,
+}
+
+impl Balance {
+    /// As the option and haproxy.cfg write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::Roundrobin => "roundrobin",
+            Balance::StaticRr => "static-rr",
+            Balance::Leastconn => "leastconn",
+            Balance::First => "first",
+            Balance::Source => "source",
+            Balance::Uri => "uri",
+            Balance::Random => "random",
+        }
+    }
+}
+
+impl std::fmt::Display for Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `stickiness`: how a client keeps to one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stickiness {
+    /// Every request is balanced on its own.
+    None,
+    /// A cookie names the server (dynamic cookies from `cookie.key`).
+    Cookie,
+    /// The client's address is hashed (`balance source`).
+    Source,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Params {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub server: Option<String>,
     pub address: Option<String>,
     pub port: Option<i64>,
@@ -76,11 +161,11 @@ pub struct Params {
     pub wait: bool,
     pub wait_timeout: i64,
     pub servers: Option<Vec<ServerParam>>,
-    pub balance: String,
+    pub balance: Balance,
     pub health_check: HealthCheck,
     pub forwardfor: bool,
     pub frontend: Frontend,
-    pub stickiness: String,
+    pub stickiness: Stickiness,
     pub cookie: Cookie,
     pub stats: Stats,
     pub timeouts: Timeouts,
@@ -138,4 +223,42 @@ pub struct Timeouts {
     pub server: String,
     pub http_request: String,
     pub queue: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The choices the spec lists, for option `name`.
+    fn choices(name: &str) -> Vec<String> {
+        let spec: Value = serde_json::from_str(SPEC).expect("spec");
+        spec["argument_spec"][name]["choices"]
+            .as_array()
+            .expect("choices")
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Every choice of the spec reads as a variant that writes it back the same.
+    #[test]
+    fn every_choice_is_a_variant_written_as_given() {
+        for c in choices("state") {
+            let v: State = serde_json::from_value(Value::String(c.clone())).expect("state");
+            assert_eq!(v.to_string(), c);
+        }
+        for c in choices("balance") {
+            let v: Balance = serde_json::from_value(Value::String(c.clone())).expect("balance");
+            assert_eq!(v.to_string(), c);
+        }
+        let sticky: Vec<Stickiness> = choices("stickiness")
+            .into_iter()
+            .map(|c| serde_json::from_value(Value::String(c)).expect("stickiness"))
+            .collect();
+        assert_eq!(
+            sticky,
+            [Stickiness::None, Stickiness::Cookie, Stickiness::Source]
+        );
+    }
 }

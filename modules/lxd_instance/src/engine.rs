@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use lxd_api::{encode, with_query, Client, Endpoint, Method, TlsOptions};
 use serde_json::{json, Value};
 
-use crate::params::Params;
+use crate::params::{Params, State};
 use crate::plan::{self, Desired};
 use crate::wait;
 
@@ -153,6 +153,50 @@ struct Outcome {
     diff: Diff,
 }
 
+/// The instance as a run found it.
+struct Found {
+    /// LXD's document of it; `None` when there is no such instance.
+    doc: Option<Value>,
+    state: State,
+}
+
+/// What an instance that runs answers.
+#[derive(Default)]
+struct Running {
+    addresses: Option<Value>,
+    ipv4_address: Option<String>,
+    cloud_init_status: Option<String>,
+}
+
+/// A change of an instance's run state (`PUT .../state`), named as LXD and
+/// the result's `actions` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Start,
+    Stop,
+    Restart,
+    Freeze,
+    Unfreeze,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+            Action::Freeze => "freeze",
+            Action::Unfreeze => "unfreeze",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 struct Engine<'a> {
     lxd: Client,
     p: &'a Params,
@@ -160,14 +204,15 @@ struct Engine<'a> {
     actions: Vec<String>,
     log: Vec<String>,
     warnings: Vec<String>,
-    old_state: Option<String>,
+    old_state: Option<State>,
 }
 
-fn module_state(status: &str) -> &'static str {
+/// The module's name for an LXD status.
+fn module_state(status: &str) -> State {
     match status {
-        "Running" => "started",
-        "Frozen" => "frozen",
-        _ => "stopped",
+        "Running" => State::Started,
+        "Frozen" => State::Frozen,
+        _ => State::Stopped,
     }
 }
 
@@ -198,155 +243,188 @@ impl Engine<'_> {
         self.with_project(&format!("/1.0/instances/{}{suffix}", encode(&self.p.name)))
     }
 
+    /// Reads the instance, brings it to the asked state and, once it runs,
+    /// reads (or waits for) its addresses and cloud-init.
     fn converge(&mut self, d: &Desired) -> Result<Outcome> {
-        let name = self.p.name.clone();
-        let current = self.lxd.instance(&name, self.project())?;
-        let old_state = current
+        let found = self.observe()?;
+        let before = found
+            .doc
             .as_ref()
-            .map(|c| module_state(c.get("status").and_then(Value::as_str).unwrap_or("")))
-            .unwrap_or("absent")
-            .to_string();
-        self.log.push(format!("instance {name}: {old_state}"));
-        self.old_state = Some(old_state.clone());
-        let state = self.p.state.as_str();
+            .map(|c| plan::view(c, found.state, self.p.show_secrets));
+        let after_doc = self.reach(d, &found)?;
+        let after = after_doc
+            .as_ref()
+            .map(|a| plan::view(a, self.shown_state(), self.p.show_secrets));
+        let diff = Diff::new(
+            format!("lxd instance {}", self.p.name),
+            before.as_ref().map(plan::yaml).unwrap_or_default(),
+            after.as_ref().map(plan::yaml).unwrap_or_default(),
+        );
+        let running_now = matches!(self.p.state, State::Started | State::Restarted);
+        let simulated = self.check && !self.actions.is_empty();
+        let running = if running_now && !simulated {
+            self.running()?
+        } else {
+            Running::default()
+        };
+        Ok(Outcome {
+            addresses: running.addresses,
+            ipv4_address: running.ipv4_address,
+            cloud_init_status: running.cloud_init_status,
+            after,
+            diff,
+        })
+    }
 
-        if let Some(cur) = &current {
+    /// The instance as it is (its state logged and kept for `old_state`);
+    /// warns when it is not of the asked type.
+    fn observe(&mut self) -> Result<Found> {
+        let name = self.p.name.clone();
+        let doc = self.lxd.instance(&name, self.project())?;
+        let state = doc.as_ref().map_or(State::Absent, |c| {
+            module_state(c.get("status").and_then(Value::as_str).unwrap_or(""))
+        });
+        self.log.push(format!("instance {name}: {state}"));
+        self.old_state = Some(state);
+        if let Some(cur) = &doc {
             let kind = cur
                 .get("type")
                 .and_then(Value::as_str)
                 .unwrap_or("container");
-            if kind != self.p.kind {
+            if kind != self.p.kind.as_str() {
                 self.warnings.push(format!(
                     "instance {name} is a {kind}, not a {}; type only applies when an instance is created",
                     self.p.kind
                 ));
             }
         }
+        Ok(Found { doc, state })
+    }
 
-        let before = current
-            .as_ref()
-            .map(|c| plan::view(c, &old_state, self.p.show_secrets));
-        let mut after_doc: Option<Value> = current.clone();
-
-        match (state, current.as_ref()) {
-            ("absent", None) => {}
-            ("absent", Some(_)) => {
-                if old_state == "frozen" {
-                    self.state_action("unfreeze", false)?;
-                }
-                if old_state != "stopped" {
-                    // A clean shutdown first unless force_stop; the instance is
-                    // going away, so one that does not shut down is stopped hard.
-                    let force = self.p.force_stop;
-                    if let Err(e) = self.state_action("stop", force) {
-                        if force {
-                            return Err(e);
-                        }
-                        self.log
-                            .push(format!("clean stop failed ({e:#}); stopping forcibly"));
-                        self.state_action("stop", true)?;
-                    }
-                }
-                self.delete()?;
-                after_doc = None;
+    /// Creates, updates, deletes and starts or stops the instance as asked;
+    /// returns its document afterwards (`None` when there is none).
+    fn reach(&mut self, d: &Desired, found: &Found) -> Result<Option<Value>> {
+        let want = self.p.state;
+        match (want, &found.doc) {
+            (State::Absent, None) => Ok(None),
+            (State::Absent, Some(_)) => {
+                self.remove(found.state)?;
+                Ok(None)
             }
             (_, None) => {
-                let start = state != "stopped";
-                after_doc = Some(self.create(d, start)?);
-                if state == "frozen" {
-                    self.state_action("freeze", false)?;
+                let created = self.create(d, want != State::Stopped)?;
+                if want == State::Frozen {
+                    self.state_action(Action::Freeze, false)?;
                 }
+                Ok(Some(created))
             }
             (_, Some(cur)) => {
+                let mut after = Some(cur.clone());
                 if let Some(u) = plan::update(cur, d) {
                     self.apply(cur, &u)?;
-                    after_doc = Some(u.body.clone());
+                    after = Some(u.body.clone());
                 }
-                let force = self.p.force_stop;
-                match (state, old_state.as_str()) {
-                    ("started", "frozen") => self.state_action("unfreeze", false)?,
-                    ("started", "stopped") => self.state_action("start", false)?,
-                    ("stopped", "frozen") => {
-                        self.state_action("unfreeze", false)?;
-                        self.state_action("stop", force)?;
-                    }
-                    ("stopped", "started") => self.state_action("stop", force)?,
-                    ("restarted", "frozen") => {
-                        self.state_action("unfreeze", false)?;
-                        self.state_action("restart", force)?;
-                    }
-                    ("restarted", "started") => self.state_action("restart", force)?,
-                    ("restarted", "stopped") => self.state_action("start", false)?,
-                    ("frozen", "stopped") => {
-                        self.state_action("start", false)?;
-                        self.state_action("freeze", false)?;
-                    }
-                    ("frozen", "started") => self.state_action("freeze", false)?,
-                    _ => {}
+                for (action, force) in self.transition(want, found.state) {
+                    self.state_action(action, force)?;
                 }
+                Ok(after)
             }
         }
+    }
 
-        let shown_state = if state == "restarted" && !self.actions.is_empty() {
-            "restarted"
-        } else if state == "restarted" {
-            "started"
+    /// Stops (unfreezing first) and deletes an instance. A clean shutdown
+    /// comes first unless force_stop; the instance is going away, so one that
+    /// does not shut down is stopped hard.
+    fn remove(&mut self, old: State) -> Result<()> {
+        if old == State::Frozen {
+            self.state_action(Action::Unfreeze, false)?;
+        }
+        if old != State::Stopped {
+            let force = self.p.force_stop;
+            if let Err(e) = self.state_action(Action::Stop, force) {
+                if force {
+                    return Err(e);
+                }
+                self.log
+                    .push(format!("clean stop failed ({e:#}); stopping forcibly"));
+                self.state_action(Action::Stop, true)?;
+            }
+        }
+        self.delete()
+    }
+
+    /// The state actions (with their `force`) from the state an existing
+    /// instance is in to the asked one.
+    fn transition(&self, want: State, old: State) -> Vec<(Action, bool)> {
+        use Action::{Freeze, Restart, Start, Stop, Unfreeze};
+        let force = self.p.force_stop;
+        match (want, old) {
+            (State::Started, State::Frozen) => vec![(Unfreeze, false)],
+            (State::Started | State::Restarted, State::Stopped) => vec![(Start, false)],
+            (State::Stopped, State::Frozen) => vec![(Unfreeze, false), (Stop, force)],
+            (State::Stopped, State::Started) => vec![(Stop, force)],
+            (State::Restarted, State::Frozen) => vec![(Unfreeze, false), (Restart, force)],
+            (State::Restarted, State::Started) => vec![(Restart, force)],
+            (State::Frozen, State::Stopped) => vec![(Start, false), (Freeze, false)],
+            (State::Frozen, State::Started) => vec![(Freeze, false)],
+            _ => vec![],
+        }
+    }
+
+    /// The state the result shows: `restarted` only when a restart happened.
+    fn shown_state(&self) -> State {
+        match self.p.state {
+            State::Restarted if self.actions.is_empty() => State::Started,
+            state => state,
+        }
+    }
+
+    /// The addresses of an instance that runs (after waiting for IPv4 when
+    /// asked), and cloud-init's status when asked to wait for it.
+    fn running(&mut self) -> Result<Running> {
+        let name = self.p.name.clone();
+        let st = if self.p.wait_for_ipv4_addresses {
+            self.log.push("wait for IPv4".into());
+            let (line, t0) = (self.log.len() - 1, Instant::now());
+            let waited = wait::ipv4(
+                &self.lxd,
+                &name,
+                self.project(),
+                self.timeout(),
+                self.p.wait_for_ipv4_interfaces.as_deref(),
+            );
+            self.took(line, t0);
+            waited?
         } else {
-            state
+            self.lxd.instance_state(&name, self.project())?
         };
-        let after = after_doc
-            .as_ref()
-            .map(|a| plan::view(a, shown_state, self.p.show_secrets));
-        let header = format!("lxd instance {name}");
-        let diff = Diff::new(
-            header,
-            before.as_ref().map(plan::yaml).unwrap_or_default(),
-            after.as_ref().map(plan::yaml).unwrap_or_default(),
-        );
+        let cloud_init_status = if self.p.wait_for_cloud_init {
+            Some(self.wait_for_cloud_init()?)
+        } else {
+            None
+        };
+        Ok(Running {
+            addresses: Some(Value::Object(wait::addresses(&st))),
+            ipv4_address: wait::primary_ipv4(&st),
+            cloud_init_status,
+        })
+    }
 
-        let mut out = Outcome {
-            addresses: None,
-            ipv4_address: None,
-            cloud_init_status: None,
-            after,
-            diff,
-        };
-        let running_now = matches!(state, "started" | "restarted");
-        let simulated = self.check && !self.actions.is_empty();
-        if running_now && !simulated {
-            let st = if self.p.wait_for_ipv4_addresses {
-                self.log.push("wait for IPv4".into());
-                let (line, t0) = (self.log.len() - 1, Instant::now());
-                let waited = wait::ipv4(
-                    &self.lxd,
-                    &name,
-                    self.project(),
-                    self.timeout(),
-                    self.p.wait_for_ipv4_interfaces.as_deref(),
-                );
-                self.took(line, t0);
-                waited?
-            } else {
-                self.lxd.instance_state(&name, self.project())?
-            };
-            out.addresses = Some(Value::Object(wait::addresses(&st)));
-            out.ipv4_address = wait::primary_ipv4(&st);
-            if self.p.wait_for_cloud_init {
-                self.log.push("wait for cloud-init".into());
-                let (line, t0) = (self.log.len() - 1, Instant::now());
-                let waited = wait::cloud_init(&self.lxd, &name, self.project(), self.timeout());
-                self.took(line, t0);
-                let found = waited?;
-                if let Some(l) = self.log.get_mut(line) {
-                    l.push_str(&format!(": {} ({})", found.status, found.source));
-                }
-                if let Some(w) = found.warning {
-                    self.warnings.push(w);
-                }
-                out.cloud_init_status = Some(found.status);
-            }
+    /// Waits for cloud-init's first boot to end; returns its status.
+    fn wait_for_cloud_init(&mut self) -> Result<String> {
+        let name = self.p.name.clone();
+        self.log.push("wait for cloud-init".into());
+        let (line, t0) = (self.log.len() - 1, Instant::now());
+        let waited = wait::cloud_init(&self.lxd, &name, self.project(), self.timeout());
+        self.took(line, t0);
+        let found = waited?;
+        if let Some(l) = self.log.get_mut(line) {
+            l.push_str(&format!(": {} ({})", found.status, found.source));
         }
-        Ok(out)
+        if let Some(w) = found.warning {
+            self.warnings.push(w);
+        }
+        Ok(found.status)
     }
 
     /// Checks the source and profiles exist before creating, so a typo fails
@@ -467,7 +545,7 @@ impl Engine<'_> {
         }
         self.actions.push("create".into());
         if start {
-            if let Err(e) = self.state_action("start", false) {
+            if let Err(e) = self.state_action(Action::Start, false) {
                 let cleaned = self.remove_leftover();
                 self.actions.clear();
                 return Err(Fail::new(format!(
@@ -567,17 +645,17 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn state_action(&mut self, action: &str, force: bool) -> Result<()> {
+    fn state_action(&mut self, action: Action, force: bool) -> Result<()> {
         let name = self.p.name.clone();
         let path = self.instance_path("/state");
         self.log.push(format!("{action}: PUT {path}"));
         let (line, t0) = (self.log.len() - 1, Instant::now());
         if !self.check {
-            let clean_shutdown = matches!(action, "stop" | "restart") && !force;
+            let clean_shutdown = matches!(action, Action::Stop | Action::Restart) && !force;
             let result = if clean_shutdown {
                 self.clean_shutdown(action, &path)
             } else {
-                let mut body = json!({"action": action, "timeout": self.p.timeout});
+                let mut body = json!({"action": action.as_str(), "timeout": self.p.timeout});
                 if force {
                     body["force"] = json!(true);
                 }
@@ -601,20 +679,20 @@ impl Engine<'_> {
                 );
             }
         }
-        self.actions.push(action.to_string());
+        self.actions.push(action.as_str().to_string());
         Ok(())
     }
 
     /// A clean stop or restart within `timeout`. An instance still booting
     /// misses the shutdown signal (systemd installs its handler late), so the
     /// request is repeated with growing waits until the time is used up.
-    fn clean_shutdown(&mut self, action: &str, path: &str) -> lxd_api::Result<()> {
+    fn clean_shutdown(&mut self, action: Action, path: &str) -> lxd_api::Result<()> {
         let deadline = Instant::now() + self.timeout();
         let mut attempt = Duration::from_secs(5);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let this = attempt.min(left).max(Duration::from_secs(1));
-            let body = json!({"action": action, "timeout": this.as_secs()});
+            let body = json!({"action": action.as_str(), "timeout": this.as_secs()});
             let wait = this + Duration::from_secs(30);
             match self.lxd.call(Method::PUT, path, Some(&body), wait) {
                 Ok(_) => return Ok(()),
@@ -628,7 +706,7 @@ impl Engine<'_> {
                         .and_then(|s| s.get("status").and_then(Value::as_str).map(str::to_string));
                     match status.as_deref() {
                         Some("Running") => {}
-                        Some("Stopped") if action == "stop" => return Ok(()),
+                        Some("Stopped") if action == Action::Stop => return Ok(()),
                         _ => return Err(e),
                     }
                     self.log.push(format!(

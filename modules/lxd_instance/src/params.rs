@@ -1,7 +1,7 @@
 //! The module's options: the argument spec Ansible validates against, and the
 //! typed view of the validated values.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Same names and defaults as `community.general.lxd_container`, plus ours
@@ -49,6 +49,69 @@ pub const SPEC: &str = r#"{
   "supports_check_mode": true
 }"#;
 
+/// `state`, and the state an instance is found in (`old_state`: `started`,
+/// `stopped`, `frozen` or `absent`), written as the option writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Started,
+    Stopped,
+    Restarted,
+    Absent,
+    Frozen,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Started => "started",
+            State::Stopped => "stopped",
+            State::Restarted => "restarted",
+            State::Absent => "absent",
+            State::Frozen => "frozen",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `type`: what LXD makes, as LXD writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Container,
+    VirtualMachine,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::VirtualMachine => "virtual-machine",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `config_mode`: whether keys the task does not name are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigMode {
+    /// Keys not named are kept.
+    Merge,
+    /// Keys not named are removed (LXD's own `volatile.*`/`image.*` stay).
+    Replace,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CloudInit {
     pub user_data: Option<Value>,
@@ -59,14 +122,14 @@ pub struct CloudInit {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Params {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub source: Option<Value>,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Kind,
     pub architecture: Option<String>,
     pub description: Option<String>,
     pub config: Option<Map<String, Value>>,
-    pub config_mode: String,
+    pub config_mode: ConfigMode,
     pub devices: Option<Map<String, Value>>,
     pub profiles: Option<Vec<String>>,
     pub ephemeral: Option<bool>,
@@ -87,4 +150,38 @@ pub struct Params {
     pub server_cert_fingerprint: Option<String>,
     pub trust_password: Option<String>,
     pub show_secrets: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choices(name: &str) -> Vec<Value> {
+        let spec: Value = serde_json::from_str(SPEC).expect("spec");
+        spec["argument_spec"][name]["choices"]
+            .as_array()
+            .cloned()
+            .expect("choices")
+    }
+
+    /// Every choice of the spec reads as a variant that writes it back (in
+    /// results, LXD requests and messages) the same.
+    #[test]
+    fn every_choice_is_a_variant_written_as_given() {
+        for c in choices("state") {
+            let v: State = serde_json::from_value(c.clone()).expect("state");
+            assert_eq!(serde_json::to_value(v).ok(), Some(c.clone()));
+            assert_eq!(Some(v.to_string().as_str()), c.as_str());
+        }
+        for c in choices("type") {
+            let v: Kind = serde_json::from_value(c.clone()).expect("type");
+            assert_eq!(serde_json::to_value(v).ok(), Some(c.clone()));
+            assert_eq!(Some(v.to_string().as_str()), c.as_str());
+        }
+        let modes: Vec<ConfigMode> = choices("config_mode")
+            .into_iter()
+            .map(|c| serde_json::from_value(c).expect("config_mode"))
+            .collect();
+        assert_eq!(modes, [ConfigMode::Merge, ConfigMode::Replace]);
+    }
 }

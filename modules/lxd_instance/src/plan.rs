@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use crate::params::Params;
+use crate::params::{ConfigMode, Params, State};
 
 /// The config key the dynamic inventory reads groups from.
 pub const GROUPS_KEY: &str = "user.ansible.groups";
@@ -162,7 +162,7 @@ pub fn desired(p: &Params) -> Result<Desired> {
         profiles: p.profiles.clone(),
         ephemeral: p.ephemeral,
         description: p.description.clone(),
-        replace: p.config_mode == "replace",
+        replace: p.config_mode == ConfigMode::Replace,
     })
 }
 
@@ -235,9 +235,33 @@ fn show(key: &str, v: Option<&Value>) -> String {
 /// Compares the instance with what is asked for; `None` when nothing differs.
 pub fn update(current: &Value, d: &Desired) -> Option<Update> {
     let mut changes = vec![];
-    let old_config = str_map(current.get("config"));
+    let config = merge_config(current, d, &mut changes);
+    let devices = merge_devices(current, d, &mut changes);
+    let profiles = merge_profiles(current, d, &mut changes);
+    let ephemeral = merge_ephemeral(current, d, &mut changes);
+    let description = merge_description(current, d, &mut changes);
+    if changes.is_empty() {
+        return None;
+    }
+    let mut body = json!({
+        "config": config,
+        "devices": devices,
+        "profiles": profiles,
+        "ephemeral": ephemeral,
+        "description": description,
+    });
+    for keep in ["architecture", "stateful"] {
+        if let Some(v) = current.get(keep) {
+            body[keep] = v.clone();
+        }
+    }
+    Some(Update { body, changes })
+}
 
-    // Config: LXD-owned keys are kept and never compared.
+/// Config: LXD-owned keys are kept and never compared; `replace` drops the
+/// user's keys the task does not name.
+fn merge_config(current: &Value, d: &Desired, changes: &mut Vec<String>) -> Map<String, Value> {
+    let old_config = str_map(current.get("config"));
     let mut config: Map<String, Value> = if d.replace {
         old_config
             .iter()
@@ -277,98 +301,93 @@ pub fn update(current: &Value, d: &Desired) -> Option<Update> {
             }
         }
     }
+    config
+}
 
-    // Devices: the instance's own (not those from profiles).
+/// Devices: the instance's own (not those from profiles).
+fn merge_devices(current: &Value, d: &Desired, changes: &mut Vec<String>) -> Map<String, Value> {
     let old_devices = str_map(current.get("devices"));
-    let mut devices = old_devices.clone();
-    if let Some(want) = &d.devices {
-        if d.replace {
-            devices = Map::new();
-        }
-        for (name, dev) in want {
-            match dev {
-                Some(dev) => {
-                    let new = Value::Object(dev.clone());
-                    if old_devices.get(name) != Some(&new) {
-                        let what = if old_devices.contains_key(name) {
-                            "changed"
-                        } else {
-                            "added"
-                        };
-                        changes.push(format!("device {name}: {what}"));
-                    }
-                    devices.insert(name.clone(), new);
+    let Some(want) = &d.devices else {
+        return old_devices;
+    };
+    let mut devices = if d.replace {
+        Map::new()
+    } else {
+        old_devices.clone()
+    };
+    for (name, dev) in want {
+        match dev {
+            Some(dev) => {
+                let new = Value::Object(dev.clone());
+                if old_devices.get(name) != Some(&new) {
+                    let what = if old_devices.contains_key(name) {
+                        "changed"
+                    } else {
+                        "added"
+                    };
+                    changes.push(format!("device {name}: {what}"));
                 }
-                None => {
-                    devices.remove(name);
-                }
+                devices.insert(name.clone(), new);
             }
-        }
-        for name in old_devices.keys() {
-            if !devices.contains_key(name) {
-                changes.push(format!("device {name}: removed"));
+            None => {
+                devices.remove(name);
             }
         }
     }
+    for name in old_devices.keys() {
+        if !devices.contains_key(name) {
+            changes.push(format!("device {name}: removed"));
+        }
+    }
+    devices
+}
 
+fn merge_profiles(current: &Value, d: &Desired, changes: &mut Vec<String>) -> Value {
     let old_profiles = current
         .get("profiles")
         .cloned()
         .unwrap_or_else(|| json!([]));
-    let profiles = match &d.profiles {
+    match &d.profiles {
         Some(p) if json!(p) != old_profiles => {
             changes.push(format!("profiles: {old_profiles} -> {}", json!(p)));
             json!(p)
         }
         _ => old_profiles,
-    };
+    }
+}
 
+fn merge_ephemeral(current: &Value, d: &Desired, changes: &mut Vec<String>) -> bool {
     let old_ephemeral = current
         .get("ephemeral")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let ephemeral = match d.ephemeral {
+    match d.ephemeral {
         Some(e) if e != old_ephemeral => {
             changes.push(format!("ephemeral: {old_ephemeral} -> {e}"));
             e
         }
         _ => old_ephemeral,
-    };
+    }
+}
 
+fn merge_description(current: &Value, d: &Desired, changes: &mut Vec<String>) -> String {
     let old_description = current
         .get("description")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let description = match &d.description {
+    match &d.description {
         Some(s) if s != old_description => {
             changes.push(format!("description: {old_description:?} -> {s:?}"));
             s.clone()
         }
         _ => old_description.to_string(),
-    };
-
-    if changes.is_empty() {
-        return None;
     }
-    let mut body = json!({
-        "config": config,
-        "devices": devices,
-        "profiles": profiles,
-        "ephemeral": ephemeral,
-        "description": description,
-    });
-    for keep in ["architecture", "stateful"] {
-        if let Some(v) = current.get(keep) {
-            body[keep] = v.clone();
-        }
-    }
-    Some(Update { body, changes })
 }
 
 /// The part of an instance a user manages, for diffs and the result:
 /// no volatile or image keys, keys sorted, secret values masked unless
 /// `reveal`.
-pub fn view(instance: &Value, state: &str, reveal: bool) -> Value {
+pub fn view(instance: &Value, state: State, reveal: bool) -> Value {
     let config: std::collections::BTreeMap<String, Value> = str_map(instance.get("config"))
         .into_iter()
         .filter(|(k, _)| !lxd_owned(k))
@@ -530,7 +549,7 @@ mod tests {
         let mut inst = current();
         inst["config"]["cloud-init.user-data"] = json!("#cloud-config\npassword: hunter2\n");
         inst["config"]["environment.TOKEN"] = json!("t0k3n");
-        let masked = view(&inst, "started", false);
+        let masked = view(&inst, State::Started, false);
         assert_eq!(
             masked["config"]["cloud-init.user-data"],
             json!(ansible_module::NO_LOG_PLACEHOLDER)
@@ -541,7 +560,7 @@ mod tests {
         );
         assert_eq!(masked["config"]["user.note"], json!("x"));
         assert!(!yaml(&masked).contains("hunter2") && !yaml(&masked).contains("t0k3n"));
-        let shown = view(&inst, "started", true);
+        let shown = view(&inst, State::Started, true);
         assert_eq!(shown["config"]["environment.TOKEN"], json!("t0k3n"));
 
         let d = desired(&params(

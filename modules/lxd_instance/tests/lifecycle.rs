@@ -178,6 +178,33 @@ fn check_mode_create_creates_nothing() {
     assert!(lxd_instance(&name).is_none());
 }
 
+/// A bool for an int option is an int to Ansible (Python's `True` is 1):
+/// `timeout: true` is one second and `timeout: false` zero, not "internal
+/// error: parameters do not match the module's types".
+#[test]
+fn a_bool_for_an_int_option_is_a_number() {
+    let (name, _cleanup) = instance("t-lxd-int");
+    let run = play(vec![
+        task(
+            "timeout false",
+            with(base_args(&name), json!({"timeout": false})),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "timeout true (check)",
+            with(base_args(&name), json!({"timeout": true})),
+            json!({"check_mode": true}),
+        ),
+    ]);
+    let r = result(&run, "timeout false");
+    assert_failed_with(&r, &["timeout must be at least 1 second, got 0"]);
+    assert_eq!(r["invocation"]["module_args"]["timeout"], json!(false));
+    let r = result(&run, "timeout true (check)");
+    assert_ne!(r["failed"], json!(true), "{r}");
+    assert_eq!(r["actions"], json!(["create", "start"]), "{r}");
+    assert!(lxd_instance(&name).is_none());
+}
+
 #[test]
 fn cloud_init_user_data_runs_and_is_waited_for() {
     let (name, _cleanup) = instance("t-lxd-ci");
