@@ -7,9 +7,10 @@ use std::net::IpAddr;
 
 use ansible_module::syntax;
 
-use crate::conf::{Check, Instance, Vip};
+use crate::conf::{Check, Instance, TrackedService, Vip};
 use crate::net::{self, IfAddr};
 use crate::params::Params;
+use crate::track::Service;
 
 /// A name keepalived reads as one word (an instance, a script, an
 /// interface): `syntax::keepalived_word`, which names the offending
@@ -41,6 +42,91 @@ pub fn common(p: &Params) -> Result<(), String> {
     })?;
     syntax::path("config_path", &p.config_path).map_err(|f| f.msg)?;
     Ok(())
+}
+
+/// One entry of `track_services`: a systemd service name, `.service` optional.
+/// It names a drop-in directory, goes into `systemctl` argument lists, and
+/// (escaped) into a file name and keepalived.conf, so it must be a unit name
+/// and nothing more: letters, digits and `: - _ . \ @` (systemd's set), not
+/// starting with `-` (an option to `systemctl`) or `.`, at most 255
+/// characters with `.service`, an instance rather than a bare template.
+pub fn service(value: &str) -> Result<Service, String> {
+    const OPTION: &str = "track_services";
+    if value.is_empty() {
+        return Err(format!("{OPTION} must not hold an empty name"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
+    {
+        return Err(format!(
+            "{OPTION} must not contain {} (a systemd unit name holds only letters, digits and \
+             : - _ . \\ @), got: {value:?}",
+            syntax::show(c)
+        ));
+    }
+    let service = Service::named(value);
+    let stem = service.stem();
+    if stem.is_empty() {
+        return Err(format!("{OPTION} entry {value:?} names no service"));
+    }
+    if service.unit().len() > 255 {
+        return Err(format!(
+            "{OPTION} entry {value:?} is too long: a unit name has at most 255 characters"
+        ));
+    }
+    if stem.starts_with(['-', '.']) {
+        return Err(format!(
+            "{OPTION} entry {value:?} must not start with {}",
+            syntax::show(stem.chars().next().unwrap_or('-'))
+        ));
+    }
+    if let Some((prefix, instance)) = stem.split_once('@') {
+        if prefix.is_empty() || instance.is_empty() {
+            return Err(format!(
+                "{OPTION} entry {value:?} is not a service: name a template's instance as \
+                 NAME@INSTANCE (e.g. knot@main)"
+            ));
+        }
+    }
+    if service.is_haproxy() {
+        return Err(format!(
+            "{OPTION} lists haproxy, which track_haproxy tracks: remove it from {OPTION} and \
+             keep track_haproxy: true"
+        ));
+    }
+    Ok(service)
+}
+
+/// `track_services` as services with their files, sorted (their order does
+/// not matter to keepalived, and a reordered list must not rewrite the file).
+fn tracked_services(p: &Params, track_file: Option<&str>) -> Result<Vec<TrackedService>, String> {
+    let mut out: Vec<TrackedService> = vec![];
+    for name in &p.track_services {
+        let service = service(name)?;
+        if out.iter().any(|t| t.service == service) {
+            return Err(format!("track_services lists {} twice", service.unit()));
+        }
+        let file = format!("{}/{}.down", p.services_dir(), service.file_tag());
+        // Both escaped names are written unquoted: checked as any other.
+        syntax::path(&format!("track_services {} file", service.unit()), &file)
+            .map_err(|f| f.msg)?;
+        syntax::keepalived_word(
+            "track_services",
+            &format!("{}_track_{}", p.name, service.conf_tag()),
+        )
+        .map_err(|f| f.msg)?;
+        if track_file == Some(file.as_str()) {
+            return Err(format!(
+                "track_services: {} is tracked through {file}, which is track_file; point \
+                 track_file at a file of its own",
+                service.unit()
+            ));
+        }
+        out.push(TrackedService { service, file });
+    }
+    out.sort_by(|a, b| a.service.cmp(&b.service));
+    Ok(out)
 }
 
 fn parse_ip(what: &str, s: &str) -> Result<IpAddr, String> {
@@ -310,6 +396,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         // shell commands and a tmpfiles.d line.
         syntax::path("track_file", f).map_err(|fail| fail.msg)?;
     }
+    let track_services = tracked_services(p, track_file.as_deref())?;
     if let Some(d) = p
         .track_haproxy_stop_delay
         .filter(|d| !(0.0..=30.0).contains(d))
@@ -384,6 +471,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
         auth_pass,
         track_haproxy: p.track_haproxy,
         track_file,
+        track_services,
         track_interface: p.track_interface.clone(),
         checks,
         notify,
@@ -411,7 +499,7 @@ pub(crate) mod tests {
             "interface": null, "virtual_ipaddress": ["10.231.0.20/24"], "advert_int": null,
             "vrrp_version": 3, "unicast_src_ip": null, "unicast_peer": [], "auth_pass": null,
             "track_haproxy": true, "track_haproxy_stop_delay": null, "track_file": null,
-            "track_interface": [], "vrrp_script": [], "notify": null,
+            "track_services": [], "track_interface": [], "vrrp_script": [], "notify": null,
             "config_path": "/etc/keepalived/keepalived.conf"
         });
         if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
@@ -526,5 +614,88 @@ pub(crate) mod tests {
             "weight": 0, "fall": null, "rise": null, "timeout": null}]})
         )
         .contains("must not contain '\"'"));
+    }
+
+    #[test]
+    fn tracked_services() {
+        let i = instance(
+            &params(json!({"track_services": ["knot", "apache2.service", "dns@main"]})),
+            &host(),
+        )
+        .expect("ok");
+        let got: Vec<(&str, &str)> = i
+            .track_services
+            .iter()
+            .map(|t| (t.service.unit(), t.file.as_str()))
+            .collect();
+        // Sorted, beside HAProxy's file.
+        assert_eq!(
+            got,
+            [
+                ("apache2.service", "/run/keepalived/apache2.down"),
+                ("dns@main.service", "/run/keepalived/dns@main.down"),
+                ("knot.service", "/run/keepalived/knot.down"),
+            ]
+        );
+        // Beside a track_file of one's own; in the default directory when
+        // HAProxy is not tracked.
+        let i = instance(
+            &params(json!({"track_file": "/run/lb/ha.state", "track_services": ["knot"]})),
+            &host(),
+        )
+        .expect("ok");
+        assert_eq!(i.track_services[0].file, "/run/lb/knot.down");
+        let i = instance(
+            &params(json!({"track_haproxy": false, "track_file": "/run/lb/x",
+                "track_services": ["knot"]})),
+            &host(),
+        )
+        .expect("ok");
+        assert_eq!(i.track_services[0].file, "/run/keepalived/knot.down");
+        assert!(i.render().contains(
+            "    track_file {\n        VI_1_track weight 0\n        VI_1_track_knot weight -1\n    }\n"
+        ));
+    }
+
+    #[test]
+    fn service_names_are_unit_names() {
+        for (bad, why) in [
+            ("", "track_services must not hold an empty name"),
+            ("../knot", "track_services must not contain '/'"),
+            ("knot;reboot", "track_services must not contain ';'"),
+            ("knot dns", "track_services must not contain a space"),
+            ("knot\n", "track_services must not contain U+000A"),
+            ("kn\u{f6}t", "track_services must not contain U+00F6"),
+            ("$(reboot)", "track_services must not contain '$'"),
+            (".service", "names no service"),
+            ("-knot", "must not start with '-'"),
+            (".knot", "must not start with '.'"),
+            ("knot@", "name a template's instance"),
+            ("@main", "name a template's instance"),
+            ("haproxy", "which track_haproxy tracks"),
+            ("haproxy.service", "which track_haproxy tracks"),
+        ] {
+            let e = err(json!({ "track_services": [bad] }));
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(e.starts_with("track_services"), "{bad:?}: {e}");
+        }
+        let long = "k".repeat(247);
+        assert!(service(&long).is_ok());
+        assert!(err(json!({ "track_services": [format!("{long}k")] })).contains("at most 255"));
+        assert!(err(json!({"track_services": ["knot", "knot.service"]}))
+            .contains("lists knot.service twice"));
+        assert!(err(
+            json!({"track_file": "/run/keepalived/knot.down", "track_services": ["knot"]})
+        )
+        .contains("which is track_file"));
+        for ok in [
+            "knot",
+            "knot.service",
+            r"a:b\x2dc",
+            "dns@main",
+            "unbound-1.x_y",
+        ] {
+            assert!(service(ok).is_ok(), "{ok}");
+        }
     }
 }

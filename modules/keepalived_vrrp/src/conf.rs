@@ -26,6 +26,14 @@ pub struct Check {
     pub timeout: Option<i64>,
 }
 
+/// A service in `track_services`: tracked like HAProxy (see `track`), through
+/// its own file and its own `track_file` block, read with weight -1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedService {
+    pub service: crate::track::Service,
+    pub file: String,
+}
+
 /// A fully checked instance, ready to render.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
@@ -49,6 +57,8 @@ pub struct Instance {
     /// node never claims the VIP before HAProxy said it runs. Otherwise the file
     /// is the user's: weight 0, any non-zero value means FAULT.
     pub track_haproxy: bool,
+    /// Further services, sorted by unit name.
+    pub track_services: Vec<TrackedService>,
     pub track_interface: Vec<String>,
     pub checks: Vec<Check>,
     pub notify: Vec<(&'static str, String)>,
@@ -79,6 +89,11 @@ impl Instance {
         format!("{}_track", self.name)
     }
 
+    /// The `track_file` block of a service in `track_services`.
+    pub fn service_track_name(&self, service: &crate::track::Service) -> String {
+        service_track_name(&self.name, service)
+    }
+
     /// The instance's block, markers included, ending with a newline.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -89,6 +104,12 @@ impl Instance {
             if self.track_haproxy {
                 let _ = writeln!(s, "    init_file {}", crate::track::DOWN);
             }
+            s.push_str("}\n");
+        }
+        for t in &self.track_services {
+            let _ = writeln!(s, "track_file {} {{", self.service_track_name(&t.service));
+            let _ = writeln!(s, "    file {}", t.file);
+            let _ = writeln!(s, "    init_file {}", crate::track::DOWN);
             s.push_str("}\n");
         }
         for c in &self.checks {
@@ -143,13 +164,26 @@ impl Instance {
             }
             s.push_str("    }\n");
         }
-        if self.track_file.is_some() {
-            let _ = writeln!(
-                s,
-                "    track_file {{\n        {} weight {}\n    }}",
-                self.track_file_name(),
-                if self.track_haproxy { -1 } else { 0 }
-            );
+        // keepalived adds what each file gives and keeps the priority
+        // within 1..254; any one file at 254 or more means FAULT.
+        if self.track_file.is_some() || !self.track_services.is_empty() {
+            s.push_str("    track_file {\n");
+            if self.track_file.is_some() {
+                let _ = writeln!(
+                    s,
+                    "        {} weight {}",
+                    self.track_file_name(),
+                    if self.track_haproxy { -1 } else { 0 }
+                );
+            }
+            for t in &self.track_services {
+                let _ = writeln!(
+                    s,
+                    "        {} weight -1",
+                    self.service_track_name(&t.service)
+                );
+            }
+            s.push_str("    }\n");
         }
         if !self.checks.is_empty() {
             s.push_str("    track_script {\n");
@@ -165,6 +199,10 @@ impl Instance {
         let _ = writeln!(s, "{}", end(&self.name));
         s
     }
+}
+
+fn service_track_name(instance: &str, service: &crate::track::Service) -> String {
+    format!("{instance}_track_{}", service.conf_tag())
 }
 
 /// A marked block found in an existing file.
@@ -188,6 +226,12 @@ impl Block {
         self.text
             .lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["file", file])
+    }
+
+    /// Whether the block's instance tracks `service` (from `track_services`).
+    pub fn tracks_service(&self, service: &crate::track::Service) -> bool {
+        let header = format!("track_file {} {{", service_track_name(&self.name, service));
+        self.text.lines().any(|l| l.trim_end() == header)
     }
 
     /// The block's `advert_int`.
@@ -380,6 +424,7 @@ mod tests {
             auth_pass: None,
             track_file: Some("/run/keepalived/haproxy.down".into()),
             track_haproxy: true,
+            track_services: vec![],
             track_interface: vec![],
             checks: vec![],
             notify: vec![],
@@ -414,6 +459,65 @@ vrrp_instance VI_1 {
 # END keepalived_vrrp instance VI_1
 "
         );
+    }
+
+    /// Every tracked service has its own `track_file` block (keepalived
+    /// reads one file per block), and the instance lists them all with
+    /// weight -1: keepalived adds their values and keeps the priority
+    /// within 1..254, any one at 254 meaning FAULT.
+    #[test]
+    fn renders_a_block_per_tracked_service() {
+        let mut i = sample();
+        for name in ["apache2", "knot"] {
+            let service = crate::track::Service::named(name);
+            i.track_services.push(TrackedService {
+                file: format!("/run/keepalived/{name}.down"),
+                service,
+            });
+        }
+        let text = i.render();
+        assert!(
+            text.starts_with(
+                "\
+# BEGIN keepalived_vrrp instance VI_1
+track_file VI_1_track {
+    file /run/keepalived/haproxy.down
+    init_file 254
+}
+track_file VI_1_track_apache2 {
+    file /run/keepalived/apache2.down
+    init_file 254
+}
+track_file VI_1_track_knot {
+    file /run/keepalived/knot.down
+    init_file 254
+}
+vrrp_instance VI_1 {
+"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    track_file {
+        VI_1_track weight -1
+        VI_1_track_apache2 weight -1
+        VI_1_track_knot weight -1
+    }
+"
+            ),
+            "{text}"
+        );
+        let block = &parse(&render_file(&with_block(vec![], "VI_1", Some(text)))).blocks[0];
+        assert!(block.tracks("/run/keepalived/knot.down"));
+        assert!(block.tracks_service(&crate::track::Service::named("knot")));
+        assert!(!block.tracks_service(&crate::track::Service::named("unbound")));
+        // Without HAProxy, only the services.
+        i.track_file = None;
+        i.track_haproxy = false;
+        assert!(i.render().contains(
+            "    track_file {\n        VI_1_track_apache2 weight -1\n        VI_1_track_knot weight -1\n    }\n"
+        ));
     }
 
     #[test]

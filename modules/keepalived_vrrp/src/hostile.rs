@@ -7,7 +7,9 @@
 //! brace, block or directive. The same holds for the haproxy.service drop-in
 //! and the tmpfiles.d entry built from `track_file`; and, in defence in depth,
 //! the drop-in's commands, read the way systemd and `sh` read them, write
-//! exactly the file named by any string at all.
+//! exactly the file named by any string at all. A `track_services` name lands
+//! in two places, escaped for each: the `track_file` block's name and the
+//! tracked file's name; it also names its drop-in and tmpfiles.d entry.
 
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 use crate::checks::tests::{host, params};
 use crate::checks::{self};
 use crate::conf::{self, Instance};
-use crate::track;
+use crate::track::{self, Service};
 
 /// The characters each target syntax treats specially, and then some.
 const HOSTILE: &[&str] = &[
@@ -191,6 +193,13 @@ fn options() -> Vec<Opt> {
             written: same,
         },
         Opt {
+            option: "track_services",
+            set: Box::new(|v| json!({ "track_services": [v] })),
+            marker: MARKER,
+            // Two places, each with its own escaping: see `outcome`.
+            written: same,
+        },
+        Opt {
             option: "config_path",
             set: Box::new(|v| json!({ "config_path": v })),
             marker: "/etc/keepalived/zqmark.conf",
@@ -244,8 +253,10 @@ fn outcome(opt: &Opt, value: &str) -> Result<(), TestCaseError> {
         }
         Ok(i) => i,
     };
-    let written = (opt.written)(value, &inst);
-    let expected = file_of(&baseline).replace(opt.marker, &written);
+    if opt.option == "track_services" {
+        return service_lands_in_its_places(opt, value, &baseline, &inst);
+    }
+    let expected = file_of(&baseline).replace(opt.marker, &(opt.written)(value, &inst));
     prop_assert_eq!(
         file_of(&inst),
         expected,
@@ -270,15 +281,72 @@ fn outcome(opt: &Opt, value: &str) -> Result<(), TestCaseError> {
                 .replace("\u{1}D", dir_of(value))
         };
         let vips: Vec<IpAddr> = vec!["10.231.0.20".parse().expect("ip")];
+        let haproxy = Service::haproxy();
         prop_assert_eq!(
-            track::dropin(value, &vips, 2.0),
-            swap(track::dropin(opt.marker, &vips, 2.0))
+            haproxy.dropin(value, &vips, 2.0),
+            swap(haproxy.dropin(opt.marker, &vips, 2.0))
         );
         prop_assert_eq!(
-            track::tmpfiles(value).ok(),
-            track::tmpfiles(opt.marker).ok().map(swap)
+            haproxy.tmpfiles(value).ok(),
+            haproxy.tmpfiles(opt.marker).ok().map(swap)
         );
     }
+    Ok(())
+}
+
+/// An accepted `track_services` name: a unit name and nothing more, in the
+/// block name and the file name (each escaped its way), the drop-in and the
+/// tmpfiles.d entry, where the marker's service was.
+fn service_lands_in_its_places(
+    opt: &Opt,
+    value: &str,
+    baseline: &Instance,
+    inst: &Instance,
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c)),
+        "track_services: accepted {value:?}"
+    );
+    let service = Service::named(value);
+    prop_assert_eq!(inst.track_services.len(), 1);
+    prop_assert_eq!(&inst.track_services[0].service, &service);
+    let file = format!("/{}.down", service.file_tag());
+    let marker_file = format!("/{}.down", opt.marker);
+    let block = format!("_track_{} ", service.conf_tag());
+    let marker_block = format!("_track_{} ", opt.marker);
+    prop_assert_eq!(
+        file_of(inst),
+        file_of(baseline)
+            .replace(&marker_file, &file)
+            .replace(&marker_block, &block),
+        "track_services: {:?} changed more than its own places",
+        value
+    );
+    let marker = Service::named(opt.marker);
+    let (path, marker_path) = (
+        &inst.track_services[0].file,
+        &baseline.track_services[0].file,
+    );
+    let swap = |text: String| {
+        text.replace(marker.unit(), service.unit())
+            .replace(&marker_file, &file)
+    };
+    let vips: Vec<IpAddr> = vec!["10.231.0.20".parse().expect("ip")];
+    prop_assert_eq!(
+        service.dropin(path, &vips, 2.0),
+        swap(marker.dropin(marker_path, &vips, 2.0))
+    );
+    prop_assert_eq!(
+        service.tmpfiles(path).ok(),
+        marker.tmpfiles(marker_path).ok().map(swap)
+    );
+    prop_assert_eq!(
+        service.dropin_path(),
+        marker.dropin_path().replace(marker.unit(), service.unit())
+    );
     Ok(())
 }
 
@@ -341,12 +409,14 @@ fn interface_names_from_the_host_are_checked_too() {
     assert!(e.starts_with("interface must not contain ';'"), "{e}");
 }
 
-/// The body of `KEY=-/bin/sh -c '<body>'` as systemd hands it to `sh`:
+/// The body of `KEY=-/bin/sh -c '<body>'` (or `-+/bin/sh`) as systemd hands it to `sh`:
 /// C escapes undone inside the quotes, then `%%` and `$$` undone. `None`
 /// where systemd would refuse the line or expand something.
 fn systemd_arg(line: &str, key: &str) -> Option<Vec<u8>> {
-    let body = line
-        .strip_prefix(&format!("{key}=-/bin/sh -c '"))?
+    let rest = line.strip_prefix(&format!("{key}="))?;
+    let rest = rest.strip_prefix("-+").or_else(|| rest.strip_prefix('-'))?;
+    let body = rest
+        .strip_prefix("/bin/sh -c '")?
         .strip_suffix('\'')?
         .as_bytes();
     let mut raw = vec![];
@@ -460,12 +530,17 @@ proptest! {
 
     /// Defence in depth: whatever the file name (no check in front), the
     /// drop-in's commands write that file and nothing else, and the
-    /// tmpfiles.d line names it and its directory.
+    /// tmpfiles.d line names it and its directory; for HAProxy's drop-in and
+    /// a tracked service's.
     #[test]
-    fn the_dropin_and_tmpfiles_quote_any_file_name(name in sh_safe_name()) {
+    fn the_dropin_and_tmpfiles_quote_any_file_name(
+        name in sh_safe_name(),
+        haproxy in any::<bool>(),
+    ) {
+        let service = if haproxy { Service::haproxy() } else { Service::named("knot") };
         let dir = tempfile::tempdir().expect("tempdir");
         let file = format!("{}/{name}", dir.path().display());
-        let dropin = track::dropin(&file, &[], 0.0);
+        let dropin = service.dropin(&file, &[], 0.0);
         prop_assert_eq!(dropin.lines().count(), 8, "{}", dropin);
         let run = |key: &str, want: &str| -> Result<(), TestCaseError> {
             let line = dropin
@@ -494,7 +569,7 @@ proptest! {
         run("ExecStop", track::DOWN)?;
         run("ExecStopPost", track::DOWN)?;
 
-        let tmpfiles = track::tmpfiles(&file);
+        let tmpfiles = service.tmpfiles(&file);
         if name.contains(['\n', '\r']) {
             prop_assert!(tmpfiles.is_err());
             return Ok(());

@@ -1,6 +1,7 @@
-//! The module's work, in order: check the options, write keepalived.conf
-//! (checked by `keepalived -t`), set up HAProxy tracking, reload or start
-//! keepalived, report the facts.
+//! The module's work, in order: check the options (every service to track
+//! installed), write keepalived.conf (checked by `keepalived -t`), set up
+//! the tracking of HAProxy and `track_services` and remove what tracked
+//! services no longer listed, reload or start keepalived, report the facts.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use ansible_module::{service, ConfigFile, Diff, Fail, Module};
 
 use crate::params::Params;
+use crate::track::Service;
 use crate::{checks, conf, facts, net, track};
 
 const UNIT: &str = "keepalived.service";
@@ -68,6 +70,7 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
                 .into());
             }
         }
+        check_tracking(&p, &inst)?;
         Some(inst)
     } else {
         None
@@ -117,37 +120,16 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     };
     m.set_changed(written);
 
-    // HAProxy tracking: after the config passed keepalived's check, before
-    // keepalived (re)reads it, so it starts with the right value.
-    if let Some(inst) = instance.as_ref().filter(|_| p.track_haproxy) {
-        if let Some(file) = &inst.track_file {
-            // One drop-in serves every instance tracking this file: it waits
-            // until all their VIPs left, bounded for the slowest of them.
-            let tracking: Vec<&conf::Block> = blocks.iter().filter(|b| b.tracks(file)).collect();
-            let advert_int = tracking
-                .iter()
-                .filter_map(|b| b.advert_int())
-                .fold(inst.advert_int, f64::max);
-            let mut vips: Vec<std::net::IpAddr> = tracking.iter().flat_map(|b| b.vips()).collect();
-            vips.sort();
-            vips.dedup();
-            let delay = p
-                .track_haproxy_stop_delay
-                .unwrap_or_else(|| track::default_stop_delay(advert_int));
-            ensure_haproxy_tracking(m, file, &vips, delay, advert_int)?;
-        }
-    } else if let Some(file) = instance.as_ref().and_then(|i| i.track_file.as_deref()) {
-        // A file the user feeds: its directory must exist or keepalived drops the tracker.
-        let dir = std::path::Path::new(file)
-            .parent()
-            .unwrap_or(std::path::Path::new("/"));
-        if !dir.is_dir() {
-            m.set_changed(true);
-            if !check {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Fail::new(format!("creating {}: {e}", dir.display())))?;
-            }
-        }
+    // Tracking: after the config passed keepalived's check, before
+    // keepalived (re)reads it, so it starts with the right values.
+    let mut dropins_changed = match &instance {
+        Some(inst) => set_up_tracking(m, &p, inst, &blocks)?,
+        None => false,
+    };
+    // Services no instance in the file tracks any more lose their drop-in.
+    dropins_changed |= remove_stale_tracking(m, &blocks)?;
+    if dropins_changed && !check {
+        systemctl(&["daemon-reload"])?;
     }
 
     // The service: reloaded on a change (never restarted: a restart drops the
@@ -220,14 +202,14 @@ fn roll_back(file: &ConfigFile, old: Option<&[u8]>, was_running: bool, cause: Fa
     fail
 }
 
-/// The tracked file is written as root, by this module and by the drop-in's
-/// shell on every HAProxy start and stop: it must be a regular file holding
+/// A tracked file is written as root, by this module and by the drop-in's
+/// shell on every start and stop of its service: it must be a regular file holding
 /// a number (or nothing yet), in a directory no other user can change, so
 /// that no value of track_file makes root overwrite a file that is not ours.
-fn check_track_file(file: &str) -> Result<(), Fail> {
+fn check_track_file(option: &str, file: &str) -> Result<(), Fail> {
     let refuse = |why: String| {
         Fail::new(format!(
-            "track_file {file}: {why}; point track_file at a file of its own (default {})",
+            "{option} {file}: {why}; point track_file at a file of its own (default {})",
             crate::params::DEFAULT_TRACK_FILE
         ))
     };
@@ -287,48 +269,182 @@ fn write_track_file(file: &str, value: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::new(format!("writing {file}: {e}")))
 }
 
-fn ensure_haproxy_tracking(
+/// The services this instance tracks, each with its file: HAProxy (with
+/// `track_haproxy`), then `track_services`.
+fn tracked<'a>(p: &Params, inst: &'a conf::Instance) -> Vec<(Service, &'a str)> {
+    let mut out = vec![];
+    if let Some(file) = inst.track_file.as_deref().filter(|_| p.track_haproxy) {
+        out.push((Service::haproxy(), file));
+    }
+    out.extend(
+        inst.track_services
+            .iter()
+            .map(|t| (t.service.clone(), t.file.as_str())),
+    );
+    out
+}
+
+/// Before anything is written: every tracked file is one root may write,
+/// and every service in `track_services` is installed (one that is not
+/// would keep the node in FAULT for good).
+fn check_tracking(p: &Params, inst: &conf::Instance) -> Result<(), Fail> {
+    for (service, file) in tracked(p, inst) {
+        if service.is_haproxy() {
+            check_track_file("track_file", file)?;
+            continue;
+        }
+        check_track_file(&format!("track_services {}:", service.unit()), file)?;
+        let state = service.load_state();
+        if state != "loaded" {
+            return Err(Fail::new(format!(
+                "track_services: {} is not installed (systemd LoadState: {state}); this node \
+                 would stay in FAULT (never hold the VIP): install it first, or remove it from \
+                 track_services",
+                service.unit()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every tracked service's drop-in, tmpfiles.d entry and file, and the
+/// directory of a file the user feeds; reports whether each service runs.
+/// Returns whether a drop-in changed (systemd must re-read it).
+fn set_up_tracking(
     m: &mut Module,
-    file: &str,
-    vips: &[std::net::IpAddr],
+    p: &Params,
+    inst: &conf::Instance,
+    blocks: &[conf::Block],
+) -> Result<bool, Fail> {
+    if let Some(file) = inst.track_file.as_deref().filter(|_| !p.track_haproxy) {
+        // A file the user feeds: its directory must exist or keepalived
+        // drops the tracker.
+        ensure_dir_of(m, file)?;
+    }
+    let mut dropins_changed = false;
+    let mut services = BTreeMap::new();
+    for (service, file) in tracked(p, inst) {
+        let (vips, advert_int) = tracking(blocks, file, inst.advert_int);
+        let setup = Tracking {
+            service: &service,
+            file,
+            vips: &vips,
+            stop_delay: p
+                .track_haproxy_stop_delay
+                .unwrap_or_else(|| track::default_stop_delay(advert_int)),
+            advert_int,
+        };
+        let (running, changed) = ensure_tracking(m, &setup)?;
+        dropins_changed |= changed;
+        if service.is_haproxy() {
+            m.set("haproxy_running", running);
+        } else {
+            services.insert(
+                service.unit().to_string(),
+                serde_json::json!({"file": file, "running": running}),
+            );
+        }
+    }
+    if !services.is_empty() {
+        m.set("tracked_services", services);
+    }
+    Ok(dropins_changed)
+}
+
+/// The directory of a tracked file the user feeds, made when missing.
+fn ensure_dir_of(m: &mut Module, file: &str) -> Result<(), Fail> {
+    let dir = Path::new(file).parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        m.set_changed(true);
+        if !m.check_mode() {
+            fs::create_dir_all(dir)
+                .map_err(|e| Fail::new(format!("creating {}: {e}", dir.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// The VIPs and the longest advertisement interval of every instance that
+/// tracks `file` (`own_advert_int` is this task's): one drop-in serves them
+/// all, so it waits until all their VIPs left, bounded for the slowest.
+fn tracking(blocks: &[conf::Block], file: &str, own_advert_int: f64) -> (Vec<IpAddr>, f64) {
+    let tracking: Vec<&conf::Block> = blocks.iter().filter(|b| b.tracks(file)).collect();
+    let advert_int = tracking
+        .iter()
+        .filter_map(|b| b.advert_int())
+        .fold(own_advert_int, f64::max);
+    let mut vips: Vec<IpAddr> = tracking.iter().flat_map(|b| b.vips()).collect();
+    vips.sort();
+    vips.dedup();
+    (vips, advert_int)
+}
+
+/// What one tracked service's drop-in is made of.
+struct Tracking<'a> {
+    service: &'a Service,
+    file: &'a str,
+    vips: &'a [IpAddr],
     stop_delay: f64,
     advert_int: f64,
-) -> anyhow::Result<()> {
+}
+
+/// The service's drop-in, tmpfiles.d entry and tracked file as they must
+/// be; returns whether the service runs and whether the drop-in changed
+/// (systemd must re-read it).
+fn ensure_tracking(m: &mut Module, t: &Tracking) -> Result<(bool, bool), Fail> {
     let check = m.check_mode();
-    check_track_file(file)?;
-    let tmpfiles_text = track::tmpfiles(file).map_err(Fail::new)?;
-    if !track::haproxy_installed() {
-        m.warn(
-            "track_haproxy: haproxy.service is not installed; this node stays in FAULT \
-             (never holds the VIP) until HAProxy runs",
-        );
+    let (service, file) = (t.service, t.file);
+    let tmpfiles_text = service.tmpfiles(file).map_err(Fail::new)?;
+    if service.is_haproxy() {
+        if !service.installed() {
+            m.warn(
+                "track_haproxy: haproxy.service is not installed; this node stays in FAULT \
+                 (never holds the VIP) until HAProxy runs",
+            );
+        }
+        if t.stop_delay < 3.5 * t.advert_int {
+            m.warn(format!(
+                "track_haproxy_stop_delay {}s is shorter than a handover (about 3.5 x \
+                 advert_int {}s): a planned HAProxy stop may drop requests",
+                t.stop_delay, t.advert_int
+            ));
+        }
+    } else {
+        if t.stop_delay < 3.5 * t.advert_int {
+            m.warn(format!(
+                "track_haproxy_stop_delay {}s is shorter than a handover (about 3.5 x \
+                 advert_int {}s): a planned stop of {} may drop requests",
+                t.stop_delay,
+                t.advert_int,
+                service.unit()
+            ));
+        }
+        if service.own_exec_stop() {
+            m.warn(format!(
+                "track_services: {0} has ExecStop commands of its own, which systemd runs \
+                 before the tracking drop-in's: on a planned stop, {0} stops serving before \
+                 the VIP left this node",
+                service.unit()
+            ));
+        }
     }
-    if stop_delay < 3.5 * advert_int {
-        m.warn(format!(
-            "track_haproxy_stop_delay {stop_delay}s is shorter than a handover (about 3.5 x \
-             advert_int {advert_int}s): a planned HAProxy stop may drop requests"
-        ));
-    }
-    let dropin = ConfigFile::new(track::DROPIN_PATH)
-        .write(&track::dropin(file, vips, stop_delay), check)
+    let dropin = ConfigFile::new(service.dropin_path())
+        .write(&service.dropin(file, t.vips, t.stop_delay), check)
         .map_err(|e| Fail::new(e.to_string()))?;
     if dropin.changed {
         m.set_changed(true);
         m.add_diff(dropin.diff);
-        if !check {
-            systemctl(&["daemon-reload"])?;
-        }
     }
-    let tmpfiles = ConfigFile::new(track::TMPFILES_PATH)
+    let tmpfiles = ConfigFile::new(service.tmpfiles_path())
         .write(&tmpfiles_text, check)
         .map_err(|e| Fail::new(e.to_string()))?;
     if tmpfiles.changed {
         m.set_changed(true);
         m.add_diff(tmpfiles.diff);
     }
-    // The file must match HAProxy now: ExecStartPost ran (or not) before the
-    // drop-in existed.
-    let wanted = track::wanted_value();
+    // The file must match the service now: ExecStartPost ran (or not)
+    // before the drop-in existed.
+    let wanted = service.wanted_value();
     let current = fs::read_to_string(file).ok();
     if current.as_deref().map(str::trim) != Some(wanted) {
         m.set_changed(true);
@@ -341,8 +457,71 @@ fn ensure_haproxy_tracking(
             write_track_file(file, wanted)?;
         }
     }
-    m.set("haproxy_running", wanted == "0");
-    Ok(())
+    Ok((wanted == track::UP, dropin.changed))
+}
+
+/// The services whose tracking drop-in (written by this module) is in
+/// `systemd_dir` although no block tracks them. haproxy.service's stays
+/// (`checks::service` refuses its name; without a tracking instance it only
+/// writes a file nobody reads).
+fn stale_services(systemd_dir: &Path, blocks: &[conf::Block]) -> Vec<Service> {
+    let Ok(entries) = fs::read_dir(systemd_dir) else {
+        return vec![];
+    };
+    let mut out: Vec<Service> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let unit = name.strip_suffix(".d")?;
+            // Only names this module could have written.
+            let service = checks::service(unit).ok()?;
+            (service.unit() == unit).then_some(service)
+        })
+        .filter(|s| !blocks.iter().any(|b| b.tracks_service(s)))
+        .filter(|s| {
+            let dropin = systemd_dir
+                .join(format!("{}.d", s.unit()))
+                .join(track::DROPIN_NAME);
+            read_text(&dropin).is_some_and(|text| text.starts_with(track::MANAGED))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A file's text, never read through a link.
+fn read_text(path: &Path) -> Option<String> {
+    ConfigFile::new(path)
+        .read_current()
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Removes the drop-in and tmpfiles.d entry of every service no instance
+/// tracks any more; returns whether a drop-in went (systemd must re-read).
+/// The tracked file in /run stays until the next boot: keepalived may still
+/// watch it until it reloads.
+fn remove_stale_tracking(m: &mut Module, blocks: &[conf::Block]) -> Result<bool, Fail> {
+    let check = m.check_mode();
+    let mut removed = false;
+    for service in stale_services(Path::new(track::SYSTEMD_DIR), blocks) {
+        for path in [service.dropin_path(), service.tmpfiles_path()] {
+            let out = ConfigFile::new(&path)
+                .remove(check)
+                .map_err(|e| Fail::new(e.to_string()))?;
+            if out.changed {
+                m.set_changed(true);
+                m.add_diff(out.diff);
+                removed = true;
+            }
+        }
+        if !check {
+            // Only when empty: the directory may hold others' drop-ins.
+            let _ = fs::remove_dir(format!("{}/{}.d", track::SYSTEMD_DIR, service.unit()));
+        }
+    }
+    Ok(removed)
 }
 
 fn report_facts(
@@ -443,7 +622,7 @@ mod tests {
         if we_are_root {
             for ok in ["number", "missing", "new/dir/file"] {
                 let f = format!("{root}/{ok}");
-                assert!(check_track_file(&f).is_ok(), "{f}");
+                assert!(check_track_file("track_file", &f).is_ok(), "{f}");
             }
         }
         for (bad, why) in [
@@ -453,7 +632,7 @@ mod tests {
             ("open/new/file", "can be changed by users other than root"),
         ] {
             let f = format!("{root}/{bad}");
-            let e = check_track_file(&f).expect_err(bad);
+            let e = check_track_file("track_file", &f).expect_err(bad);
             assert!(
                 e.msg.starts_with(&format!("track_file {f}: ")) && e.msg.contains(why),
                 "{}",
@@ -469,5 +648,43 @@ mod tests {
             );
         }
         assert!(write_track_file(&format!("{root}/link"), "0").is_err());
+    }
+
+    /// Drop-ins this module wrote for services no block tracks are stale;
+    /// HAProxy's, others' and those of tracked services are not.
+    #[test]
+    fn stale_tracking_is_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dropin = |unit: &str, text: &str| {
+            let d = dir.path().join(format!("{unit}.d"));
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(d.join(track::DROPIN_NAME), text).expect("write");
+        };
+        let ours = format!("{}: tells keepalived ...\n", track::MANAGED);
+        for unit in [
+            "knot.service",
+            "apache2.service",
+            "haproxy.service",
+            r"a\x2db.service",
+        ] {
+            dropin(unit, &ours);
+        }
+        dropin("other.service", "[Service]\nExecStop=/bin/true\n");
+        fs::create_dir_all(dir.path().join("empty.service.d")).expect("mkdir");
+        fs::create_dir_all(dir.path().join("knot.socket.d")).expect("mkdir");
+        let mut inst = crate::checks::tests::params(serde_json::json!({
+            "track_services": ["knot"]}));
+        inst.name = "VI_1".into();
+        let i = crate::checks::instance(&inst, &crate::checks::tests::host()).expect("ok");
+        let blocks = conf::with_block(vec![], "VI_1", Some(i.render()));
+        let stale: Vec<String> = stale_services(dir.path(), &blocks)
+            .iter()
+            .map(|s| s.unit().to_string())
+            .collect();
+        assert_eq!(stale, [r"a\x2db.service", "apache2.service"]);
+        // No instance left: every service's, still not HAProxy's.
+        let stale = stale_services(dir.path(), &[]);
+        assert_eq!(stale.len(), 3);
+        assert!(!stale.iter().any(Service::is_haproxy));
     }
 }

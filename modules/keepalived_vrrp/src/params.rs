@@ -23,6 +23,7 @@ pub const SPEC: &str = r#"{
     "track_haproxy": {"type": "bool", "default": true},
     "track_haproxy_stop_delay": {"type": "float"},
     "track_file": {"type": "path"},
+    "track_services": {"type": "list", "elements": "str", "default": []},
     "track_interface": {"type": "list", "elements": "str", "default": []},
     "vrrp_script": {
       "type": "list", "elements": "dict", "default": [],
@@ -92,6 +93,8 @@ pub struct Params {
     pub track_haproxy: bool,
     pub track_haproxy_stop_delay: Option<f64>,
     pub track_file: Option<String>,
+    #[serde(default, deserialize_with = "list_or_empty")]
+    pub track_services: Vec<String>,
     #[serde(default, deserialize_with = "list_or_empty")]
     pub track_interface: Vec<String>,
     #[serde(default, deserialize_with = "scripts_or_empty")]
@@ -173,6 +176,16 @@ impl Params {
             _ => None,
         }
     }
+
+    /// Where the files of `track_services` go: beside HAProxy's tracked file
+    /// when HAProxy is tracked, else in the directory of its default.
+    pub fn services_dir(&self) -> &str {
+        let beside = match self.track_file() {
+            Some(f) if self.track_haproxy => f,
+            _ => DEFAULT_TRACK_FILE,
+        };
+        crate::track::dir_of(beside)
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +195,53 @@ mod tests {
     #[test]
     fn spec_parses() {
         ansible_module::ModuleSpec::try_from_json(SPEC).expect("spec");
+    }
+
+    /// The ansible-doc sidecar documents exactly the options of SPEC (what
+    /// `--argument-spec` prints), with their types, defaults, choices,
+    /// elements, aliases and requirements.
+    #[test]
+    fn sidecar_matches_the_spec() {
+        fn compare(path: &str, spec: &Value, doc: &Value) {
+            let (Some(spec), Some(doc)) = (spec.as_object(), doc.as_object()) else {
+                panic!("{path}: options differ");
+            };
+            let mut spec_keys: Vec<&String> = spec.keys().collect();
+            let mut doc_keys: Vec<&String> = doc.keys().collect();
+            spec_keys.sort();
+            doc_keys.sort();
+            assert_eq!(spec_keys, doc_keys, "options of {path}");
+            for (name, s) in spec {
+                let d = &doc[name];
+                let at = format!("{path}{name}");
+                assert!(
+                    d["description"].is_string() || d["description"].is_array(),
+                    "{at}: no description"
+                );
+                for key in ["type", "default", "choices", "elements", "aliases"] {
+                    assert_eq!(s[key], d[key], "{at}: {key}");
+                }
+                assert_eq!(
+                    s["required"].as_bool().unwrap_or(false),
+                    d["required"].as_bool().unwrap_or(false),
+                    "{at}: required"
+                );
+                if !s["options"].is_null() || !d["suboptions"].is_null() {
+                    compare(&format!("{at}."), &s["options"], &d["suboptions"]);
+                }
+            }
+        }
+        let text = include_str!("../keepalived_vrrp.yml");
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).expect("sidecar is YAML");
+        let doc = serde_json::to_value(doc).expect("as JSON");
+        for key in ["DOCUMENTATION", "EXAMPLES", "RETURN"] {
+            assert!(!doc[key].is_null(), "{key} missing");
+        }
+        let examples: serde_yaml::Value =
+            serde_yaml::from_str(doc["EXAMPLES"].as_str().expect("EXAMPLES is text"))
+                .expect("EXAMPLES is YAML");
+        assert!(examples.as_sequence().is_some_and(|e| !e.is_empty()));
+        let spec: Value = serde_json::from_str(SPEC).expect("spec");
+        compare("", &spec["argument_spec"], &doc["DOCUMENTATION"]["options"]);
     }
 }

@@ -6,7 +6,8 @@
 //! for both in the same run:
 //! - `VI_fast` (10.231.0.20, VRID 120): this module's defaults (VRRP v3,
 //!   advert 0.1 s, HAProxy tracked through the systemd drop-in), on all three,
-//!   unicast to the peers as the keepalived role sets it up;
+//!   unicast to the peers as the keepalived role sets it up; it also tracks
+//!   Knot DNS (`track_services`), which the load balancers run beside HAProxy;
 //! - `VI_seed` (10.231.0.21, VRID 121): the seed's settings (VRRP v2, advert 1 s,
 //!   `killall -0 haproxy` every 2 s with weight 2, priorities 101/100) on two.
 //!
@@ -144,6 +145,11 @@ fn playbook(lbs: &Lbs, nopreempt: bool) -> String {
         name: apache2
         state: stopped
         enabled: false
+    - name: Knot DNS runs (VI_fast tracks it)
+      ansible.builtin.systemd_service:
+        name: knot
+        state: started
+        enabled: true
     - name: HAProxy answers with the host name
       ansible.builtin.copy:
         dest: /etc/haproxy/haproxy.cfg
@@ -162,6 +168,7 @@ fn playbook(lbs: &Lbs, nopreempt: bool) -> String {
         priority: "{{{{ prio[inventory_hostname] }}}}"
         nopreempt: {nopreempt}
         virtual_ipaddress: ["{VIP}/24"]
+        track_services: [knot]
         unicast_src_ip: "{{{{ ansible_host_ip }}}}"
         unicast_peer: "{{{{ groups['targets'] | difference([inventory_hostname]) | map('extract', hostvars, 'ansible_host_ip') | list }}}}"
     - name: Seed VIP
@@ -199,6 +206,7 @@ fn facts_playbook() -> &'static str {
         virtual_router_id: 120
         priority: 1
         virtual_ipaddress: ["10.231.0.20/24"]
+        track_services: [knot]
       check_mode: true
 "#
 }
@@ -331,6 +339,10 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         .sh("systemctl cat haproxy.service")
         .contains("ExecStop=-/bin/sh -c 'echo 253 > /run/keepalived/haproxy.down; n=40; while [ $$n -gt 0 ] && ip -o addr show | grep -qF -e \" 10.231.0.20/\"; do sleep 0.05; n=$$((n-1)); done; sleep 0.2; echo 254 > /run/keepalived/haproxy.down'"));
     assert_eq!(lb1.sh("cat /run/keepalived/haproxy.down").trim(), "0");
+    assert!(lb1
+        .sh("systemctl cat knot.service")
+        .contains("ExecStop=-+/bin/sh -c 'echo 253 > /run/keepalived/knot.down; n=40; while [ $$n -gt 0 ] && ip -o addr show | grep -qF -e \" 10.231.0.20/\"; do sleep 0.05; n=$$((n-1)); done; sleep 0.2; echo 254 > /run/keepalived/knot.down'"));
+    assert_eq!(lb1.sh("cat /run/keepalived/knot.down").trim(), "0");
 
     // Facts through Ansible: who holds the VIP and the states (check mode with
     // another priority: reported as a change with a diff, nothing written).
@@ -423,6 +435,9 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         );
         break;
     }
+
+    // 2b. The same for Knot DNS, and both tracked services stopping at once.
+    knot_phases(&lbs, &runner, &mut phases, &mut problems);
 
     // 3. HAProxy crashes (kill -9 of its master) on the holder; systemd restarts it.
     let p = measure(
@@ -633,4 +648,133 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Knot DNS, tracked beside HAProxy (`track_services`):
+/// - a planned `systemctl stop knot` on the holder moves the VIP to lb2 with
+///   no failed request, and knotd still runs at the moment the VIP leaves
+///   lb1: the stop waited for the handover before knot went;
+/// - knot back: the VIP returns (preempt);
+/// - HAProxy and knot both in their stop wait at once (each file says 253):
+///   keepalived adds the two and keeps the priority at 1, so lb1 is a plain
+///   BACKUP (not FAULT, no wrap-around) and lb2 holds the VIP; both back at
+///   0: the VIP returns.
+fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &mut Vec<String>) {
+    let lb1 = &lbs.nodes[0];
+    let slow = Duration::from_millis(500);
+    // The stop in the background; lb1 watches its own addresses and notes
+    // what was true when the VIP left.
+    let stop_script = format!(
+        "rm -f /tmp/knot-stopped; ip -o addr show | grep -qF ' {VIP}/' || {{ echo not-the-holder; exit 0; }}; \
+         (systemctl stop knot; touch /tmp/knot-stopped) & \
+         while ip -o addr show | grep -qF ' {VIP}/'; do sleep 0.01; done; \
+         pidof knotd >/dev/null && echo knot-answered-until-the-vip-left; \
+         [ -e /tmp/knot-stopped ] || echo the-stop-waited-for-the-handover; wait"
+    );
+    for attempt in 1..=2 {
+        let mut seen = String::new();
+        let stop = measure(
+            "systemctl stop knot",
+            slow,
+            || seen = lb1.sh(&stop_script),
+            || lbs.holders(VIP) == vec![1],
+            Duration::from_secs(15),
+        );
+        let moved = lbs.holders(VIP);
+        let back = measure(
+            "knot back (preempt)",
+            slow,
+            || {
+                lb1.sh("systemctl start knot");
+            },
+            || lbs.holders(VIP) == vec![0],
+            Duration::from_secs(15),
+        );
+        let returned = lbs.holders(VIP);
+        let lost = stop.fast.failed + back.fast.failed;
+        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
+        phases.push(stop);
+        phases.push(back);
+        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
+            eprintln!("one request in flight at a VIP move was lost; running the pair again");
+            continue;
+        }
+        soft!(
+            problems,
+            seen.contains("knot-answered-until-the-vip-left")
+                && seen.contains("the-stop-waited-for-the-handover"),
+            "planned knot stop: knot went before the VIP left lb1: {seen:?}"
+        );
+        soft_eq!(
+            problems,
+            moved,
+            vec![1],
+            "planned knot stop: the VIP moved to lb2"
+        );
+        soft_eq!(
+            problems,
+            returned,
+            vec![0],
+            "knot back: the VIP returned to lb1"
+        );
+        soft_eq!(
+            problems,
+            lost,
+            0,
+            "planned knot stop and return lost requests (attempt {attempt})"
+        );
+        break;
+    }
+
+    let both = |value: &str| {
+        lb1.sh(&format!(
+            "echo {value} > /run/keepalived/haproxy.down; echo {value} > /run/keepalived/knot.down"
+        ));
+    };
+    let p = measure(
+        "haproxy+knot stopping",
+        slow,
+        || both("253"),
+        || lbs.holders(VIP) == vec![1],
+        Duration::from_secs(15),
+    );
+    soft_eq!(
+        problems,
+        lbs.holders(VIP),
+        vec![1],
+        "both stopping: the VIP moved to lb2"
+    );
+    let facts = runner.run(facts_playbook());
+    let f = facts.task("Facts", &lb1.name);
+    soft_eq!(
+        problems,
+        (
+            f["instances"]["VI_fast"]["state"].clone(),
+            f["instances"]["VI_fast"]["effective_priority"].clone()
+        ),
+        (serde_json::json!("BACKUP"), serde_json::json!(1)),
+        "both stopping: lb1 at the lowest priority: {f}"
+    );
+    soft_eq!(
+        problems,
+        p.fast.failed,
+        0,
+        "both stopping lost requests: {:?}",
+        p.fast
+    );
+    phases.push(p);
+    let p = measure(
+        "haproxy+knot running",
+        slow,
+        || both("0"),
+        || lbs.holders(VIP) == vec![0],
+        Duration::from_secs(15),
+    );
+    soft_eq!(
+        problems,
+        lbs.holders(VIP),
+        vec![0],
+        "both back: the VIP returned to lb1"
+    );
+    phases.push(p);
 }

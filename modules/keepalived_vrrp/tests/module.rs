@@ -3,7 +3,9 @@
 //! as it was; check mode reports without writing; a second run changes
 //! nothing; other instances' passwords never show in a diff; a reload
 //! keepalived refuses puts the old file back; state=absent removes the
-//! instance. (Failover itself is in failover.rs.)
+//! instance; a service in `track_services` gets its drop-in (whose commands
+//! write its file although the unit runs as its own user) and loses it when
+//! it leaves the list. (Failover itself is in failover.rs.)
 
 use testbed::ansible::Runner;
 use testbed::Container;
@@ -11,6 +13,10 @@ use testbed::Container;
 const CONF: &str = "/etc/keepalived/keepalived.conf";
 const DROPIN: &str = "/etc/systemd/system/haproxy.service.d/keepalived-track.conf";
 const TMPFILES: &str = "/etc/tmpfiles.d/keepalived-track.conf";
+/// Knot DNS, which the image has (disabled): `User=knot`, `NoNewPrivileges`.
+const KNOT_DROPIN: &str = "/etc/systemd/system/knot.service.d/keepalived-track.conf";
+const KNOT_TMPFILES: &str = "/etc/tmpfiles.d/keepalived-track-knot.conf";
+const KNOT_FILE: &str = "/run/keepalived/knot.down";
 /// A link to the real config in a directory every user can write.
 const SHARED_LINK: &str = "/tmp/shared/keepalived.conf";
 
@@ -152,6 +158,31 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
             "is a symbolic link that another user can change",
         ),
         (
+            "track_services with a path",
+            format!("{good}\ntrack_services: [\"../knot\"]"),
+            "track_services must not contain '/'",
+        ),
+        (
+            "track_services with a command",
+            format!("{good}\ntrack_services: [\"knot;touch /tmp/pwned\"]"),
+            "track_services must not contain ';'",
+        ),
+        (
+            "track_services with an option",
+            format!("{good}\ntrack_services: [\"--root=/tmp\"]"),
+            "track_services must not contain '='",
+        ),
+        (
+            "track_services with haproxy",
+            format!("{good}\ntrack_services: [haproxy]"),
+            "which track_haproxy tracks",
+        ),
+        (
+            "track_services not installed",
+            format!("{good}\ntrack_services: [knot, nosuchd]"),
+            "track_services: nosuchd.service is not installed (systemd LoadState: not-found)",
+        ),
+        (
             "Unknown option",
             format!("{good}\nvirtual_router: 1"),
             "Unsupported parameters for (ansible.legacy.keepalived_vrrp) module: virtual_router.",
@@ -180,6 +211,12 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
         lb.read_file(TMPFILES),
         tmpfiles,
         "bad input changed tmpfiles.d"
+    );
+    assert!(
+        !lb.exec(&format!("test -e {KNOT_DROPIN} || test -e {KNOT_FILE}"))
+            .status
+            .success(),
+        "bad input set up tracking"
     );
     lb.sh(&format!("test -L {SHARED_LINK}"));
     // HAProxy's stop and start run the drop-in: nothing of the values ran.
@@ -216,6 +253,8 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
     assert_eq!(r["changed"], false, "{r}");
     assert_eq!(r["vip_holder"], true, "the only node holds the VIP: {r}");
     assert_eq!(r["instances"]["VI_mod"]["state"], "MASTER", "{r}");
+
+    track_services_come_and_go(&lb, &runner, good, &conf, &dropin);
 
     // v2 with a password: written, masked in the output.
     let v2 = "name: VI_v2\nvirtual_router_id: 123\nvrrp_version: 2\nauth_pass: pw123456\ntrack_haproxy: false\nvirtual_ipaddress: [\"10.231.0.23/24\"]";
@@ -302,4 +341,100 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
     );
     let run = runner.run(&play(&[task("Remove", "name: VI_v2\nstate: absent")]));
     assert_eq!(run.task("Remove", &lb.name)["changed"], false);
+}
+
+/// `track_services: [knot]` on the only node: the drop-in, tmpfiles.d entry
+/// and file appear (the file says down while knot is stopped: FAULT, no
+/// VIP); starting knot, which runs as user knot, writes 0 through the
+/// drop-in (the `+` prefix) and the node is MASTER again; a re-run changes
+/// nothing; taking knot off the list removes its drop-in and entry and puts
+/// the config back as it was, HAProxy's drop-in untouched throughout.
+fn track_services_come_and_go(
+    lb: &Container,
+    runner: &Runner,
+    good: &str,
+    conf: &str,
+    dropin: &str,
+) {
+    let with_knot = format!("{good}\ntrack_services: [knot]");
+    lb.sh("systemctl stop knot");
+    let run = runner
+        .clone()
+        .diff()
+        .run(&play(&[task("Knot", &with_knot)]));
+    run.assert_ok();
+    let r = run.task("Knot", &lb.name);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(
+        r["tracked_services"]["knot.service"],
+        serde_json::json!({"file": KNOT_FILE, "running": false}),
+        "{r}"
+    );
+    let conf_knot = lb.read_file(CONF);
+    assert!(
+        conf_knot.contains("track_file VI_mod_track_knot {\n    file /run/keepalived/knot.down\n    init_file 254\n}")
+            && conf_knot.contains("        VI_mod_track weight -1\n        VI_mod_track_knot weight -1\n"),
+        "{conf_knot}"
+    );
+    let knot_dropin = lb.read_file(KNOT_DROPIN);
+    assert!(
+        knot_dropin
+            .contains("ExecStop=-+/bin/sh -c 'echo 253 > /run/keepalived/knot.down; n=40; while"),
+        "{knot_dropin}"
+    );
+    assert!(lb
+        .read_file(KNOT_TMPFILES)
+        .contains("f /run/keepalived/knot.down 0644 root root - 254"));
+    assert_eq!(lb.read_file(KNOT_FILE).trim(), "254");
+    assert_eq!(lb.read_file(DROPIN), dropin, "HAProxy's drop-in changed");
+    // knot down: FAULT, the VIP leaves (inotify, at once).
+    lb.sh("for i in $(seq 100); do ip -o addr show | grep -qF ' 10.231.0.22/' || exit 0; sleep 0.1; done; exit 1");
+    lb.sh("systemctl start knot");
+    assert_eq!(
+        lb.read_file(KNOT_FILE).trim(),
+        "0",
+        "ExecStartPost did not write as root"
+    );
+    lb.sh("for i in $(seq 100); do ip -o addr show | grep -qF ' 10.231.0.22/' && exit 0; sleep 0.1; done; exit 1");
+
+    let again = runner.run(&play(&[task("Knot", &with_knot)]));
+    again.assert_ok();
+    let r = again.task("Knot", &lb.name);
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(
+        r["tracked_services"]["knot.service"]["running"], true,
+        "{r}"
+    );
+    assert_eq!(r["instances"]["VI_mod"]["state"], "MASTER", "{r}");
+
+    // Off the list: check mode shows the removal and keeps the files.
+    let check = runner
+        .clone()
+        .check()
+        .diff()
+        .run(&play(&[task("Good", good)]));
+    check.assert_ok();
+    let r = check.task("Good", &lb.name);
+    assert_eq!(r["changed"], true, "{r}");
+    assert!(r["diff"].to_string().contains(KNOT_DROPIN), "{r}");
+    lb.sh(&format!("test -f {KNOT_DROPIN}"));
+    let run = runner.run(&play(&[task("Good", good)]));
+    run.assert_ok();
+    assert_eq!(run.task("Good", &lb.name)["changed"], true);
+    assert!(
+        !lb.exec(&format!("test -e {KNOT_DROPIN} || test -e {KNOT_TMPFILES} || test -d /etc/systemd/system/knot.service.d"))
+            .status
+            .success(),
+        "knot's drop-in stayed"
+    );
+    assert_eq!(lb.read_file(CONF), conf, "the config did not go back");
+    assert_eq!(lb.read_file(DROPIN), dropin, "HAProxy's drop-in changed");
+    // systemd re-read the units: knot's stop no longer runs the drop-in.
+    assert!(!lb
+        .sh("systemctl show -p DropInPaths --value knot")
+        .contains("keepalived-track"));
+    lb.sh("systemctl stop knot");
+    assert_eq!(lb.read_file(KNOT_FILE).trim(), "0");
+    let run = runner.run(&play(&[task("Good", good)]));
+    assert_eq!(run.task("Good", &lb.name)["changed"], false);
 }
