@@ -11,7 +11,10 @@ MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site dns_zone
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
 
-.PHONY: help setup build up test lint molecule bench collection clean down hosts-up hosts-down
+# The goal the host check (scripts/preflight.sh) sizes free disk for.
+PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up,$(MAKECMDGOALS)),test,up)
+
+.PHONY: help preflight setup build up test lint molecule bench collection clean down hosts-up hosts-down
 
 help:
 	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
@@ -27,11 +30,18 @@ help:
 	@echo "                 then $(LB_COUNT) LB + $(WEB_COUNT) web spread over both"
 	@echo "make hosts-down  remove them (make down does too)"
 	@echo "make clean       remove dist/"
+	@echo "make preflight   only check this host (root, OS, Rust, free disk, LXD answering); changes nothing"
+	@echo "make help        this list"
 	@echo ""
 	@echo "After make up, put the Ansible venv on PATH to run the playbooks yourself:"
 	@echo "  export PATH=$(VENV)/bin:\$$PATH"
 
+preflight:
+	@rc=0; bash scripts/preflight.sh host $(PREFLIGHT_FOR) || rc=1; \
+	  bash scripts/preflight.sh lxd $(PREFLIGHT_FOR) || rc=1; exit $$rc
+
 setup:
+	@bash scripts/preflight.sh host $(PREFLIGHT_FOR)
 	@bash scripts/setup-host.sh
 
 build:
@@ -47,12 +57,14 @@ build:
 	@ls -l dist/library dist/bin | awk 'NF>5 {printf "    %-20s %8d bytes\n", $$9, $$5}'
 
 up: setup build
+	@bash scripts/preflight.sh lxd up
 	@bash scripts/deploy.sh
 
 down:
 	@bash scripts/teardown.sh
 
 test: setup build
+	@bash scripts/preflight.sh lxd test
 	@bash scripts/test.sh
 
 lint:

@@ -24,7 +24,9 @@ else
   step "apt: packages present"
 fi
 
-if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+# scripts/preflight.sh has checked the toolchain: rustup, or a rustc that has
+# the musl standard library already.
+if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-musl/lib" ]]; then
   step "rustup: adding x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
 fi
