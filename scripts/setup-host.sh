@@ -10,7 +10,7 @@ source "$here/env.sh"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-apt_packages=(lxd iptables nftables debootstrap musl-tools python3-venv jq curl)
+apt_packages=(lxd iptables nftables debootstrap musl-tools python3-venv jq curl knot-dnsutils)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
