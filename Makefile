@@ -23,7 +23,7 @@ help:
 	@echo "make bench       benchmarks (failover, growth, inventory, module cost); prints a table"
 	@echo "make setup       only prepare this host (every step checks before it acts)"
 	@echo "make build       only build the static binaries into dist/"
-	@echo "make lint        rustfmt and clippy"
+	@echo "make lint        rustfmt, clippy and unused dependencies (cargo-machete)"
 	@echo "make molecule    the molecule scenarios default and scale"
 	@echo "make collection  the vrrp_lxd.ha collection tarball (binaries inside)"
 	@echo "make hosts-up    two nested LXD hosts on a LAN bridge (macvlan, HTTPS, pinned certificates),"
@@ -70,6 +70,8 @@ test: setup build
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@if command -v cargo-machete >/dev/null; then cargo machete --skip-target-dir; \
+	else echo "unused dependencies not checked: cargo-machete is not installed (cargo install --locked cargo-machete --version 0.9.2)"; fi
 
 molecule: setup build
 	molecule test -s default

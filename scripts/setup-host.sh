@@ -31,6 +31,12 @@ if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-musl/lib" 
   rustup target add x86_64-unknown-linux-musl
 fi
 
+# make lint and scripts/test.sh check for unused dependencies with cargo-machete.
+if [[ "$(cargo machete --version 2>/dev/null)" != *"0.9.2"* ]]; then
+  step "cargo: installing cargo-machete 0.9.2"
+  cargo install --locked cargo-machete --version 0.9.2
+fi
+
 # The venv is keyed by the requirements file, so a changed pin builds a new one.
 req="$VRRP_ROOT/requirements.txt"
 stamp="$VRRP_VENV/.requirements.sha256"

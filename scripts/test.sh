@@ -9,9 +9,14 @@ export PATH="$VRRP_VENV/bin:$PATH"
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 started=$SECONDS
 
-step "rustfmt and clippy"
+step "rustfmt, clippy and unused dependencies"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+if command -v cargo-machete >/dev/null; then
+  cargo machete --skip-target-dir
+else
+  echo "unused dependencies not checked: cargo-machete is not installed (cargo install --locked cargo-machete --version 0.9.2)"
+fi
 
 step "unit, protocol-differential and integration tests (real LXD)"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"

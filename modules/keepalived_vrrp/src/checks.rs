@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use ansible_module::syntax;
 
-use crate::conf::{Check, Instance, TrackedService, Vip};
+use crate::conf::{Check, Instance, NotifyScript, TrackedService, Vip};
 use crate::net::{self, IfAddr};
-use crate::params::Params;
+use crate::params::{InitialState, Params, VrrpVersion};
 use crate::track::Service;
 
 /// A name keepalived reads as one word (an instance, a script, an
@@ -138,8 +138,15 @@ fn parse_ip(what: &str, s: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{what} {s:?} is not an IP address"))
 }
 
+/// One `virtual_ipaddress` entry as written: `ADDR[/PREFIX] [dev IFACE]`.
+struct VipEntry {
+    addr: IpAddr,
+    prefix: Option<u8>,
+    dev: Option<String>,
+}
+
 /// One `virtual_ipaddress` entry: `ADDR[/PREFIX] [dev IFACE]`.
-fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String> {
+fn parse_vip(entry: &str) -> Result<VipEntry, String> {
     // Split on blanks only: any other character stays in a word and is refused
     // there (the address is parsed, `dev` is a keepalived word).
     let mut words = entry.split([' ', '\t']).filter(|w| !w.is_empty());
@@ -183,7 +190,7 @@ fn parse_vip(entry: &str) -> Result<(IpAddr, Option<u8>, Option<String>), String
             "virtual_ipaddress entry {entry:?} is not a usable unicast address"
         ));
     }
-    Ok((addr, prefix, dev))
+    Ok(VipEntry { addr, prefix, dev })
 }
 
 /// An interface name as keepalived.conf holds it.
@@ -194,16 +201,59 @@ fn interface_word(option: &str, i: &str) -> Result<(), String> {
 }
 
 /// Checks the options and resolves what the host decides (interface, prefix).
+/// The checks run in the order of the sections below, so the first problem
+/// in that order is the one reported.
 pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
     common(p)?;
+    let vrid = virtual_router_id(p)?;
+    let priority = election(p)?;
+    let advert_int = advert_int(p)?;
+    let auth_pass = auth_pass(p)?;
+    let entries = virtual_addresses(p)?;
+    let interface = interface(p, host, &entries)?;
+    let vip_addrs: Vec<IpAddr> = entries.iter().map(|v| v.addr).collect();
+    let unicast = unicast(p, host, &vip_addrs)?;
+    let tracked = tracking(p)?;
+    let checks = scripts(p)?;
+    let notify = notify(p)?;
+    Ok(Instance {
+        name: p.name.clone(),
+        vrid,
+        priority,
+        initial_state: p.initial_state,
+        nopreempt: p.nopreempt,
+        preempt_delay: p.preempt_delay,
+        vips: interface.vips(entries),
+        interface: interface.name,
+        advert_int,
+        version: p.vrrp_version.number(),
+        unicast_src_ip: unicast.src_ip,
+        unicast_peer: unicast.peers,
+        auth_pass,
+        track_haproxy: p.track_haproxy,
+        track_file: tracked.file,
+        track_services: tracked.services,
+        track_interface: p.track_interface.clone(),
+        checks,
+        notify,
+    })
+}
+
+// ---- the router id and the election ----
+
+fn virtual_router_id(p: &Params) -> Result<u8, String> {
     let vrid = p.virtual_router_id.unwrap_or_default();
-    let vrid = u8::try_from(vrid)
+    u8::try_from(vrid)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| format!("virtual_router_id must be 1..255, got {vrid}"))?;
-    let version = u8::try_from(p.vrrp_version).unwrap_or(3);
+        .ok_or_else(|| format!("virtual_router_id must be 1..255, got {vrid}"))
+}
 
-    let master = p.initial_state == "MASTER";
+/// The priority, checked with the options that decide who preempts whom:
+/// keepalived would "correct" a priority 255 on a backup or `nopreempt` on
+/// a master on its own.
+fn election(p: &Params) -> Result<u8, String> {
+    let master = p.initial_state == InitialState::Master;
     let priority = u8::try_from(p.priority)
         .ok()
         .filter(|v| *v >= 1)
@@ -242,111 +292,166 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             return Err(format!("preempt_delay must be 0..1000 seconds, got {d}"));
         }
     }
+    Ok(priority)
+}
 
+// ---- what the VRRP version allows ----
+
+fn advert_int(p: &Params) -> Result<f64, String> {
     let advert_int = p.advert_int();
-    if version == 2 {
-        if advert_int.fract() != 0.0 || !(1.0..=255.0).contains(&advert_int) {
-            return Err(format!(
-                "advert_int {advert_int} is not valid with vrrp_version 2: VRRP v2 advertises in whole \
-                 seconds (1..255); use vrrp_version 3 for sub-second intervals"
-            ));
+    match p.vrrp_version {
+        VrrpVersion::V2 => {
+            if advert_int.fract() != 0.0 || !(1.0..=255.0).contains(&advert_int) {
+                return Err(format!(
+                    "advert_int {advert_int} is not valid with vrrp_version 2: VRRP v2 advertises in whole \
+                     seconds (1..255); use vrrp_version 3 for sub-second intervals"
+                ));
+            }
         }
-    } else {
-        let centis = advert_int * 100.0;
-        if (centis - centis.round()).abs() > 1e-6 || !(1.0..=4095.0).contains(&centis.round()) {
-            return Err(format!(
-                "advert_int {advert_int} is not valid with vrrp_version 3: use 0.01..40.95 seconds in steps of 0.01"
-            ));
+        VrrpVersion::V3 => {
+            let centis = advert_int * 100.0;
+            if (centis - centis.round()).abs() > 1e-6 || !(1.0..=4095.0).contains(&centis.round()) {
+                return Err(format!(
+                    "advert_int {advert_int} is not valid with vrrp_version 3: use 0.01..40.95 seconds in steps of 0.01"
+                ));
+            }
         }
     }
-    let auth_pass = match p.auth_pass.as_deref() {
-        None | Some("") => None,
-        Some(_) if version == 3 => {
-            return Err(
-                "auth_pass needs vrrp_version 2: VRRP v3 has no authentication \
-                        (RFC 5798); remove auth_pass, or set vrrp_version: 2 on every node"
-                    .into(),
-            )
-        }
+    Ok(advert_int)
+}
+
+fn auth_pass(p: &Params) -> Result<Option<String>, String> {
+    match p.auth_pass.as_deref() {
+        None | Some("") => Ok(None),
+        Some(_) if p.vrrp_version == VrrpVersion::V3 => Err(
+            "auth_pass needs vrrp_version 2: VRRP v3 has no authentication \
+                    (RFC 5798); remove auth_pass, or set vrrp_version: 2 on every node"
+                .into(),
+        ),
         // The message leaves the value out: it is a secret.
         Some(pw)
             if pw.len() > 8
                 || pw.contains('/')
                 || syntax::keepalived_word("auth_pass", pw).is_err() =>
         {
-            return Err(
+            Err(
                 "auth_pass must be 1..8 characters (letters, digits, _ - . : @); keepalived \
                  uses only the first 8"
                     .into(),
             )
         }
-        Some(pw) => Some(pw.to_string()),
-    };
+        Some(pw) => Ok(Some(pw.to_string())),
+    }
+}
 
-    // Virtual addresses, all of one family.
+// ---- virtual addresses, all of one family ----
+
+fn virtual_addresses(p: &Params) -> Result<Vec<VipEntry>, String> {
     if p.virtual_ipaddress.is_empty() {
         return Err("virtual_ipaddress needs at least one address".into());
     }
-    let mut parsed = vec![];
+    let mut parsed: Vec<VipEntry> = vec![];
     for entry in &p.virtual_ipaddress {
         let v = parse_vip(entry)?;
-        if parsed
-            .iter()
-            .any(|(a, _, _): &(IpAddr, Option<u8>, Option<String>)| *a == v.0)
-        {
-            return Err(format!("virtual_ipaddress lists {} twice", v.0));
+        if parsed.iter().any(|e| e.addr == v.addr) {
+            return Err(format!("virtual_ipaddress lists {} twice", v.addr));
         }
         parsed.push(v);
     }
-    let v4 = parsed[0].0.is_ipv4();
-    if parsed.iter().any(|(a, _, _)| a.is_ipv4() != v4) {
+    let v4 = parsed[0].addr.is_ipv4();
+    if parsed.iter().any(|e| e.addr.is_ipv4() != v4) {
         return Err("virtual_ipaddress mixes IPv4 and IPv6: use one instance per family".into());
     }
-    let vip_addrs: Vec<IpAddr> = parsed.iter().map(|(a, _, _)| *a).collect();
+    Ok(parsed)
+}
 
-    // The interface: given, or the one whose subnet holds the first VIP, or the
-    // one the kernel routes the VIP through.
-    let (interface, subnet_prefix) = match p.interface.as_deref().filter(|s| !s.is_empty()) {
+// ---- the interface ----
+
+/// The interface the instance runs on, and the prefix of its subnet that
+/// holds the first VIP when the host has one.
+struct Interface {
+    name: String,
+    subnet_prefix: Option<u8>,
+}
+
+impl Interface {
+    /// The VIPs as written: a VIP without a prefix takes the subnet's (unless
+    /// it names its own device), else a host prefix; without `dev`, it goes
+    /// on this interface.
+    fn vips(&self, entries: Vec<VipEntry>) -> Vec<Vip> {
+        entries
+            .into_iter()
+            .map(|VipEntry { addr, prefix, dev }| Vip {
+                addr,
+                prefix: prefix
+                    .or(self.subnet_prefix.filter(|_| dev.is_none()))
+                    .unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+                dev: dev.unwrap_or_else(|| self.name.clone()),
+            })
+            .collect()
+    }
+}
+
+/// The interface: given, or the one whose subnet holds the first VIP, or the
+/// one the kernel routes the VIP through.
+fn interface(p: &Params, host: &[IfAddr], vips: &[VipEntry]) -> Result<Interface, String> {
+    let first = &vips[0];
+    let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
+    let found = match p.interface.as_deref().filter(|s| !s.is_empty()) {
         Some(i) => {
             interface_word("interface", i)?;
             let prefix = host
                 .iter()
                 .filter(|a| a.ifname == i && !vip_addrs.contains(&a.addr))
-                .find(|a| net::in_subnet(parsed[0].0, a.addr, a.prefix))
+                .find(|a| net::in_subnet(first.addr, a.addr, a.prefix))
                 .map(|a| a.prefix);
-            (i.to_string(), prefix)
+            Interface {
+                name: i.to_string(),
+                subnet_prefix: prefix,
+            }
         }
-        None => match net::subnet_iface(host, parsed[0].0, &vip_addrs) {
-            Some((i, prefix)) => (i, Some(prefix)),
-            None => match parsed[0].2.clone().or_else(|| net::route_dev(parsed[0].0)) {
-                Some(i) => (i, None),
-                None => {
-                    return Err(format!(
-                    "cannot tell which interface carries {}: no interface has an address in its \
-                         subnet and no route leads to it; set interface",
-                    parsed[0].0
-                ))
-                }
+        None => match net::subnet_iface(host, first.addr, &vip_addrs) {
+            Some((i, prefix)) => Interface {
+                name: i,
+                subnet_prefix: Some(prefix),
             },
+            None => {
+                let name = first
+                    .dev
+                    .clone()
+                    .or_else(|| net::route_dev(first.addr))
+                    .ok_or_else(|| {
+                        format!(
+                            "cannot tell which interface carries {}: no interface has an \
+                             address in its subnet and no route leads to it; set interface",
+                            first.addr
+                        )
+                    })?;
+                Interface {
+                    name,
+                    subnet_prefix: None,
+                }
+            }
         },
     };
     // Found on the host or named by the kernel, it is still written into the
     // file: the same rule as a given one.
-    interface_word("interface", &interface)?;
-    let vips = parsed
-        .into_iter()
-        .map(|(addr, prefix, dev)| Vip {
-            addr,
-            prefix: prefix
-                .or(subnet_prefix.filter(|_| dev.is_none()))
-                .unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
-            dev: dev.unwrap_or_else(|| interface.clone()),
-        })
-        .collect();
+    interface_word("interface", &found.name)?;
+    Ok(found)
+}
 
-    // Unicast: our source must be ours, peers must not be.
+// ---- unicast: our source must be ours, peers must not be ----
+
+struct Unicast {
+    src_ip: Option<IpAddr>,
+    /// Sorted.
+    peers: Vec<IpAddr>,
+}
+
+fn unicast(p: &Params, host: &[IfAddr], vip_addrs: &[IpAddr]) -> Result<Unicast, String> {
+    let v4 = vip_addrs[0].is_ipv4();
     let own = |a: &IpAddr| host.iter().any(|h| h.addr == *a) && !vip_addrs.contains(a);
-    let unicast_src_ip = match p.unicast_src_ip.as_deref().filter(|s| !s.is_empty()) {
+    let src_ip = match p.unicast_src_ip.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
             let a = parse_ip("unicast_src_ip", s)?;
@@ -361,7 +466,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             Some(a)
         }
     };
-    let mut unicast_peer = vec![];
+    let mut peers = vec![];
     for s in &p.unicast_peer {
         let a = parse_ip("unicast_peer", s)?;
         if a.is_ipv4() != v4 {
@@ -369,7 +474,7 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
                 "unicast_peer {a} is not of the virtual addresses' family"
             ));
         }
-        if own(&a) || Some(a) == unicast_src_ip {
+        if own(&a) || Some(a) == src_ip {
             return Err(format!(
                 "unicast_peer includes {a}, which is this host's own address: list only the other nodes"
             ));
@@ -379,24 +484,35 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
                 "unicast_peer includes {a}, which is a virtual address"
             ));
         }
-        if unicast_peer.contains(&a) {
+        if peers.contains(&a) {
             return Err(format!("unicast_peer lists {a} twice"));
         }
-        unicast_peer.push(a);
+        peers.push(a);
     }
     // keepalived does not care about their order; templated lists (a set
     // difference of inventory groups) come in any order, and a reordering must
     // not rewrite the file and reload.
-    unicast_peer.sort();
+    peers.sort();
+    Ok(Unicast { src_ip, peers })
+}
 
-    // Tracking.
-    let track_file = p.track_file().map(str::to_string);
-    if let Some(f) = &track_file {
+// ---- tracking ----
+
+/// What the instance tracks through files.
+struct Tracked {
+    /// HAProxy's tracked file, or the user's.
+    file: Option<String>,
+    services: Vec<TrackedService>,
+}
+
+fn tracking(p: &Params) -> Result<Tracked, String> {
+    let file = p.track_file().map(str::to_string);
+    if let Some(f) = &file {
         // Written unquoted into keepalived.conf, the haproxy.service drop-in's
         // shell commands and a tmpfiles.d line.
         syntax::path("track_file", f).map_err(|fail| fail.msg)?;
     }
-    let track_services = tracked_services(p, track_file.as_deref())?;
+    let services = tracked_services(p, file.as_deref())?;
     if let Some(d) = p
         .track_haproxy_stop_delay
         .filter(|d| !(0.0..=30.0).contains(d))
@@ -408,6 +524,12 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
     for i in &p.track_interface {
         interface_word("track_interface", i)?;
     }
+    Ok(Tracked { file, services })
+}
+
+// ---- scripts: vrrp_script and notify ----
+
+fn scripts(p: &Params) -> Result<Vec<Check>, String> {
     let mut checks: Vec<Check> = vec![];
     for (n, s) in p.vrrp_script.iter().enumerate() {
         let short = s.name.clone().unwrap_or_else(|| format!("script{}", n + 1));
@@ -449,33 +571,19 @@ pub fn instance(p: &Params, host: &[IfAddr]) -> Result<Instance, String> {
             timeout: s.timeout,
         });
     }
-    let mut notify = vec![];
-    for (kw, option, script) in p.notify.clone().unwrap_or_default().entries() {
-        check_script(option, script)?;
-        notify.push((kw, script.to_string()));
-    }
+    Ok(checks)
+}
 
-    Ok(Instance {
-        name: p.name.clone(),
-        vrid,
-        priority,
-        initial_state: p.initial_state.clone(),
-        nopreempt: p.nopreempt,
-        preempt_delay: p.preempt_delay,
-        interface,
-        vips,
-        advert_int,
-        version,
-        unicast_src_ip,
-        unicast_peer,
-        auth_pass,
-        track_haproxy: p.track_haproxy,
-        track_file,
-        track_services,
-        track_interface: p.track_interface.clone(),
-        checks,
-        notify,
-    })
+fn notify(p: &Params) -> Result<Vec<NotifyScript>, String> {
+    let mut notify = vec![];
+    for entry in p.notify.clone().unwrap_or_default().entries() {
+        check_script(entry.option, entry.script)?;
+        notify.push(NotifyScript {
+            keyword: entry.keyword,
+            script: entry.script.to_string(),
+        });
+    }
+    Ok(notify)
 }
 
 #[cfg(test)]
@@ -512,6 +620,47 @@ pub(crate) mod tests {
 
     fn err(extra: Value) -> String {
         instance(&params(extra), &host()).expect_err("must fail")
+    }
+
+    /// A bool for an int option is an int to Ansible (Python's `True` is 1),
+    /// at the top and inside `vrrp_script`, and 1.0 for a float option:
+    /// `Module::parse` turns it into a number, so the options check as
+    /// numbers rather than failing as "parameters do not match the module's
+    /// types".
+    #[test]
+    fn a_bool_for_an_int_option_is_a_number() {
+        let args = json!({
+            "name": "VI_1", "virtual_router_id": true, "priority": true,
+            "preempt_delay": false, "advert_int": true,
+            "virtual_ipaddress": ["10.231.0.20/24"],
+            "vrrp_script": [{"name": "chk", "script": "true", "interval": true,
+                             "weight": false, "fall": true}],
+        });
+        let spec = ansible_module::ModuleSpec::from_json(crate::params::SPEC);
+        let (out, failed) = ansible_module::execute(
+            "keepalived_vrrp",
+            &spec,
+            args.as_object().cloned().unwrap_or_default(),
+            |m| {
+                let p: Params = m.parse()?;
+                let i = instance(&p, &host()).map_err(ansible_module::Fail::new)?;
+                m.set("conf", i.render());
+                Ok(())
+            },
+        );
+        assert!(!failed, "{out:?}");
+        let conf = out["conf"].as_str().unwrap_or_default();
+        for line in [
+            "    virtual_router_id 1\n",
+            "    priority 1\n",
+            "    preempt_delay 0\n",
+            "    advert_int 1\n",
+            "    interval 1\n    weight 0\n    fall 1\n",
+        ] {
+            assert!(conf.contains(line), "{line:?} in {conf}");
+        }
+        // What the task was given is shown as given, as Ansible shows it.
+        assert_eq!(out["invocation"]["module_args"]["priority"], json!(true));
     }
 
     #[test]

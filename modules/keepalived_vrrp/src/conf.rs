@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::params::InitialState;
+
 /// One virtual address as it goes into `virtual_ipaddress`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vip {
@@ -40,7 +42,7 @@ pub struct Instance {
     pub name: String,
     pub vrid: u8,
     pub priority: u8,
-    pub initial_state: String,
+    pub initial_state: InitialState,
     pub nopreempt: bool,
     pub preempt_delay: Option<i64>,
     pub interface: String,
@@ -61,7 +63,14 @@ pub struct Instance {
     pub track_services: Vec<TrackedService>,
     pub track_interface: Vec<String>,
     pub checks: Vec<Check>,
-    pub notify: Vec<(&'static str, String)>,
+    pub notify: Vec<NotifyScript>,
+}
+
+/// A `notify*` line: keepalived's keyword and the command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyScript {
+    pub keyword: &'static str,
+    pub script: String,
 }
 
 pub const HEADER: &str = "\
@@ -94,10 +103,21 @@ impl Instance {
         service_track_name(&self.name, service)
     }
 
-    /// The instance's block, markers included, ending with a newline.
+    /// The instance's block, markers included, ending with a newline: the
+    /// trackers and scripts it reads, then the `vrrp_instance` itself.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{}", begin(&self.name));
+        self.render_track_files(&mut s);
+        self.render_scripts(&mut s);
+        self.render_vrrp_instance(&mut s);
+        let _ = writeln!(s, "{}", end(&self.name));
+        s
+    }
+
+    /// The `track_file` blocks: HAProxy's (or the user's file), then one per
+    /// service in `track_services`.
+    fn render_track_files(&self, s: &mut String) {
         if let Some(file) = &self.track_file {
             let _ = writeln!(s, "track_file {} {{", self.track_file_name());
             let _ = writeln!(s, "    file {file}");
@@ -112,6 +132,10 @@ impl Instance {
             let _ = writeln!(s, "    init_file {}", crate::track::DOWN);
             s.push_str("}\n");
         }
+    }
+
+    /// The `vrrp_script` blocks.
+    fn render_scripts(&self, s: &mut String) {
         for c in &self.checks {
             let _ = writeln!(s, "vrrp_script {} {{", c.name);
             let _ = writeln!(s, "    script \"{}\"", c.script);
@@ -124,6 +148,11 @@ impl Instance {
             }
             s.push_str("}\n");
         }
+    }
+
+    /// The `vrrp_instance` block: election, peers, addresses, then what it
+    /// tracks and the notify scripts.
+    fn render_vrrp_instance(&self, s: &mut String) {
         let _ = writeln!(s, "vrrp_instance {} {{", self.name);
         let _ = writeln!(s, "    state {}", self.initial_state);
         let _ = writeln!(s, "    interface {}", self.interface);
@@ -140,13 +169,7 @@ impl Instance {
         if let Some(src) = self.unicast_src_ip {
             let _ = writeln!(s, "    unicast_src_ip {src}");
         }
-        if !self.unicast_peer.is_empty() {
-            s.push_str("    unicast_peer {\n");
-            for p in &self.unicast_peer {
-                let _ = writeln!(s, "        {p}");
-            }
-            s.push_str("    }\n");
-        }
+        list(s, "unicast_peer", &self.unicast_peer);
         if let Some(pass) = &self.auth_pass {
             s.push_str("    authentication {\n        auth_type PASS\n");
             let _ = writeln!(s, "        auth_pass {pass}");
@@ -157,48 +180,54 @@ impl Instance {
             let _ = writeln!(s, "        {}/{} dev {}", v.addr, v.prefix, v.dev);
         }
         s.push_str("    }\n");
-        if !self.track_interface.is_empty() {
-            s.push_str("    track_interface {\n");
-            for i in &self.track_interface {
-                let _ = writeln!(s, "        {i}");
-            }
-            s.push_str("    }\n");
-        }
-        // keepalived adds what each file gives and keeps the priority
-        // within 1..254; any one file at 254 or more means FAULT.
-        if self.track_file.is_some() || !self.track_services.is_empty() {
-            s.push_str("    track_file {\n");
-            if self.track_file.is_some() {
-                let _ = writeln!(
-                    s,
-                    "        {} weight {}",
-                    self.track_file_name(),
-                    if self.track_haproxy { -1 } else { 0 }
-                );
-            }
-            for t in &self.track_services {
-                let _ = writeln!(
-                    s,
-                    "        {} weight -1",
-                    self.service_track_name(&t.service)
-                );
-            }
-            s.push_str("    }\n");
-        }
-        if !self.checks.is_empty() {
-            s.push_str("    track_script {\n");
-            for c in &self.checks {
-                let _ = writeln!(s, "        {}", c.name);
-            }
-            s.push_str("    }\n");
-        }
-        for (kw, script) in &self.notify {
-            let _ = writeln!(s, "    {kw} \"{script}\"");
+        list(s, "track_interface", &self.track_interface);
+        self.render_track_file_refs(s);
+        let scripts: Vec<&str> = self.checks.iter().map(|c| c.name.as_str()).collect();
+        list(s, "track_script", &scripts);
+        for n in &self.notify {
+            let _ = writeln!(s, "    {} \"{}\"", n.keyword, n.script);
         }
         s.push_str("}\n");
-        let _ = writeln!(s, "{}", end(&self.name));
-        s
     }
+
+    /// The instance's `track_file` list. keepalived adds what each file
+    /// gives and keeps the priority within 1..254; any one file at 254 or
+    /// more means FAULT.
+    fn render_track_file_refs(&self, s: &mut String) {
+        if self.track_file.is_none() && self.track_services.is_empty() {
+            return;
+        }
+        s.push_str("    track_file {\n");
+        if self.track_file.is_some() {
+            let _ = writeln!(
+                s,
+                "        {} weight {}",
+                self.track_file_name(),
+                if self.track_haproxy { -1 } else { 0 }
+            );
+        }
+        for t in &self.track_services {
+            let _ = writeln!(
+                s,
+                "        {} weight -1",
+                self.service_track_name(&t.service)
+            );
+        }
+        s.push_str("    }\n");
+    }
+}
+
+/// An instance-level list (`unicast_peer { ... }`), one item a line; nothing
+/// when empty.
+fn list(s: &mut String, keyword: &str, items: &[impl std::fmt::Display]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "    {keyword} {{");
+    for i in items {
+        let _ = writeln!(s, "        {i}");
+    }
+    s.push_str("    }\n");
 }
 
 fn service_track_name(instance: &str, service: &crate::track::Service) -> String {
@@ -408,7 +437,7 @@ mod tests {
             name: "VI_1".into(),
             vrid: 120,
             priority: 150,
-            initial_state: "BACKUP".into(),
+            initial_state: InitialState::Backup,
             nopreempt: false,
             preempt_delay: None,
             interface: "eth0".into(),

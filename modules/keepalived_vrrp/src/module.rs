@@ -40,100 +40,165 @@ fn reload_or_start(running: bool) -> Result<&'static str, Fail> {
 
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let p: Params = m.parse()?;
-    let check = m.check_mode();
     checks::common(&p).map_err(Fail::new)?;
     let host = net::host_addrs().map_err(Fail::new)?;
-
-    // Read as ConfigFile writes: never through a link another user controls.
-    let old_bytes = ConfigFile::new(&p.config_path)
-        .read_current()
-        .map_err(|e| Fail::new(e.to_string()))?;
-    let existing = old_bytes
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    // Other instances' passwords (blocks of other tasks, hand-written text)
-    // are secrets like ours: masked in the diff, messages and warnings.
-    for secret in conf::auth_passes(existing.as_deref().unwrap_or("")) {
-        m.hide(secret);
-    }
-    let parsed = conf::parse(existing.as_deref().unwrap_or(""));
-
+    let current = read_current(m, &p)?;
     let instance = if p.present() {
-        let inst = checks::instance(&p, &host).map_err(Fail::new)?;
-        for other in parsed.blocks.iter().filter(|b| b.name != inst.name) {
-            if other.vrid_and_interface() == (Some(inst.vrid), Some(inst.interface.clone())) {
-                return Err(Fail::new(format!(
-                    "virtual_router_id {} on {} is already used by vrrp_instance {} in {}: each \
-                     instance on one network needs its own id",
-                    inst.vrid, inst.interface, other.name, p.config_path
-                ))
-                .into());
-            }
-        }
-        check_tracking(&p, &inst)?;
-        Some(inst)
+        Some(checked_instance(&p, &host, &current.parsed)?)
     } else {
         None
     };
 
     // The config file, checked by keepalived before anything else changes.
     let blocks = conf::with_block(
-        parsed.blocks.clone(),
+        current.parsed.blocks.clone(),
         &p.name,
         instance.as_ref().map(conf::Instance::render),
     );
-    let absent_already = !p.present() && !parsed.blocks.iter().any(|b| b.name == p.name);
     let text = conf::render_file(&blocks);
-    // A file that holds a password is 0640 whatever mode it had.
-    let file = ConfigFile::new(&p.config_path)
-        .validate_with("keepalived -t -f %s")
-        .backup(p.backup);
-    let file = if conf::auth_passes(&text).is_empty() {
-        file.mode(0o640)
-    } else {
-        file.private(0o640)
-    };
-    let written = if absent_already {
-        false // nothing of ours to remove: leave the file (and anything else in it) alone
-    } else {
-        if parsed.foreign && existing.as_deref() != Some(text.as_str()) {
-            m.warn(format!(
-                "{} held configuration not written by this module; it was replaced{}",
-                p.config_path,
-                if p.backup {
-                    " (see backup_file)"
-                } else {
-                    " (set backup: true to keep a copy)"
-                }
-            ));
-        }
-        let out = file
-            .write(&text, check)
-            .map_err(|e| Fail::new(e.to_string()))?;
-        if let Some(b) = &out.backup_file {
-            m.set("backup_file", b.display().to_string());
-        }
-        if out.changed {
-            m.add_diff(out.diff);
-        }
-        out.changed
-    };
+    let file = config_file(&p, &text);
+    let written = write_config(m, &p, &current, &file, &text)?;
     m.set_changed(written);
 
     // Tracking: after the config passed keepalived's check, before
     // keepalived (re)reads it, so it starts with the right values.
-    let mut dropins_changed = match &instance {
-        Some(inst) => set_up_tracking(m, &p, inst, &blocks)?,
+    apply_tracking(m, &p, instance.as_ref(), &blocks)?;
+
+    let action = ensure_service(m, &p, &file, &current, written)?;
+    let just_changed = action.is_some() && !m.check_mode();
+    report_facts(m, &p, instance.as_ref(), &blocks, just_changed);
+    Ok(())
+}
+
+/// The config file as it is before this task.
+struct Current {
+    /// Its bytes, for a rollback; `None` when there is no file.
+    bytes: Option<Vec<u8>>,
+    text: Option<String>,
+    parsed: conf::Parsed,
+}
+
+/// Reads the config file (as ConfigFile writes: never through a link
+/// another user controls) and hides every password in it.
+fn read_current(m: &mut Module, p: &Params) -> Result<Current, Fail> {
+    let bytes = ConfigFile::new(&p.config_path)
+        .read_current()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let text = bytes
+        .as_deref()
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    // Other instances' passwords (blocks of other tasks, hand-written text)
+    // are secrets like ours: masked in the diff, messages and warnings.
+    for secret in conf::auth_passes(text.as_deref().unwrap_or("")) {
+        m.hide(secret);
+    }
+    let parsed = conf::parse(text.as_deref().unwrap_or(""));
+    Ok(Current {
+        bytes,
+        text,
+        parsed,
+    })
+}
+
+/// The instance from the options, checked against the other instances in
+/// the file and against what tracking it needs from the host.
+fn checked_instance(
+    p: &Params,
+    host: &[net::IfAddr],
+    parsed: &conf::Parsed,
+) -> Result<conf::Instance, Fail> {
+    let inst = checks::instance(p, host).map_err(Fail::new)?;
+    for other in parsed.blocks.iter().filter(|b| b.name != inst.name) {
+        if other.vrid_and_interface() == (Some(inst.vrid), Some(inst.interface.clone())) {
+            return Err(Fail::new(format!(
+                "virtual_router_id {} on {} is already used by vrrp_instance {} in {}: each \
+                 instance on one network needs its own id",
+                inst.vrid, inst.interface, other.name, p.config_path
+            )));
+        }
+    }
+    check_tracking(p, &inst)?;
+    Ok(inst)
+}
+
+/// How the config file is written: checked by `keepalived -t`; a file that
+/// holds a password is 0640 whatever mode it had.
+fn config_file(p: &Params, text: &str) -> ConfigFile<'static> {
+    let file = ConfigFile::new(&p.config_path)
+        .validate_with("keepalived -t -f %s")
+        .backup(p.backup);
+    if conf::auth_passes(text).is_empty() {
+        file.mode(0o640)
+    } else {
+        file.private(0o640)
+    }
+}
+
+/// Writes the config file (check mode: only says what would change);
+/// returns whether it changed.
+fn write_config(
+    m: &mut Module,
+    p: &Params,
+    current: &Current,
+    file: &ConfigFile,
+    text: &str,
+) -> Result<bool, Fail> {
+    if !p.present() && !current.parsed.blocks.iter().any(|b| b.name == p.name) {
+        // Nothing of ours to remove: leave the file (and anything else in it) alone.
+        return Ok(false);
+    }
+    if current.parsed.foreign && current.text.as_deref() != Some(text) {
+        m.warn(format!(
+            "{} held configuration not written by this module; it was replaced{}",
+            p.config_path,
+            if p.backup {
+                " (see backup_file)"
+            } else {
+                " (set backup: true to keep a copy)"
+            }
+        ));
+    }
+    let out = file
+        .write(text, m.check_mode())
+        .map_err(|e| Fail::new(e.to_string()))?;
+    if let Some(b) = &out.backup_file {
+        m.set("backup_file", b.display().to_string());
+    }
+    if out.changed {
+        m.add_diff(out.diff);
+    }
+    Ok(out.changed)
+}
+
+/// This instance's tracking set up, that of services no instance in the file
+/// tracks any more removed (their drop-in goes), systemd told.
+fn apply_tracking(
+    m: &mut Module,
+    p: &Params,
+    instance: Option<&conf::Instance>,
+    blocks: &[conf::Block],
+) -> Result<(), Fail> {
+    let mut dropins_changed = match instance {
+        Some(inst) => set_up_tracking(m, p, inst, blocks)?,
         None => false,
     };
-    // Services no instance in the file tracks any more lose their drop-in.
-    dropins_changed |= remove_stale_tracking(m, &blocks)?;
-    if dropins_changed && !check {
+    dropins_changed |= remove_stale_tracking(m, blocks)?;
+    if dropins_changed && !m.check_mode() {
         systemctl(&["daemon-reload"])?;
     }
+    Ok(())
+}
 
-    // The service: reloaded on a change (never restarted: a restart drops the
-    // VIP and makes every peer re-elect), started when it does not run.
+/// The service: reloaded on a change (never restarted: a restart drops the
+/// VIP and makes every peer re-elect), started when it does not run.
+/// Returns what was (or, in check mode, would be) done.
+fn ensure_service(
+    m: &mut Module,
+    p: &Params,
+    file: &ConfigFile,
+    current: &Current,
+    written: bool,
+) -> Result<Option<&'static str>, Fail> {
     let running = service::is_active(UNIT);
     let mut action = None;
     if p.present() && !running {
@@ -141,38 +206,31 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     } else if written && running {
         action = Some("reloaded");
     }
-    if action.is_some() {
-        m.set_changed(true);
-        if !check {
-            let done = match reload_or_start(running) {
-                Ok(done) => done,
-                // keepalived -t passed, yet the service would not take the
-                // file: put the old one back so the next reload or boot
-                // does not trip over it.
-                Err(cause) if written => {
-                    return Err(roll_back(&file, old_bytes.as_deref(), running, cause).into())
-                }
-                Err(cause) => return Err(cause.into()),
-            };
-            action = Some(done);
-            if done == "started" {
-                let enabled = systemctl(&["is-enabled", UNIT]).unwrap_or_default();
-                if enabled.trim() != "enabled" {
-                    let _ = systemctl(&["enable", UNIT]);
-                }
+    if action.is_none() {
+        return Ok(None);
+    }
+    m.set_changed(true);
+    if !m.check_mode() {
+        let done = match reload_or_start(running) {
+            Ok(done) => done,
+            // keepalived -t passed, yet the service would not take the
+            // file: put the old one back so the next reload or boot
+            // does not trip over it.
+            Err(cause) if written => {
+                return Err(roll_back(file, current.bytes.as_deref(), running, cause))
+            }
+            Err(cause) => return Err(cause),
+        };
+        action = Some(done);
+        if done == "started" {
+            let enabled = systemctl(&["is-enabled", UNIT]).unwrap_or_default();
+            if enabled.trim() != "enabled" {
+                let _ = systemctl(&["enable", UNIT]);
             }
         }
-        m.set("service", action);
     }
-
-    report_facts(
-        m,
-        &p,
-        instance.as_ref(),
-        &blocks,
-        action.is_some() && !check,
-    );
-    Ok(())
+    m.set("service", action);
+    Ok(action)
 }
 
 /// Puts `old` back after keepalived refused the new file, reloads it with
@@ -269,18 +327,26 @@ fn write_track_file(file: &str, value: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::new(format!("writing {file}: {e}")))
 }
 
+/// A service this instance tracks, and the file keepalived reads for it.
+struct TrackedFile<'a> {
+    service: Service,
+    file: &'a str,
+}
+
 /// The services this instance tracks, each with its file: HAProxy (with
 /// `track_haproxy`), then `track_services`.
-fn tracked<'a>(p: &Params, inst: &'a conf::Instance) -> Vec<(Service, &'a str)> {
+fn tracked<'a>(p: &Params, inst: &'a conf::Instance) -> Vec<TrackedFile<'a>> {
     let mut out = vec![];
     if let Some(file) = inst.track_file.as_deref().filter(|_| p.track_haproxy) {
-        out.push((Service::haproxy(), file));
+        out.push(TrackedFile {
+            service: Service::haproxy(),
+            file,
+        });
     }
-    out.extend(
-        inst.track_services
-            .iter()
-            .map(|t| (t.service.clone(), t.file.as_str())),
-    );
+    out.extend(inst.track_services.iter().map(|t| TrackedFile {
+        service: t.service.clone(),
+        file: t.file.as_str(),
+    }));
     out
 }
 
@@ -288,7 +354,7 @@ fn tracked<'a>(p: &Params, inst: &'a conf::Instance) -> Vec<(Service, &'a str)> 
 /// and every service in `track_services` is installed (one that is not
 /// would keep the node in FAULT for good).
 fn check_tracking(p: &Params, inst: &conf::Instance) -> Result<(), Fail> {
-    for (service, file) in tracked(p, inst) {
+    for TrackedFile { service, file } in tracked(p, inst) {
         if service.is_haproxy() {
             check_track_file("track_file", file)?;
             continue;
@@ -323,25 +389,25 @@ fn set_up_tracking(
     }
     let mut dropins_changed = false;
     let mut services = BTreeMap::new();
-    for (service, file) in tracked(p, inst) {
-        let (vips, advert_int) = tracking(blocks, file, inst.advert_int);
+    for TrackedFile { service, file } in tracked(p, inst) {
+        let shared = sharers(blocks, file, inst.advert_int);
         let setup = Tracking {
             service: &service,
             file,
-            vips: &vips,
+            vips: &shared.vips,
             stop_delay: p
                 .track_haproxy_stop_delay
-                .unwrap_or_else(|| track::default_stop_delay(advert_int)),
-            advert_int,
+                .unwrap_or_else(|| track::default_stop_delay(shared.advert_int)),
+            advert_int: shared.advert_int,
         };
-        let (running, changed) = ensure_tracking(m, &setup)?;
-        dropins_changed |= changed;
+        let state = ensure_tracking(m, &setup)?;
+        dropins_changed |= state.dropin_changed;
         if service.is_haproxy() {
-            m.set("haproxy_running", running);
+            m.set("haproxy_running", state.running);
         } else {
             services.insert(
                 service.unit().to_string(),
-                serde_json::json!({"file": file, "running": running}),
+                serde_json::json!({"file": file, "running": state.running}),
             );
         }
     }
@@ -364,10 +430,18 @@ fn ensure_dir_of(m: &mut Module, file: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The VIPs and the longest advertisement interval of every instance that
-/// tracks `file` (`own_advert_int` is this task's): one drop-in serves them
-/// all, so it waits until all their VIPs left, bounded for the slowest.
-fn tracking(blocks: &[conf::Block], file: &str, own_advert_int: f64) -> (Vec<IpAddr>, f64) {
+/// What the instances that track one file have in common: one drop-in
+/// serves them all, so it waits until all their VIPs left, bounded for the
+/// slowest.
+struct Sharers {
+    /// Every VIP of theirs, sorted.
+    vips: Vec<IpAddr>,
+    /// The longest advertisement interval.
+    advert_int: f64,
+}
+
+/// The instances that track `file` (`own_advert_int` is this task's).
+fn sharers(blocks: &[conf::Block], file: &str, own_advert_int: f64) -> Sharers {
     let tracking: Vec<&conf::Block> = blocks.iter().filter(|b| b.tracks(file)).collect();
     let advert_int = tracking
         .iter()
@@ -376,7 +450,7 @@ fn tracking(blocks: &[conf::Block], file: &str, own_advert_int: f64) -> (Vec<IpA
     let mut vips: Vec<IpAddr> = tracking.iter().flat_map(|b| b.vips()).collect();
     vips.sort();
     vips.dedup();
-    (vips, advert_int)
+    Sharers { vips, advert_int }
 }
 
 /// What one tracked service's drop-in is made of.
@@ -388,10 +462,16 @@ struct Tracking<'a> {
     advert_int: f64,
 }
 
-/// The service's drop-in, tmpfiles.d entry and tracked file as they must
-/// be; returns whether the service runs and whether the drop-in changed
-/// (systemd must re-read it).
-fn ensure_tracking(m: &mut Module, t: &Tracking) -> Result<(bool, bool), Fail> {
+/// What `ensure_tracking` found and did.
+struct TrackingState {
+    /// The service runs (its tracked file says up).
+    running: bool,
+    /// The drop-in changed: systemd must re-read it.
+    dropin_changed: bool,
+}
+
+/// The service's drop-in, tmpfiles.d entry and tracked file as they must be.
+fn ensure_tracking(m: &mut Module, t: &Tracking) -> Result<TrackingState, Fail> {
     let check = m.check_mode();
     let (service, file) = (t.service, t.file);
     let tmpfiles_text = service.tmpfiles(file).map_err(Fail::new)?;
@@ -457,7 +537,10 @@ fn ensure_tracking(m: &mut Module, t: &Tracking) -> Result<(bool, bool), Fail> {
             write_track_file(file, wanted)?;
         }
     }
-    Ok((wanted == track::UP, dropin.changed))
+    Ok(TrackingState {
+        running: wanted == track::UP,
+        dropin_changed: dropin.changed,
+    })
 }
 
 /// The services whose tracking drop-in (written by this module) is in
@@ -576,7 +659,7 @@ fn report_facts(
         m.set("track_file", &inst.track_file);
     }
     m.set("name", &p.name);
-    m.set("state", &p.state);
+    m.set("state", p.state.as_str());
     m.set("vip_holder", holder);
     m.set("instances", instances);
     m.set("config_path", &p.config_path);

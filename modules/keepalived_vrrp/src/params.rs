@@ -2,7 +2,6 @@
 //! the typed view of the validated values.
 
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
 
 pub const SPEC: &str = r#"{
   "argument_spec": {
@@ -54,38 +53,94 @@ pub const SPEC: &str = r#"{
   "supports_check_mode": true
 }"#;
 
-/// Ansible passes a boolean through an `int` option unchanged (Python's bool is
-/// an int); take it as 0/1 rather than failing on it.
-fn int_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => Some(i64::from(b)),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
-    })
+/// `state`: whether the instance's block is in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Present,
+    Absent,
 }
 
-fn int_or<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    int_like(d).map(|v| v.unwrap_or_default())
+impl State {
+    /// As the option is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Present => "present",
+            State::Absent => "absent",
+        }
+    }
+}
+
+/// `initial_state`: the state keepalived starts the instance in, as
+/// keepalived.conf writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InitialState {
+    Master,
+    Backup,
+}
+
+impl InitialState {
+    /// As the option and keepalived.conf write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InitialState::Master => "MASTER",
+            InitialState::Backup => "BACKUP",
+        }
+    }
+}
+
+impl std::fmt::Display for InitialState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `vrrp_version`: 2 (whole-second adverts, `auth_pass`) or 3 (sub-second
+/// adverts, no authentication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub enum VrrpVersion {
+    V2,
+    V3,
+}
+
+impl VrrpVersion {
+    /// As the option and keepalived.conf write it.
+    pub fn number(self) -> u8 {
+        match self {
+            VrrpVersion::V2 => 2,
+            VrrpVersion::V3 => 3,
+        }
+    }
+}
+
+impl TryFrom<i64> for VrrpVersion {
+    type Error = String;
+
+    fn try_from(v: i64) -> Result<Self, Self::Error> {
+        match v {
+            2 => Ok(VrrpVersion::V2),
+            3 => Ok(VrrpVersion::V3),
+            _ => Err(format!("vrrp_version must be one of: 2, 3, got: {v}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Params {
     pub name: String,
-    pub state: String,
-    #[serde(deserialize_with = "int_like")]
+    pub state: State,
     pub virtual_router_id: Option<i64>,
-    #[serde(deserialize_with = "int_or")]
     pub priority: i64,
-    pub initial_state: String,
+    pub initial_state: InitialState,
     pub nopreempt: bool,
-    #[serde(deserialize_with = "int_like")]
     pub preempt_delay: Option<i64>,
     pub interface: Option<String>,
     #[serde(default, deserialize_with = "list_or_empty")]
     pub virtual_ipaddress: Vec<String>,
     pub advert_int: Option<f64>,
-    #[serde(deserialize_with = "int_or")]
-    pub vrrp_version: i64,
+    pub vrrp_version: VrrpVersion,
     pub unicast_src_ip: Option<String>,
     #[serde(default, deserialize_with = "list_or_empty")]
     pub unicast_peer: Vec<String>,
@@ -117,15 +172,10 @@ fn scripts_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Script>, D::E
 pub struct Script {
     pub name: Option<String>,
     pub script: String,
-    #[serde(deserialize_with = "int_or")]
     pub interval: i64,
-    #[serde(deserialize_with = "int_or")]
     pub weight: i64,
-    #[serde(default, deserialize_with = "int_like")]
     pub fall: Option<i64>,
-    #[serde(default, deserialize_with = "int_like")]
     pub rise: Option<i64>,
-    #[serde(default, deserialize_with = "int_like")]
     pub timeout: Option<i64>,
 }
 
@@ -138,9 +188,18 @@ pub struct Notify {
     pub stop: Option<String>,
 }
 
+/// One script of `notify` that is set.
+pub struct NotifyEntry<'a> {
+    /// The keepalived keyword (`notify_master`, ...).
+    pub keyword: &'static str,
+    /// The option that set it (`notify.master`, ...), for messages.
+    pub option: &'static str,
+    pub script: &'a str,
+}
+
 impl Notify {
-    /// (keepalived keyword, option name, script) for each one set.
-    pub fn entries(&self) -> Vec<(&'static str, &'static str, &str)> {
+    /// Each script that is set, in keepalived's order.
+    pub fn entries(&self) -> Vec<NotifyEntry<'_>> {
         [
             ("notify", "notify.script", &self.script),
             ("notify_master", "notify.master", &self.master),
@@ -149,7 +208,16 @@ impl Notify {
             ("notify_stop", "notify.stop", &self.stop),
         ]
         .into_iter()
-        .filter_map(|(k, o, v)| v.as_deref().filter(|s| !s.is_empty()).map(|s| (k, o, s)))
+        .filter_map(|(keyword, option, script)| {
+            script
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|script| NotifyEntry {
+                    keyword,
+                    option,
+                    script,
+                })
+        })
         .collect()
     }
 }
@@ -159,13 +227,15 @@ pub const DEFAULT_TRACK_FILE: &str = "/run/keepalived/haproxy.down";
 
 impl Params {
     pub fn present(&self) -> bool {
-        self.state == "present"
+        self.state == State::Present
     }
 
     /// The advertisement interval: 0.1 s with VRRP v3, 1 s with v2 (whole seconds).
     pub fn advert_int(&self) -> f64 {
-        self.advert_int
-            .unwrap_or(if self.vrrp_version == 2 { 1.0 } else { 0.1 })
+        self.advert_int.unwrap_or(match self.vrrp_version {
+            VrrpVersion::V2 => 1.0,
+            VrrpVersion::V3 => 0.1,
+        })
     }
 
     /// The file keepalived watches, if any.
@@ -191,6 +261,7 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn spec_parses() {
