@@ -8,6 +8,7 @@
 pub mod ansible;
 pub mod container;
 pub mod dns;
+pub mod https;
 pub mod multihost;
 pub mod probe;
 pub mod sidecar;

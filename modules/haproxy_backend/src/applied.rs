@@ -9,6 +9,12 @@
 //! another service) would go unnoticed on the next run, which finds the file
 //! already as it should be.
 //!
+//! The certificate files the text names (`crt` on a `bind` line) are part of
+//! what a worker loaded: the fingerprint covers their content, and a file
+//! written after the worker started makes it out of date, so a certificate
+//! replaced on disk (rotated by another task, or by this module) takes a
+//! reload even when haproxy.cfg did not change.
+//!
 //! The record lives in HAProxy's runtime directory, which the haproxy group
 //! can write: it is written like a config file (a temp file renamed over
 //! it, root-only, never through a link) and read without following one.
@@ -19,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use ansible_module::config_file::{read_nofollow, resolve_target};
 use ansible_module::ConfigFile;
 
+use crate::config;
 use crate::runtime::Info;
 
 pub fn state_path(admin_socket: &str) -> PathBuf {
@@ -27,20 +34,52 @@ pub fn state_path(admin_socket: &str) -> PathBuf {
 
 /// FNV-1a, 64 bits: stable across builds, enough to tell two texts apart.
 pub fn fingerprint(text: &str) -> String {
+    fingerprint_bytes(text.as_bytes())
+}
+
+pub fn fingerprint_bytes(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
 }
 
-pub fn in_sync(config_path: &str, text: &str, worker: Info, state: &Path) -> bool {
-    let started = SystemTime::now().checked_sub(Duration::from_secs(worker.uptime_sec));
-    let written = resolve_target(Path::new(config_path))
+/// What a worker loads from `text`: the text, and the content of the
+/// certificate files it names (as they are now). Without certificates, the
+/// text's fingerprint alone.
+pub fn loaded_fingerprint(text: &str) -> String {
+    let crts = config::crt_paths(text);
+    if crts.is_empty() {
+        return fingerprint(text);
+    }
+    let mut all = text.to_string();
+    for path in crts {
+        let content = ConfigFile::new(&path)
+            .read_current()
+            .ok()
+            .flatten()
+            .map_or_else(|| "-".to_string(), |b| fingerprint_bytes(&b));
+        all.push_str(&format!("\0crt {path} {content}"));
+    }
+    fingerprint(&all)
+}
+
+fn modified(path: &str) -> Option<SystemTime> {
+    resolve_target(Path::new(path))
         .ok()
         .and_then(|t| std::fs::symlink_metadata(t).ok())
-        .and_then(|m| m.modified().ok());
+        .and_then(|m| m.modified().ok())
+}
+
+pub fn in_sync(config_path: &str, text: &str, worker: Info, state: &Path) -> bool {
+    let started = SystemTime::now().checked_sub(Duration::from_secs(worker.uptime_sec));
+    // The last write of the file or of a certificate it loads.
+    let written = std::iter::once(config_path.to_string())
+        .chain(config::crt_paths(text))
+        .filter_map(|p| modified(&p))
+        .max();
     // `Uptime_sec` is whole seconds: keep a second of margin.
     if let (Some(started), Some(written)) = (started, written) {
         if written + Duration::from_secs(1) < started {
@@ -55,7 +94,7 @@ pub fn in_sync(config_path: &str, text: &str, worker: Info, state: &Path) -> boo
     let [pid, fp, at] = fields[..] else {
         return false;
     };
-    if fp != fingerprint(text) {
+    if fp != loaded_fingerprint(text) {
         return false;
     }
     // The worker this module brought to the text, or a later one (another
@@ -73,9 +112,10 @@ pub fn record(state: &Path, pid: u32, text: &str) {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let _ = ConfigFile::new(state)
-        .private(0o600)
-        .write(&format!("{pid} {} {now}\n", fingerprint(text)), false);
+    let _ = ConfigFile::new(state).private(0o600).write(
+        &format!("{pid} {} {now}\n", loaded_fingerprint(text)),
+        false,
+    );
 }
 
 #[cfg(test)]
@@ -139,6 +179,44 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &state).expect("link");
         std::fs::write(&victim, format!("7 {} 0\n", fingerprint("a\n"))).expect("write");
         assert!(!in_sync(cfg, "a\n", worker(7, 0), &state));
+    }
+
+    #[test]
+    fn a_certificate_changed_on_disk_is_not_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crt = dir.path().join("tls.pem");
+        std::fs::write(&crt, "one\n").expect("write");
+        let text = format!("frontend f\n    bind *:443 ssl crt {}\n", crt.display());
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, &text).expect("write");
+        let cfg = path.to_str().expect("utf-8");
+        let state = dir.path().join("admin.sock.applied");
+        let before = loaded_fingerprint(&text);
+        assert_ne!(before, fingerprint(&text));
+        assert_eq!(fingerprint("plain\n"), loaded_fingerprint("plain\n"));
+        record(&state, 7, &text);
+        assert!(in_sync(cfg, &text, worker(7, 0), &state));
+        // Rotated: same path, new content.
+        std::fs::write(&crt, "two\n").expect("rotate");
+        assert_ne!(loaded_fingerprint(&text), before);
+        assert!(!in_sync(cfg, &text, worker(7, 0), &state));
+        assert!(!in_sync(cfg, &text, worker(8, 0), &state));
+        record(&state, 8, &text);
+        assert!(in_sync(cfg, &text, worker(8, 0), &state));
+        // A worker that started long after both files were written has them.
+        for f in [&crt, &path] {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .expect("open")
+                .set_modified(SystemTime::now() - Duration::from_secs(60))
+                .expect("mtime");
+        }
+        std::fs::remove_file(&state).expect("rm");
+        assert!(in_sync(cfg, &text, worker(9, 10), &state));
+        // ... but not when the certificate is newer than the worker.
+        std::fs::write(&crt, "three\n").expect("rotate");
+        assert!(!in_sync(cfg, &text, worker(9, 10), &state));
     }
 
     #[test]

@@ -5,12 +5,16 @@ use std::path::Path;
 
 use ansible_module::{service, Fail, Module};
 
-use crate::config::{self, Admin, BackendCfg, BackendInfo, FrontendCfg, Layout, Server, StatsCfg};
-use crate::files::{hide_kept_secrets, read_config, write_config, Old};
+use crate::config::{
+    self, Admin, BackendCfg, BackendInfo, FrontendCfg, FrontendTls, Layout, Server, StatsCfg,
+    TlsGlobal,
+};
+use crate::files::{check_live, hide_kept_secrets, read_config, write_config, Old, Undo};
 use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
 use crate::params::{Balance, Params, State, Stickiness};
 use crate::runtime::{Info, RtServer};
 use crate::secret::Kept;
+use crate::tls::Cert;
 use crate::{applied, checks, secret};
 
 /// What a backend-level run wants the file to say.
@@ -87,8 +91,16 @@ pub(crate) fn render(
         (true, None) => return Err(Fail::new("internal error: no cookie key")),
     };
     let default_server = format!("inter {} rise {} fall {}", hc.interval, hc.rise, hc.fall);
+    let tls = p.frontend.tls.as_ref().filter(|_| present);
     let layout = Layout {
         admin_socket: p.admin_socket.clone(),
+        tls: tls.map(|t| TlsGlobal {
+            ciphers: t.ciphers.clone(),
+            ciphersuites: t.ciphersuites.clone(),
+            min_version: t.min_version.to_string(),
+        }),
+        extra_global: p.extra.global.clone(),
+        extra_defaults: p.extra.defaults.clone(),
         timeouts: vec![
             ("connect", p.timeouts.connect.clone()),
             ("client", p.timeouts.client.clone()),
@@ -101,6 +113,13 @@ pub(crate) fn render(
             bind: p.frontend.bind.clone(),
             forwardfor: p.forwardfor,
             backend: p.name.clone(),
+            tls: tls.map(|t| FrontendTls {
+                bind: t.bind.clone(),
+                certificate: t.certificate.clone(),
+                redirect_http: t.redirect_http,
+                hsts: u32::try_from(t.hsts).unwrap_or_default(),
+            }),
+            extra: p.extra.frontend.clone(),
         }),
         backend: present.then(|| BackendCfg {
             name: p.name.clone(),
@@ -110,6 +129,7 @@ pub(crate) fn render(
             expect_status,
             default_server: default_server.clone(),
             cookie: cookie.clone(),
+            extra: p.extra.backend.clone(),
             servers: servers.clone(),
         }),
         stats,
@@ -280,6 +300,10 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
     // The secrets are read and checked (or made up) first, written only
     // once the whole file renders.
     let secrets = Secrets::load(m, p, old_info.as_ref())?;
+    let cert = match (&p.frontend.tls, p.state) {
+        (Some(tls), State::Present) => Some(Cert::load(m, tls)?),
+        _ => None,
+    };
     let wanted = render(
         p,
         old_info.as_ref(),
@@ -291,13 +315,65 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
         "servers",
         wanted.servers.iter().map(server_json).collect::<Vec<_>>(),
     );
+    if let Some(c) = &cert {
+        m.set("tls_certificate", &c.path);
+    }
 
     if p.state != State::Present && old_info.is_none() {
         return Ok(()); // Nothing of this backend in the file.
     }
-    apply(m, &mut ctx, &wanted, old.as_ref(), old_info.as_ref())?;
+    apply(
+        m,
+        &mut ctx,
+        &wanted,
+        old.as_ref(),
+        old_info.as_ref(),
+        cert.as_ref(),
+    )?;
     m.set("actions", &ctx.actions);
     Ok(())
+}
+
+/// Writes the certificate (with `certificate_content`), then the config:
+/// `haproxy -c` checks the config with the new certificate in place. When
+/// the config does not change but the certificate does, the live config is
+/// checked again with it. A refusal puts the certificate back. Returns
+/// whether the config and the certificate's content changed, and how to
+/// undo the certificate (empty when it was not written).
+fn write_files(
+    m: &mut Module,
+    p: &Params,
+    text: &str,
+    cert: Option<&Cert>,
+) -> Result<(bool, bool, Vec<Undo>), Fail> {
+    let cert_changed = match cert {
+        Some(c) => c.write(m)?,
+        None => false,
+    };
+    let undo: Vec<Undo> = cert
+        .filter(|_| cert_changed && !m.check_mode())
+        .map(Cert::undo)
+        .into_iter()
+        .collect();
+    let put_back = |e: Fail| -> Fail {
+        if undo.is_empty() {
+            return e;
+        }
+        let paths: Vec<&str> = undo.iter().map(|u| u.path.as_str()).collect();
+        let then = match undo.iter().try_for_each(Undo::restore) {
+            Ok(()) => format!("{} is back as it was", paths.join(", ")),
+            Err(r) => format!("putting {} back failed too: {}", paths.join(", "), r.msg),
+        };
+        Fail {
+            msg: format!("{}\n{then}", e.msg),
+            extra: e.extra,
+        }
+    };
+    let wrote = write_config(m, p, text).map_err(put_back)?;
+    if !undo.is_empty() && !wrote {
+        check_live(p).map_err(put_back)?;
+    }
+    Ok((wrote, cert_changed, undo))
 }
 
 /// Writes the file, then reloads HAProxy or, when only servers changed and
@@ -308,14 +384,22 @@ fn apply(
     wanted: &Wanted,
     old: Option<&Old>,
     old_info: Option<&BackendInfo>,
+    cert: Option<&Cert>,
 ) -> anyhow::Result<()> {
     let p = ctx.p;
     let old_text = old.map(|o| o.text.as_str());
     let state_file = applied::state_path(&p.admin_socket);
     let live = Live::read(ctx, old_text, &state_file);
-    let needs_reload = live.needs_reload(p, wanted, old_text, old_info);
-    let wrote = write_config(m, p, &wanted.text)?;
+    let mut needs_reload = live.needs_reload(p, wanted, old_text, old_info);
+    let (wrote, cert_changed, cert_undo) = write_files(m, p, &wanted.text, cert)?;
     m.set_changed(wrote);
+    // A new certificate is loaded by a reload only.
+    needs_reload |= cert_changed;
+    if needs_reload && !wrote && cert_undo.is_empty() && cert.is_some() && !m.check_mode() {
+        // The certificate may have changed on disk since HAProxy loaded
+        // it: check what a reload would load, for a clear message.
+        check_live(p)?;
+    }
 
     if p.state != State::Present && !live.active {
         // Removing a backend does not start a stopped HAProxy.
@@ -327,6 +411,7 @@ fn apply(
             &state_file,
             live.active,
             wrote.then_some(old),
+            &cert_undo,
         )?;
     } else if let Some(running) = &live.servers {
         runtime(m, ctx, wanted, running, live.worker, &state_file)?;
@@ -334,8 +419,9 @@ fn apply(
     Ok(())
 }
 
-/// Reloads (or starts) HAProxy with the new file, putting `undo` back when
-/// it does not take; waits for the servers when asked.
+/// Reloads (or starts) HAProxy with the new file, putting `undo` (and the
+/// files in `also`) back when it does not take; waits for the servers when
+/// asked.
 fn reload(
     m: &mut Module,
     ctx: &mut Ctx,
@@ -343,6 +429,7 @@ fn reload(
     state_file: &Path,
     active: bool,
     undo: Option<Option<&Old>>,
+    also: &[Undo],
 ) -> anyhow::Result<()> {
     let p = ctx.p;
     m.set_changed(true);
@@ -353,7 +440,7 @@ fn reload(
             "started"
         }
     } else {
-        ctx.reload_or_restore(state_file, &wanted.text, undo)?
+        ctx.reload_or_restore(state_file, &wanted.text, undo, also)?
     };
     m.set("service", action);
     if p.state == State::Present && p.wait && !m.check_mode() {

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 
 use ansible_module::{syntax, Fail};
 
-use crate::config::BackendInfo;
-use crate::params::{Balance, Params, Stickiness};
+use crate::config::{self, BackendInfo};
+use crate::params::{Balance, Params, Stickiness, Tls};
 
 /// Every option of a run, whatever its level: refuses before anything is
 /// read, written or sent.
@@ -102,6 +102,12 @@ pub fn options(p: &Params) -> Result<(), Fail> {
             p.validate
         )));
     }
+    if let Some(tls) = &p.frontend.tls {
+        self::tls(tls)?;
+    }
+    for (option, line) in p.extra.lines() {
+        extra_line(&option, line)?;
+    }
     if p.stickiness == Stickiness::Source
         && !matches!(p.balance, Balance::Source | Balance::Roundrobin)
     {
@@ -109,6 +115,125 @@ pub fn options(p: &Params) -> Result<(), Fail> {
             "stickiness=source hashes the client address (balance source); it conflicts with balance={}",
             p.balance
         )));
+    }
+    Ok(())
+}
+
+/// `frontend.tls`: every value one word of haproxy.cfg, the bind an address
+/// and port, the certificate a path (and its content, when given, a PEM
+/// certificate with its key).
+pub fn tls(t: &Tls) -> Result<(), Fail> {
+    bind_address("frontend.tls.bind", &t.bind)?;
+    syntax::path("frontend.tls.certificate", &t.certificate)?;
+    for (option, value) in [
+        ("frontend.tls.ciphers", &t.ciphers),
+        ("frontend.tls.ciphersuites", &t.ciphersuites),
+    ] {
+        syntax::haproxy_word(option, value)?;
+    }
+    if !(0..=i64::from(i32::MAX)).contains(&t.hsts) {
+        return Err(Fail::new(format!(
+            "frontend.tls.hsts must be 0 (off) or the seconds browsers keep to HTTPS (up to {}), got: {}",
+            i32::MAX,
+            t.hsts
+        )));
+    }
+    if let Some(content) = &t.certificate_content {
+        crate::tls::check_pem("frontend.tls.certificate_content", content)?;
+    }
+    Ok(())
+}
+
+/// What a `bind` line listens on, as one word: comma-separated
+/// `[ipv4@|ipv6@]<address>:<port>[-<port>]` (the address empty, `*`, an IP
+/// address, a bracketed IPv6 address or a DNS name), or `unix@<path>` /
+/// `abns@<name>`.
+pub fn bind_address(option: &str, value: &str) -> Result<(), Fail> {
+    syntax::haproxy_word(option, value)?;
+    let bad = || {
+        Fail::new(format!(
+            "{option} must be an address and port HAProxy listens on (`*:443`, `10.231.0.10:443`, `[::]:443`, several separated by commas), got: {value:?}"
+        ))
+    };
+    for item in value.split(',') {
+        if let Some(rest) = item
+            .strip_prefix("unix@")
+            .or_else(|| item.strip_prefix("abns@"))
+        {
+            if rest.is_empty() {
+                return Err(bad());
+            }
+            continue;
+        }
+        let item = item
+            .strip_prefix("ipv4@")
+            .or_else(|| item.strip_prefix("ipv6@"))
+            .unwrap_or(item);
+        let (addr, ports) = item.rsplit_once(':').ok_or_else(bad)?;
+        let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
+        let ports_ok = match ports.split_once('-') {
+            Some((a, b)) => port_ok(a) && port_ok(b),
+            None => port_ok(ports),
+        };
+        let bare = addr.trim_start_matches('[').trim_end_matches(']');
+        let addr_ok = addr.is_empty()
+            || addr == "*"
+            || (addr.starts_with('[') == addr.ends_with(']') && bare.parse::<IpAddr>().is_ok())
+            || (!addr.contains(':') && is_dns_name(addr));
+        if !(ports_ok && addr_ok) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// Directives the module writes itself in the backend, from its options: an
+/// extra line may not set them (the module reads them back from the file).
+const BACKEND_OWNED: &[(&str, &str)] = &[
+    ("server", "servers (or server)"),
+    ("server-template", "servers (or server)"),
+    ("default-server", "health_check"),
+    ("balance", "balance"),
+    ("dynamic-cookie-key", "cookie.key"),
+];
+
+/// One line of `extra.<section>`: it stays on its line and inside its
+/// section. HAProxy reads a section keyword anywhere on a line's first word
+/// (indented, quoted or escaped), and `.if`/`.endif` blocks could switch off
+/// the module's own lines; both are refused. What it means is left to
+/// `haproxy -c`.
+pub fn extra_line(option: &str, line: &str) -> Result<(), Fail> {
+    syntax::one_line(option, line)?;
+    let first = line.split_whitespace().next().unwrap_or_default();
+    if first.starts_with('#') {
+        return Ok(());
+    }
+    let keyword: String = first
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\'' | '\\'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if keyword.starts_with('.') {
+        return Err(Fail::new(format!(
+            "{option} must not be a '.' directive (`.if`, `.endif`, ...: a conditional block can switch off the lines around it), got: {line:?}"
+        )));
+    }
+    if keyword.contains('$') {
+        return Err(Fail::new(format!(
+            "{option} must not start with a variable ('$'): HAProxy would read a keyword from the environment, got: {line:?}"
+        )));
+    }
+    if config::SECTION_KEYWORDS.contains(&keyword.as_str()) {
+        return Err(Fail::new(format!(
+            "{option} must not start a section ({keyword:?}): extra lines go inside the section they are listed under, got: {line:?}"
+        )));
+    }
+    if option.starts_with("extra.backend") {
+        if let Some((_, owner)) = BACKEND_OWNED.iter().find(|(k, _)| *k == keyword) {
+            return Err(Fail::new(format!(
+                "{option} must not set {keyword:?}: the module writes it from {owner}, got: {line:?}"
+            )));
+        }
     }
     Ok(())
 }
@@ -244,6 +369,77 @@ mod tests {
         ] {
             assert!(address("a", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bind_addresses() {
+        for ok in [
+            "*:443",
+            ":443",
+            "10.231.0.10:443",
+            "[::]:443",
+            "[2001:db8::1]:8443",
+            "lb.example:443",
+            "*:443,*:8443",
+            "ipv6@:443",
+            "*:8000-8010",
+            "unix@/run/h.sock",
+        ] {
+            assert!(bind_address("b", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "443",
+            "*:0",
+            "*:70000",
+            "*:",
+            "nonsense",
+            "*:443 ssl",
+            "[::1:443",
+            "*:443,",
+            "unix@",
+            "10.0.0.300:443",
+        ] {
+            let e = bind_address("frontend.tls.bind", bad).expect_err(bad);
+            assert!(e.msg.starts_with("frontend.tls.bind must"), "{}", e.msg);
+        }
+    }
+
+    #[test]
+    fn extra_lines_stay_in_their_section() {
+        for ok in [
+            "acl is_api path_beg /api",
+            "http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100 }",
+            "stick-table type ip size 100k expire 30s store http_req_rate(10s)",
+            "# a comment",
+            "",
+            "option http-keep-alive",
+            "tune.ssl.default-dh-param 2048",
+        ] {
+            assert!(extra_line("extra.frontend[0]", ok).is_ok(), "{ok}");
+        }
+        for (bad, needle) in [
+            ("acl a path /\nbackend evil", "must not contain U+000A"),
+            ("backend evil", "must not start a section (\"backend\")"),
+            ("  listen evil", "must not start a section"),
+            ("\"frontend\" evil", "must not start a section"),
+            ("fr\\ontend evil", "must not start a section"),
+            ("GLOBAL", "must not start a section"),
+            ("log-forward x", "must not start a section"),
+            (".if 0", "'.' directive"),
+            ("\"${SECTION}\" x", "variable"),
+            ("a\u{2028}b", "U+2028"),
+        ] {
+            let e = extra_line("extra.frontend[2]", bad).expect_err(bad);
+            assert!(
+                e.msg.starts_with("extra.frontend[2] must") && e.msg.contains(needle),
+                "{bad:?}: {}",
+                e.msg
+            );
+        }
+        let e = extra_line("extra.backend[0]", "server evil 10.0.0.66:80").expect_err("server");
+        assert!(e.msg.contains("from servers"), "{}", e.msg);
+        assert!(extra_line("extra.frontend[0]", "server-state-file x").is_ok());
+        assert!(extra_line("extra.backend[0]", "http-request set-header X-A b").is_ok());
     }
 
     #[test]

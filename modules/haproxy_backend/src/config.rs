@@ -117,7 +117,8 @@ impl BackendInfo {
     }
 }
 
-const SECTION_KEYWORDS: &[&str] = &[
+/// The keywords that start a section of haproxy.cfg (HAProxy 2.6 to 3.x).
+pub const SECTION_KEYWORDS: &[&str] = &[
     "global",
     "defaults",
     "frontend",
@@ -131,6 +132,9 @@ const SECTION_KEYWORDS: &[&str] = &[
     "http-errors",
     "ring",
     "cache",
+    "log-forward",
+    "crt-store",
+    "traces",
 ];
 
 /// A section of the file: its header line and every line up to the next one.
@@ -342,10 +346,23 @@ pub fn without_servers(text: &str, name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub admin_socket: String,
+    /// The TLS defaults in `global` (with HTTPS on the frontend).
+    pub tls: Option<TlsGlobal>,
+    /// Lines added at the end of `global` and `defaults` (`extra`).
+    pub extra_global: Vec<String>,
+    pub extra_defaults: Vec<String>,
     pub timeouts: Vec<(&'static str, String)>,
     pub frontend: Option<FrontendCfg>,
     pub backend: Option<BackendCfg>,
     pub stats: Option<StatsCfg>,
+}
+
+/// `ssl-default-bind-*` in `global`.
+#[derive(Debug, Clone)]
+pub struct TlsGlobal {
+    pub ciphers: String,
+    pub ciphersuites: String,
+    pub min_version: String,
 }
 
 #[derive(Debug, Clone)]
@@ -354,6 +371,21 @@ pub struct FrontendCfg {
     pub bind: String,
     pub forwardfor: bool,
     pub backend: String,
+    pub tls: Option<FrontendTls>,
+    /// Lines before `default_backend` (`extra.frontend`).
+    pub extra: Vec<String>,
+}
+
+/// The HTTPS side of the frontend.
+#[derive(Debug, Clone)]
+pub struct FrontendTls {
+    pub bind: String,
+    /// The PEM HAProxy loads (`crt`).
+    pub certificate: String,
+    /// Plain HTTP is redirected to HTTPS.
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security` max-age; 0 is off.
+    pub hsts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -366,6 +398,8 @@ pub struct BackendCfg {
     pub default_server: String,
     /// `(cookie name, dynamic-cookie key)` for cookie stickiness.
     pub cookie: Option<(String, String)>,
+    /// Lines before `default-server` and the servers (`extra.backend`).
+    pub extra: Vec<String>,
     pub servers: Vec<Server>,
 }
 
@@ -386,6 +420,13 @@ fn needs_consistent_hash(balance: &str) -> bool {
     matches!(balance, "source" | "uri")
 }
 
+/// `lines`, each on its own indented line.
+fn write_lines(s: &mut String, lines: &[String]) {
+    for line in lines {
+        let _ = writeln!(s, "    {}", line.trim());
+    }
+}
+
 pub fn render(l: &Layout) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{HEADER}");
@@ -393,27 +434,31 @@ pub fn render(l: &Layout) -> String {
         s,
         "global\n    log /dev/log local0\n    log /dev/log local1 notice\n    chroot /var/lib/haproxy\n    \
          stats socket {} mode 600 level admin expose-fd listeners\n    stats timeout 30s\n    \
-         user haproxy\n    group haproxy\n    daemon\n",
+         user haproxy\n    group haproxy\n    daemon",
         l.admin_socket
     );
+    if let Some(t) = &l.tls {
+        // Mozilla's intermediate profile by default; tickets off, so
+        // resumption never outlives a key rotation.
+        let _ = writeln!(
+            s,
+            "    ssl-default-bind-ciphers {}\n    ssl-default-bind-ciphersuites {}\n    \
+             ssl-default-bind-options ssl-min-ver {} no-tls-tickets",
+            t.ciphers, t.ciphersuites, t.min_version
+        );
+    }
+    write_lines(&mut s, &l.extra_global);
     let _ = writeln!(
         s,
-        "defaults\n    log global\n    mode http\n    option httplog\n    option dontlognull\n    \
+        "\ndefaults\n    log global\n    mode http\n    option httplog\n    option dontlognull\n    \
          option redispatch\n    retries 3"
     );
     for (name, value) in &l.timeouts {
         let _ = writeln!(s, "    timeout {name} {value}");
     }
+    write_lines(&mut s, &l.extra_defaults);
     if let Some(f) = &l.frontend {
-        let _ = writeln!(s, "\nfrontend {}\n    bind {}", f.name, f.bind);
-        if f.forwardfor {
-            let _ = writeln!(s, "    option forwardfor");
-        }
-        let _ = writeln!(
-            s,
-            "    http-request set-header X-Forwarded-Port %[dst_port]\n    default_backend {}",
-            f.backend
-        );
+        render_frontend(&mut s, f);
     }
     if let Some(b) = &l.backend {
         let _ = writeln!(s, "\nbackend {}\n    balance {}", b.name, b.balance);
@@ -431,6 +476,7 @@ pub fn render(l: &Layout) -> String {
                 "    cookie {cookie} insert indirect nocache dynamic\n    dynamic-cookie-key {key}"
             );
         }
+        write_lines(&mut s, &b.extra);
         let _ = writeln!(s, "    default-server {}", b.default_server);
         for server in &b.servers {
             let _ = writeln!(s, "{}", server.config_line());
@@ -445,6 +491,61 @@ pub fn render(l: &Layout) -> String {
         );
     }
     s
+}
+
+/// The frontend: plain HTTP, and HTTPS when `tls` is set (redirected to,
+/// with HSTS when asked); `X-Forwarded-Proto` always says which one the
+/// client used, whatever the client sent.
+fn render_frontend(s: &mut String, f: &FrontendCfg) {
+    let _ = writeln!(s, "\nfrontend {}\n    bind {}", f.name, f.bind);
+    if let Some(t) = &f.tls {
+        let _ = writeln!(
+            s,
+            "    bind {} ssl crt {} alpn h2,http/1.1",
+            t.bind, t.certificate
+        );
+    }
+    if f.forwardfor {
+        let _ = writeln!(s, "    option forwardfor");
+    }
+    if f.tls.as_ref().is_some_and(|t| t.redirect_http) {
+        let _ = writeln!(
+            s,
+            "    http-request redirect scheme https code 301 unless {{ ssl_fc }}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}\n    \
+         http-request set-header X-Forwarded-Proto http unless {{ ssl_fc }}\n    \
+         http-request set-header X-Forwarded-Port %[dst_port]"
+    );
+    if let Some(t) = f.tls.as_ref().filter(|t| t.hsts > 0) {
+        let _ = writeln!(
+            s,
+            "    http-response set-header Strict-Transport-Security max-age={} if {{ ssl_fc }}",
+            t.hsts
+        );
+    }
+    write_lines(s, &f.extra);
+    let _ = writeln!(s, "    default_backend {}", f.backend);
+}
+
+/// The certificate files a config loads: the word after each `crt` of a
+/// `bind` line.
+pub fn crt_paths(text: &str) -> Vec<String> {
+    let mut out = vec![];
+    for line in text.lines() {
+        let w = words(line);
+        if w.first() == Some(&"bind") {
+            out.extend(
+                w.windows(2)
+                    .filter(|p| p[0] == "crt")
+                    .map(|p| p[1].to_string()),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -466,12 +567,17 @@ mod tests {
     fn layout(servers: Vec<Server>) -> Layout {
         Layout {
             admin_socket: "/run/haproxy/admin.sock".into(),
+            tls: None,
+            extra_global: vec![],
+            extra_defaults: vec![],
             timeouts: vec![("connect", "5s".into())],
             frontend: Some(FrontendCfg {
                 name: "http_in".into(),
                 bind: "*:80".into(),
                 forwardfor: true,
                 backend: "web".into(),
+                tls: None,
+                extra: vec![],
             }),
             backend: Some(BackendCfg {
                 name: "web".into(),
@@ -481,10 +587,76 @@ mod tests {
                 expect_status: 200,
                 default_server: "inter 2s rise 2 fall 3".into(),
                 cookie: Some(("SERVERID".into(), "k".into())),
+                extra: vec![],
                 servers,
             }),
             stats: None,
         }
+    }
+
+    #[test]
+    fn tls_adds_a_bind_the_redirect_hsts_and_global_defaults() {
+        let mut l = layout(vec![server("web1", Admin::Ready)]);
+        let plain = render(&l);
+        assert!(plain.contains(
+            "    http-request set-header X-Forwarded-Proto https if { ssl_fc }\n    \
+             http-request set-header X-Forwarded-Proto http unless { ssl_fc }\n"
+        ));
+        assert!(!plain.contains("ssl crt"), "{plain}");
+        assert!(!plain.contains("redirect") && !plain.contains("ssl-default"));
+        assert!(plain.contains("    daemon\n\ndefaults\n"), "{plain}");
+        assert!(crt_paths(&plain).is_empty());
+        l.tls = Some(TlsGlobal {
+            ciphers: "C1:C2".into(),
+            ciphersuites: "S1".into(),
+            min_version: "TLSv1.2".into(),
+        });
+        if let Some(f) = l.frontend.as_mut() {
+            f.tls = Some(FrontendTls {
+                bind: "*:443".into(),
+                certificate: "/etc/haproxy/tls.pem".into(),
+                redirect_http: true,
+                hsts: 63072000,
+            });
+            f.extra = vec!["acl api path_beg /api".into()];
+        }
+        if let Some(b) = l.backend.as_mut() {
+            b.extra = vec!["  http-request set-header X-B 1  ".into()];
+        }
+        l.extra_global = vec!["tune.ssl.cachesize 20000".into()];
+        l.extra_defaults = vec!["option http-keep-alive".into()];
+        let text = render(&l);
+        for want in [
+            "    daemon\n    ssl-default-bind-ciphers C1:C2\n    ssl-default-bind-ciphersuites S1\n    \
+             ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n    tune.ssl.cachesize 20000\n\ndefaults\n",
+            "    timeout connect 5s\n    option http-keep-alive\n",
+            "    bind *:80\n    bind *:443 ssl crt /etc/haproxy/tls.pem alpn h2,http/1.1\n    option forwardfor\n    \
+             http-request redirect scheme https code 301 unless { ssl_fc }\n    http-request set-header X-Forwarded-Proto https",
+            "    http-response set-header Strict-Transport-Security max-age=63072000 if { ssl_fc }\n    \
+             acl api path_beg /api\n    default_backend web\n",
+            "    http-request set-header X-B 1\n    default-server ",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        assert_eq!(crt_paths(&text), vec!["/etc/haproxy/tls.pem".to_string()]);
+        // The sections are the same; the backend is read back as before.
+        let kinds = |t: &str| {
+            split_sections(t)
+                .1
+                .iter()
+                .map(|s| s.kind.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&text), kinds(&plain));
+        assert_eq!(parse_backend(&text, "web"), parse_backend(&plain, "web"));
+        // Servers added later go after the extra lines.
+        let two = replace_servers(
+            &text,
+            "web",
+            &[server("web1", Admin::Ready), server("web2", Admin::Ready)],
+        )
+        .expect("backend");
+        assert!(two.contains("X-B 1\n    default-server inter"), "{two}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) struct Old {
     pub(crate) mode: u32,
 }
 
-fn config_error(e: ConfigError) -> Fail {
+pub(crate) fn config_error(e: ConfigError) -> Fail {
     match e {
         ConfigError::UnsafeLink { path, reason } => {
             Fail::new(format!("refusing to use {}: {reason}", path.display()))
@@ -68,11 +68,12 @@ pub(crate) fn write_config(m: &mut Module, p: &Params, text: &str) -> Result<boo
     };
     let out = file.write(text, m.check_mode()).map_err(|e| {
         if let ConfigError::Rejected { output, .. } = &e {
+            let mut msg = e.to_string();
             if output.trim().is_empty() {
-                let mut msg = e.to_string();
                 msg.push_str(&explain_rejection(&p.validate, &p.config_path, text));
-                return Fail::new(msg);
             }
+            msg.push_str(&origins(p, text, &msg));
+            return Fail::new(msg);
         }
         config_error(e)
     })?;
@@ -80,6 +81,26 @@ pub(crate) fn write_config(m: &mut Module, p: &Params, text: &str) -> Result<boo
         m.add_diff(out.diff);
     }
     Ok(out.changed)
+}
+
+/// Another file a run wrote beside the config (the TLS certificate), and
+/// how to put it back.
+#[derive(Debug, Clone)]
+pub(crate) struct Undo {
+    pub(crate) path: String,
+    pub(crate) mode: u32,
+    /// `None`: there was no file.
+    pub(crate) bytes: Option<Vec<u8>>,
+}
+
+impl Undo {
+    /// Puts the bytes back exactly (or removes the file there was not).
+    pub(crate) fn restore(&self) -> Result<(), Fail> {
+        ConfigFile::new(&self.path)
+            .private(self.mode)
+            .restore(self.bytes.as_deref())
+            .map_err(config_error)
+    }
 }
 
 /// Puts the file back as it was before this run wrote it (byte for byte,
@@ -92,6 +113,64 @@ pub(crate) fn restore_config(p: &Params, old: Option<&Old>) -> Result<(), Fail> 
     };
     file.restore(old.map(|o| o.bytes.as_slice()))
         .map_err(config_error)
+}
+
+/// Runs the checker on the live file (the config did not change, but a
+/// file it loads did: a certificate).
+pub(crate) fn check_live(p: &Params) -> Result<(), Fail> {
+    let text = std::fs::read_to_string(&p.config_path).unwrap_or_default();
+    run_checker(&p.validate, std::path::Path::new(&p.config_path)).map_err(|(checker, output)| {
+        let mut msg = format!(
+            "failed to validate {} with the files it loads: `{checker}`, nothing was reloaded:\n{output}",
+            p.config_path
+        );
+        if output.trim().is_empty() {
+            msg.push_str(&explain_rejection(&p.validate, &p.config_path, &text));
+        }
+        msg.push_str(&origins(p, &text, &msg));
+        Fail::new(msg)
+    })
+}
+
+/// For each line of `text` that `haproxy -c` names in `output`
+/// (`[file:LINE]`) and that an option wrote (an `extra` line, the TLS bind),
+/// a line saying which option it is.
+fn origins(p: &Params, text: &str, output: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    // (option, the line or the start of the line it writes)
+    let mut given: Vec<(String, String)> = p
+        .extra
+        .lines()
+        .into_iter()
+        .map(|(o, l)| (o, l.trim().to_string()))
+        .collect();
+    if let Some(t) = &p.frontend.tls {
+        given.push((
+            "frontend.tls.bind or frontend.tls.certificate".into(),
+            format!("bind {} ssl crt {} ", t.bind, t.certificate),
+        ));
+    }
+    let mut out = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for part in output.split(':').skip(1) {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() || !part[digits.len()..].starts_with(']') {
+            continue;
+        }
+        let Some(n) = digits.parse::<usize>().ok().filter(|n| *n > 0) else {
+            continue;
+        };
+        let Some(line) = lines.get(n - 1).map(|l| l.trim()) else {
+            continue;
+        };
+        let from = |l: &String| l == line || (l.ends_with(' ') && line.starts_with(l.as_str()));
+        if let Some((option, _)) = given.iter().find(|(_, l)| from(l)) {
+            if seen.insert(n) {
+                out.push_str(&format!("\nline {n} comes from {option}: {line:?}"));
+            }
+        }
+    }
+    out
 }
 
 /// `haproxy -c -q` says nothing about why it rejects a file: check the same

@@ -151,6 +151,54 @@ fn options() -> Vec<Opt> {
             |p| p.frontend.bind.clone(),
         ),
         opt(
+            "frontend.tls.bind",
+            |v| json!({"frontend": {"tls": {"bind": v}}}),
+            "*:4433",
+            |p| {
+                p.frontend
+                    .tls
+                    .as_ref()
+                    .map(|t| t.bind.clone())
+                    .unwrap_or_default()
+            },
+        ),
+        opt(
+            "frontend.tls.certificate",
+            |v| json!({"frontend": {"tls": {"certificate": v}}}),
+            path,
+            |p| {
+                p.frontend
+                    .tls
+                    .as_ref()
+                    .map(|t| t.certificate.clone())
+                    .unwrap_or_default()
+            },
+        ),
+        opt(
+            "frontend.tls.ciphers",
+            |v| json!({"frontend": {"tls": {"ciphers": v}}}),
+            MARKER,
+            |p| {
+                p.frontend
+                    .tls
+                    .as_ref()
+                    .map(|t| t.ciphers.clone())
+                    .unwrap_or_default()
+            },
+        ),
+        opt(
+            "frontend.tls.ciphersuites",
+            |v| json!({"frontend": {"tls": {"ciphersuites": v}}}),
+            MARKER,
+            |p| {
+                p.frontend
+                    .tls
+                    .as_ref()
+                    .map(|t| t.ciphersuites.clone())
+                    .unwrap_or_default()
+            },
+        ),
+        opt(
             "cookie.name",
             |v| json!({"cookie": {"name": v}}),
             MARKER,
@@ -518,7 +566,11 @@ fn judge(opt: &Opt, value: &str) -> Result<(), TestCaseError> {
         "validate" => prop_assert!(
             ansible_module::syntax::one_line("v", &written).is_ok() && written.contains("%s")
         ),
-        "config_path" | "stats.password_file" | "cookie.key_file" | "admin_socket" => prop_assert!(
+        "config_path"
+        | "stats.password_file"
+        | "cookie.key_file"
+        | "admin_socket"
+        | "frontend.tls.certificate" => prop_assert!(
             ansible_module::syntax::path("p", &written).is_ok(),
             "{written:?}"
         ),
@@ -653,6 +705,182 @@ fn every_hostile_character_in_every_option() {
             );
         }
     }
+}
+
+/// What an `extra` line could try: break out of its line, start a section
+/// (plain, indented, quoted, escaped, in capitals), switch lines off with a
+/// conditional block, or set what the module owns.
+const EXTRA_PIECES: &[&str] = &[
+    "backend evil",
+    "  listen x",
+    "\"frontend\" f",
+    "fr\\ontend f",
+    "GLOBAL",
+    "userlist u",
+    ".if 0",
+    ".endif",
+    "\"${S}\"",
+    "server evil 10.0.0.66:80",
+    "default-server inter 1s",
+    "acl a path_beg /a",
+    "http-request deny if a",
+    "# c",
+    "option forwardfor",
+    " ",
+    "stats auth a:b",
+];
+
+fn extra_line_value() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        proptest::sample::select(HOSTILE),
+        proptest::sample::select(ORDINARY),
+        proptest::sample::select(EXTRA_PIECES),
+    ];
+    proptest::collection::vec(piece, 1..5).prop_map(|p| p.concat())
+}
+
+/// `extra.<section>` with `line`: refused naming the option, or the file
+/// made without it plus exactly that line in that section: the same
+/// sections, the same backend and servers.
+fn judge_extra(section: &str, line: &str) -> Result<(), TestCaseError> {
+    let option = format!("extra.{section}[0]");
+    let baseline = params(&json!({}))
+        .and_then(|p| {
+            backend::render(&p, None, Some(PASSWORD), Some(KEY))
+                .map(|w| w.text)
+                .map_err(|e| e.msg)
+        })
+        .map_err(TestCaseError::fail)?;
+    let p = match params(&json!({ "extra": { section: [line] } })) {
+        Ok(p) => p,
+        Err(msg) => return Err(TestCaseError::fail(msg)),
+    };
+    let text = match backend::render(&p, None, Some(PASSWORD), Some(KEY)) {
+        Err(e) => {
+            prop_assert!(
+                e.msg.starts_with(&format!("{option} must")),
+                "{line:?}: {}",
+                e.msg
+            );
+            return Ok(());
+        }
+        Ok(w) => w.text,
+    };
+    let (_, base_sections) = config::split_sections(&baseline);
+    let (_, sections) = config::split_sections(&text);
+    let names = |s: &[config::Section]| -> Vec<(String, String)> {
+        s.iter().map(|s| (s.kind.clone(), s.name.clone())).collect()
+    };
+    prop_assert_eq!(names(&sections), names(&base_sections), "{:?}", line);
+    for (a, b) in sections.iter().zip(&base_sections) {
+        let extra = a.lines.len() - b.lines.len();
+        prop_assert_eq!(extra, usize::from(a.kind == section), "{:?}", line);
+        if a.kind == section {
+            prop_assert!(
+                a.lines
+                    .iter()
+                    .any(|l| l.trim() == line.trim() && l.starts_with("    ")),
+                "{line:?} is not one line of {section}"
+            );
+        }
+    }
+    prop_assert_eq!(
+        config::parse_backend(&text, "web"),
+        config::parse_backend(&baseline, "web")
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_extra_line_is_refused_or_stays_one_line_of_its_section(
+        section in proptest::sample::select(&["global", "defaults", "frontend", "backend"][..]),
+        line in extra_line_value(),
+    ) {
+        judge_extra(section, &line)?;
+    }
+}
+
+#[test]
+fn every_extra_piece_in_every_section() {
+    for section in ["global", "defaults", "frontend", "backend"] {
+        for piece in EXTRA_PIECES.iter().chain(HOSTILE) {
+            for line in [
+                piece.to_string(),
+                format!("option {piece}"),
+                format!("{piece} x"),
+            ] {
+                if let Err(e) = judge_extra(section, &line) {
+                    panic!("{e}");
+                }
+            }
+        }
+    }
+}
+
+/// `frontend.tls.certificate_content`: refused without showing it unless it
+/// is a PEM certificate with its key; then it is written to the certificate
+/// file only, and no key material is in the result (check mode, diff).
+#[test]
+fn certificate_content_is_never_shown() {
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nQ0VSVENFUlQ=\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nS2V5TWF0ZXJpYWwxMjM0NTY3OA==\n-----END PRIVATE KEY-----\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = |f: &str| dir.path().join(f).display().to_string();
+    let run = |content: &str| {
+        let a = args(&json!({
+            "config_path": at("haproxy.cfg"),
+            "admin_socket": at("admin.sock"),
+            "validate": "true %s",
+            "stats": {"password_file": at("stats.password")},
+            "cookie": {"key_file": at("cookie.key")},
+            "frontend": {"tls": {"certificate": at("tls.pem"), "certificate_content": content, "hsts": 600}},
+            "_ansible_check_mode": true,
+            "_ansible_diff": true,
+        }));
+        let (out, failed) =
+            ansible_module::execute("haproxy_backend", &crate::spec(), a, crate::run);
+        (Value::Object(out), failed)
+    };
+    for h in HOSTILE.iter().chain(&["", "S2V5TWF0ZXJpYWwxMjM0NTY3OA=="]) {
+        let bad = format!("S2V5TWF0ZXJpYWwxMjM0NTY3OA=={h}");
+        let (out, failed) = run(&bad);
+        assert!(failed, "{bad:?}: {out:?}");
+        let msg = out["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("frontend.tls.certificate_content must"),
+            "{msg}"
+        );
+        assert!(!out.to_string().contains("S2V5TWF0"), "{out}");
+    }
+    let (out, failed) = run(PEM);
+    assert!(!failed, "{out:?}");
+    let shown = out.to_string();
+    assert!(
+        !shown.contains("S2V5TWF0") && !shown.contains("Q0VSVENFUlQ"),
+        "{shown}"
+    );
+    assert_eq!(out["tls_certificate"], json!(at("tls.pem")));
+    let diffs = out["diff"].to_string();
+    assert!(diffs.contains("1 certificate(s), fingerprint"), "{diffs}");
+    assert!(
+        diffs.contains("private key: present (not shown)"),
+        "{diffs}"
+    );
+    assert!(
+        diffs.contains(&format!("bind *:443 ssl crt {}", at("tls.pem"))),
+        "{diffs}"
+    );
+    assert!(diffs.contains("max-age=600"), "{diffs}");
+    assert_eq!(
+        out["invocation"]["module_args"]["frontend"]["tls"]["certificate_content"],
+        json!(NO_LOG_PLACEHOLDER)
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).expect("ls").next().is_none(),
+        "check mode wrote"
+    );
 }
 
 /// Values read back from haproxy.cfg go into runtime commands only after

@@ -20,6 +20,7 @@ pub mod params;
 pub mod runtime;
 mod secret;
 mod server;
+mod tls;
 
 use std::time::Duration;
 

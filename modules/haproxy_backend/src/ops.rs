@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::applied;
 use crate::config::{Admin, BackendInfo, Server};
-use crate::files::{restore_config, Old};
+use crate::files::{restore_config, Old, Undo};
 use crate::params::Params;
 use crate::runtime::{RtServer, Socket, OP_RUNNING};
 
@@ -352,6 +352,7 @@ impl Ctx<'_> {
         state_file: &Path,
         text: &str,
         undo: Option<Option<&Old>>,
+        also: &[Undo],
     ) -> Result<&'static str, Fail> {
         let failed = match self.reload_or_start() {
             Ok((action, pid)) => {
@@ -360,38 +361,59 @@ impl Ctx<'_> {
             }
             Err(e) => e,
         };
-        let Some(old) = undo else {
+        if undo.is_none() && also.is_empty() {
             return Err(failed);
-        };
+        }
         let path = &self.p.config_path;
         let fail = |what: String| Fail {
             msg: format!("{}; {what}", failed.msg),
             extra: failed.extra.clone(),
         };
-        if let Err(e) = restore_config(self.p, old) {
-            return Err(fail(format!(
-                "putting the old config back failed too, {path} holds the new one: {}",
-                e.msg
-            )));
+        let mut back: Vec<&str> = vec![];
+        for u in also {
+            if let Err(e) = u.restore() {
+                return Err(fail(format!(
+                    "putting the old {} back failed too, it holds the new one: {}",
+                    u.path, e.msg
+                )));
+            }
+            back.push(&u.path);
         }
-        let Some(old) = old else {
-            return Err(fail(format!(
-                "the old config was restored: there was no {path} before this run, so it was removed"
-            )));
+        // The text HAProxy is reloaded with: the old file, or this one when
+        // this run did not write it.
+        let old_text = match undo {
+            None => text,
+            Some(old) => {
+                if let Err(e) = restore_config(self.p, old) {
+                    return Err(fail(format!(
+                        "putting the old config back failed too, {path} holds the new one: {}",
+                        e.msg
+                    )));
+                }
+                let Some(old) = old else {
+                    return Err(fail(format!(
+                        "the old config was restored: there was no {path} before this run, so it was removed"
+                    )));
+                };
+                back.insert(0, path);
+                &old.text
+            }
         };
         let then = if !service::is_active(UNIT) {
             "HAProxy is not running and was left stopped".to_string()
         } else {
             match self.reload_or_start() {
                 Ok((_, pid)) => {
-                    applied::record(state_file, pid, &old.text);
+                    applied::record(state_file, pid, old_text);
                     "HAProxy was reloaded with it".to_string()
                 }
                 Err(e) => format!("reloading HAProxy with it failed too: {}", e.msg),
             }
         };
+        let is = if back.len() == 1 { "is" } else { "are" };
         Err(fail(format!(
-            "the old config was restored: {path} is back byte for byte and {then}"
+            "the old config was restored: {} {is} back byte for byte and {then}",
+            back.join(" and ")
         )))
     }
 

@@ -35,7 +35,17 @@ pub const SPEC: &str = r#"{
     "forwardfor": {"type": "bool", "default": true},
     "frontend": {"type": "dict", "apply_defaults": true, "options": {
       "name": {"type": "str", "default": "http_in"},
-      "bind": {"type": "str", "default": "*:80"}
+      "bind": {"type": "str", "default": "*:80"},
+      "tls": {"type": "dict", "options": {
+        "bind": {"type": "str", "default": "*:443"},
+        "certificate": {"type": "path", "default": "/etc/haproxy/tls.pem"},
+        "certificate_content": {"type": "str", "no_log": true},
+        "redirect_http": {"type": "bool", "default": true},
+        "hsts": {"type": "int", "default": 0},
+        "ciphers": {"type": "str", "default": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"},
+        "ciphersuites": {"type": "str", "default": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"},
+        "min_version": {"type": "str", "default": "TLSv1.2", "choices": ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]}
+      }}
     }},
     "stickiness": {"type": "str", "default": "none", "choices": ["none", "cookie", "source"]},
     "cookie": {"type": "dict", "apply_defaults": true, "options": {
@@ -56,6 +66,12 @@ pub const SPEC: &str = r#"{
       "server": {"type": "str", "default": "50s"},
       "http_request": {"type": "str", "default": "10s"},
       "queue": {"type": "str", "default": "30s"}
+    }},
+    "extra": {"type": "dict", "apply_defaults": true, "options": {
+      "global": {"type": "list", "elements": "str", "default": []},
+      "defaults": {"type": "list", "elements": "str", "default": []},
+      "frontend": {"type": "list", "elements": "str", "default": []},
+      "backend": {"type": "list", "elements": "str", "default": []}
     }},
     "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
     "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
@@ -169,6 +185,7 @@ pub struct Params {
     pub cookie: Cookie,
     pub stats: Stats,
     pub timeouts: Timeouts,
+    pub extra: Extra,
     pub config_path: String,
     pub admin_socket: String,
     pub validate: String,
@@ -198,6 +215,85 @@ pub struct HealthCheck {
 pub struct Frontend {
     pub name: String,
     pub bind: String,
+    /// HTTPS on the frontend (TLS terminated in HAProxy); `None`: plain HTTP only.
+    pub tls: Option<Tls>,
+}
+
+/// `frontend.tls`: a second `bind` with `ssl crt`, the redirect, HSTS, and
+/// the TLS settings of `global`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tls {
+    pub bind: String,
+    /// The PEM (certificate chain and key) HAProxy loads (`crt`).
+    pub certificate: String,
+    /// When given, the module writes it to `certificate` (0600).
+    pub certificate_content: Option<String>,
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security: max-age=<hsts>`; 0 is off.
+    pub hsts: i64,
+    pub ciphers: String,
+    pub ciphersuites: String,
+    pub min_version: TlsVersion,
+}
+
+/// `frontend.tls.min_version`: HAProxy's `ssl-min-ver` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "TLSv1.0")]
+    V10,
+    #[serde(rename = "TLSv1.1")]
+    V11,
+    #[serde(rename = "TLSv1.2")]
+    V12,
+    #[serde(rename = "TLSv1.3")]
+    V13,
+}
+
+impl TlsVersion {
+    /// As the option and haproxy.cfg write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V10 => "TLSv1.0",
+            TlsVersion::V11 => "TLSv1.1",
+            TlsVersion::V12 => "TLSv1.2",
+            TlsVersion::V13 => "TLSv1.3",
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `extra`: lines added at the end of each section the module writes.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Extra {
+    pub global: Vec<String>,
+    pub defaults: Vec<String>,
+    pub frontend: Vec<String>,
+    pub backend: Vec<String>,
+}
+
+impl Extra {
+    /// Every line with the option that gives it (`extra.frontend[1]`).
+    pub fn lines(&self) -> Vec<(String, &str)> {
+        [
+            ("global", &self.global),
+            ("defaults", &self.defaults),
+            ("frontend", &self.frontend),
+            ("backend", &self.backend),
+        ]
+        .into_iter()
+        .flat_map(|(section, lines)| {
+            lines
+                .iter()
+                .enumerate()
+                .map(move |(i, l)| (format!("extra.{section}[{i}]"), l.as_str()))
+        })
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +347,13 @@ mod tests {
         for c in choices("balance") {
             let v: Balance = serde_json::from_value(Value::String(c.clone())).expect("balance");
             assert_eq!(v.to_string(), c);
+        }
+        let spec: Value = serde_json::from_str(SPEC).expect("spec");
+        let versions = &spec["argument_spec"]["frontend"]["options"]["tls"]["options"]
+            ["min_version"]["choices"];
+        for c in versions.as_array().expect("choices") {
+            let v: TlsVersion = serde_json::from_value(c.clone()).expect("min_version");
+            assert_eq!(Value::String(v.to_string()), *c);
         }
         let sticky: Vec<Stickiness> = choices("stickiness")
             .into_iter()

@@ -155,7 +155,7 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
         let action = if m.check_mode() {
             "reloaded"
         } else {
-            ctx.reload_or_restore(&state_file, &text, wrote.then_some(Some(&old)))?
+            ctx.reload_or_restore(&state_file, &text, wrote.then_some(Some(&old)), &[])?
         };
         m.set("service", action);
     } else {
