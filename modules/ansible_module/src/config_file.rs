@@ -45,6 +45,11 @@ pub enum ConfigError {
     },
     #[error("validate command must contain %s: {0}")]
     BadValidator(String),
+    #[error("validate command could not be split: {reason} in `{command}`")]
+    UnsplittableValidator {
+        command: String,
+        reason: &'static str,
+    },
     #[error("refusing to write {path}: {reason}")]
     UnsafeLink { path: PathBuf, reason: String },
 }
@@ -62,7 +67,8 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Confi
 pub enum Validator<'a> {
     None,
     /// A command with `%s` for the candidate file, as Ansible's `validate:`
-    /// (`haproxy -c -f %s`, `keepalived -t -f %s`). Split on whitespace, no shell.
+    /// (`haproxy -c -f %s`, `sh -c 'visudo -cf %s'`): split into words the
+    /// way Ansible splits it (see [`checker_argv`]) and run without a shell.
     Command(String),
     /// For checkers that read the whole live tree (`apachectl configtest`): the
     /// file is put in place, checked, and the old content restored if it fails.
@@ -87,12 +93,51 @@ pub struct WriteOutcome {
     pub backup_file: Option<PathBuf>,
 }
 
-/// Runs a checker command line with `%s` replaced by `candidate`.
+/// The words of a `validate` command for `candidate`, as Ansible's copy and
+/// template modules build them (`run_command(validate % path)`): the path
+/// goes into the string first (`%s` is the path, `%%` a `%`; any other `%`
+/// stays as it is), then the string is split like a POSIX shell, as Python's
+/// `shlex.split` does (quotes and backslashes; `#` starts no comment). The
+/// path goes in shell-quoted, so it is one word whatever it holds; a path
+/// of plain characters (every temp file of ours) goes in as it is.
+/// Unlike Ansible, `~` and `$VAR` in the words are not expanded.
+pub fn checker_argv(template: &str, candidate: &Path) -> Result<Vec<String>, ConfigError> {
+    // NUL stands in for '#' while splitting, so that no word starts a comment.
+    const HASH: char = '\0';
+    let unsplittable = |reason| ConfigError::UnsplittableValidator {
+        command: template.to_string(),
+        reason,
+    };
+    if template.contains(HASH) {
+        return Err(unsplittable("a NUL byte"));
+    }
+    let path = candidate.to_string_lossy();
+    let path = shlex::try_quote(&path).map_err(|_| unsplittable("a NUL byte in the file name"))?;
+    let mut line = String::with_capacity(template.len() + path.len());
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('%', Some('s')) => {
+                chars.next();
+                line.push_str(&path);
+            }
+            ('%', Some('%')) => {
+                chars.next();
+                line.push('%');
+            }
+            ('#', _) => line.push(HASH),
+            (c, _) => line.push(c),
+        }
+    }
+    let words = shlex::split(&line)
+        .ok_or_else(|| unsplittable("an unclosed quote or a trailing backslash"))?;
+    Ok(words.into_iter().map(|w| w.replace(HASH, "#")).collect())
+}
+
+/// Runs a `validate` command (see [`checker_argv`]) on `candidate`.
 pub fn run_checker(template: &str, candidate: &Path) -> Result<(), (String, String)> {
-    let argv: Vec<String> = template
-        .split_whitespace()
-        .map(|w| w.replace("%s", &candidate.to_string_lossy()))
-        .collect();
+    let argv =
+        checker_argv(template, candidate).map_err(|e| (template.to_string(), e.to_string()))?;
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     run_check(&argv)
 }
@@ -287,6 +332,7 @@ impl<'a> ConfigFile<'a> {
             if !cmd.contains("%s") {
                 return Err(ConfigError::BadValidator(cmd.clone()));
             }
+            checker_argv(cmd, &self.path)?;
         }
         let target = resolve_target(&self.path)?;
         let current = read_nofollow(&target)?;
@@ -531,6 +577,109 @@ mod tests {
         fs::write(&path, "x\n").expect("write");
         let out = ConfigFile::new(&path).write("x\n", false).expect("write");
         assert!(!out.changed);
+    }
+
+    fn argv(template: &str, path: &str) -> Vec<String> {
+        checker_argv(template, Path::new(path)).expect("splits")
+    }
+
+    /// Each expectation is Python's `shlex.split(validate % path)`, what
+    /// Ansible's copy and template modules run.
+    #[test]
+    fn validate_is_split_as_ansible_splits_it() {
+        assert_eq!(
+            argv("haproxy -c -f %s", "/tmp/x"),
+            ["haproxy", "-c", "-f", "/tmp/x"]
+        );
+        assert_eq!(
+            argv("sh -c 'haproxy -c -f %s'", "/tmp/x"),
+            ["sh", "-c", "haproxy -c -f /tmp/x"]
+        );
+        assert_eq!(
+            argv("sh -c \"test -s %s\"", "/tmp/x"),
+            ["sh", "-c", "test -s /tmp/x"]
+        );
+        assert_eq!(argv("foo #bar %s", "/tmp/x"), ["foo", "#bar", "/tmp/x"]);
+        assert_eq!(argv("date +%%Y %s", "/tmp/x"), ["date", "+%Y", "/tmp/x"]);
+        assert_eq!(
+            argv(r#""a b" 'c d' e\ f --file=%s"#, "/tmp/x"),
+            ["a b", "c d", "e f", "--file=/tmp/x"]
+        );
+        assert_eq!(
+            argv("  knotc -c %s\tconf-check\n", "/k"),
+            ["knotc", "-c", "/k", "conf-check"]
+        );
+        // The path is quoted: one word whatever it holds (Ansible would split
+        // the first at its space).
+        assert_eq!(
+            argv("check %s", "/tmp/a b/c.cfg"),
+            ["check", "/tmp/a b/c.cfg"]
+        );
+        assert_eq!(argv("check %s", "/tmp/it's #1"), ["check", "/tmp/it's #1"]);
+        assert_eq!(argv("check %s", "/tmp/$(x)%s"), ["check", "/tmp/$(x)%s"]);
+        assert_eq!(argv("%s", ""), [""]);
+    }
+
+    #[test]
+    fn unsplittable_validate_is_a_clear_error() {
+        for template in [
+            "sh -c 'haproxy -c -f %s",
+            "check %s \"",
+            "check %s \\",
+            "a\0b %s",
+        ] {
+            let e = checker_argv(template, Path::new("/tmp/x")).expect_err(template);
+            assert!(
+                matches!(e, ConfigError::UnsplittableValidator { .. }),
+                "{e}"
+            );
+            assert!(
+                e.to_string()
+                    .starts_with("validate command could not be split: "),
+                "{e}"
+            );
+        }
+        let e = checker_argv("sh -c 'haproxy -c -f %s", Path::new("/x")).expect_err("quote");
+        assert_eq!(
+            e.to_string(),
+            "validate command could not be split: an unclosed quote or a trailing backslash in `sh -c 'haproxy -c -f %s`"
+        );
+        let (checker, output) = run_checker("check '%s", Path::new("/x")).expect_err("quote");
+        assert_eq!(checker, "check '%s");
+        assert!(
+            output.starts_with("validate command could not be split: "),
+            "{output}"
+        );
+
+        // Refused before anything is written, in check mode too.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.cfg");
+        fs::write(&path, "old\n").expect("write");
+        for check_mode in [true, false] {
+            let e = ConfigFile::new(&path)
+                .validate_with("sh -c 'test -s %s")
+                .write("new\n", check_mode)
+                .expect_err("unsplittable");
+            assert!(
+                matches!(e, ConfigError::UnsplittableValidator { .. }),
+                "{e}"
+            );
+        }
+        assert_eq!(fs::read_to_string(&path).expect("read"), "old\n");
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn a_shell_validate_checks_the_candidate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("my site.cfg");
+        fs::write(&path, "old\n").expect("write");
+        let file = ConfigFile::new(&path).validate_with("sh -c 'grep -q \"^ok\" \"$1\"' sh %s");
+        let err = file.write("bad\n", false).expect_err("rejected");
+        assert!(matches!(err, ConfigError::Rejected { .. }), "{err}");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "old\n");
+        assert!(file.write("ok\n", false).expect("accepted").changed);
+        assert_eq!(fs::read_to_string(&path).expect("read"), "ok\n");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Debian's Apache layout (`/etc/apache2/{sites,mods}-{available,enabled}`) and
-//! what `a2enmod` reads from it: which modules exist, what they depend on and
-//! what they conflict with.
+//! Debian's Apache layout (`/etc/apache2/{sites,mods}-{available,enabled}`),
+//! what `a2enmod` reads from it (which modules exist, what they depend on and
+//! what they conflict with) and where it keeps its markers
+//! (`/var/lib/apache2/{module,site}/`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,6 +12,9 @@ use crate::params::InvalidInput;
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub root: PathBuf,
+    /// Where `a2enmod`/`a2ensite` record who enabled or disabled what
+    /// (`/var/lib/apache2`).
+    pub state: PathBuf,
 }
 
 /// One link a module needs in `mods-enabled`: `link` -> `target` (relative, as
@@ -23,8 +27,11 @@ pub struct ModLink {
 }
 
 impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Layout {
-        Layout { root: root.into() }
+    pub fn new(root: impl Into<PathBuf>, state: impl Into<PathBuf>) -> Layout {
+        Layout {
+            root: root.into(),
+            state: state.into(),
+        }
     }
 
     pub fn sites_available(&self) -> PathBuf {
@@ -53,6 +60,16 @@ impl Layout {
 
     pub fn site_link(&self, name: &str) -> PathBuf {
         self.sites_enabled().join(format!("{name}.conf"))
+    }
+
+    /// The markers of modules: `<module_markers>/enabled_by_admin/<module>`.
+    pub fn module_markers(&self) -> PathBuf {
+        self.state.join("module")
+    }
+
+    /// The markers of sites: `<site_markers>/disabled_by_admin/<site>`.
+    pub fn site_markers(&self) -> PathBuf {
+        self.state.join("site")
     }
 
     /// The relative target `a2ensite` writes.
@@ -228,9 +245,10 @@ impl Layout {
 pub(crate) mod fixture {
     use super::*;
 
-    /// The empty module and site directories under `root`.
+    /// The empty module and site directories under `root`; markers go to
+    /// `root/state`.
     pub(crate) fn empty_tree(root: &Path) -> Layout {
-        let l = Layout::new(root);
+        let l = Layout::new(root, root.join("state"));
         for d in [
             l.mods_available(),
             l.mods_enabled(),

@@ -28,6 +28,8 @@ use params::{DefaultSite, Params, Site, State, LOG_DIR};
 use tx::Tx;
 
 pub const APACHE_ROOT: &str = "/etc/apache2";
+/// Where Debian's `a2enmod` and `a2ensite` keep their markers.
+pub const APACHE_STATE: &str = "/var/lib/apache2";
 pub const SERVICE: &str = "apache2";
 const DISABLE_DEFAULT: &str = "disable site 000-default";
 /// How long `systemctl reload|start apache2` may take.
@@ -63,7 +65,7 @@ fn host_name() -> String {
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let params: Params = m.parse()?;
     let site = params.into_site().map_err(|e| Fail::new(e.0))?;
-    let layout = Layout::new(APACHE_ROOT);
+    let layout = Layout::new(APACHE_ROOT, APACHE_STATE);
     layout.check_installed().map_err(|e| Fail::new(e.0))?;
     if let Some(port) = port_to_open(&site, &layout)? {
         if let Some((pid, program)) = sockets::foreign_listener(port) {
@@ -221,14 +223,20 @@ fn apply(
     let site_link = layout.site_link(&site.name);
 
     for l in mod_links {
-        tx.link(&l.link, &l.target, &format!("enable module {}", l.module))?;
+        let linked = tx.link(&l.link, &l.target, &format!("enable module {}", l.module))?;
+        if linked && l.link.extension().is_some_and(|e| e == "load") {
+            tx.switch_marker(&layout.module_markers(), true, &l.module)?;
+        }
     }
     if let Some(bytes) = ports_after {
         tx.write_bytes(&layout.ports_conf(), bytes, true, "update ports.conf", None)?;
     }
 
+    let sites = layout.site_markers();
     let Some(vhost) = vhost.filter(|_| present) else {
-        tx.unlink(&site_link, "disable site")?;
+        if tx.unlink(&site_link, "disable site")? {
+            tx.switch_marker(&sites, false, &site.name)?;
+        }
         tx.remove_file(&site_file, "remove site file")?;
         return final_check(tx, check);
     };
@@ -247,17 +255,20 @@ fn apply(
             None,
         )?;
     }
-    if disable_default {
-        tx.unlink(&layout.site_link("000-default"), DISABLE_DEFAULT)?;
+    if disable_default && tx.unlink(&layout.site_link("000-default"), DISABLE_DEFAULT)? {
+        tx.switch_marker(&sites, false, "000-default")?;
     }
-    if site.enabled {
+    let relinked = if site.enabled {
         tx.link(
             &site_link,
             &Layout::site_link_target(&site.name),
             "enable site",
-        )?;
+        )?
     } else {
-        tx.unlink(&site_link, "disable site")?;
+        tx.unlink(&site_link, "disable site")?
+    };
+    if relinked {
+        tx.switch_marker(&sites, site.enabled, &site.name)?;
     }
     let before = tx.config_changed;
     let wrote_vhost = tx.write(&site_file, vhost, true, "write site file", Some(check))?;
@@ -664,6 +675,108 @@ mod tests {
         assert!(!l.site_file("web").exists());
         assert!(fs::symlink_metadata(l.site_link("web")).is_err());
         assert!(!converge(&gone, &l, false, &ok).expect("absent").tx.changed);
+    }
+
+    /// The markers under `dir` (`module/enabled_by_admin/headers`, ...).
+    fn markers(dir: &std::path::Path) -> Vec<String> {
+        let mut out: Vec<String> = ["module", "site"]
+            .iter()
+            .flat_map(|kind| fs::read_dir(dir.join(kind)).into_iter().flatten().flatten())
+            .flat_map(|by| fs::read_dir(by.path()).into_iter().flatten().flatten())
+            .filter_map(|m| {
+                m.path()
+                    .strip_prefix(dir)
+                    .ok()
+                    .map(|p| p.display().to_string())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// What `a2enmod`/`a2ensite`/`a2dissite` leave in /var/lib/apache2 (read
+    /// from Debian 12's a2enmod): one marker per module or site, flipped
+    /// between `enabled_by_admin` and `disabled_by_admin`, any other
+    /// (`enabled_by_maint`) removed; only when a link changes.
+    #[test]
+    fn markers_are_kept_as_a2enmod_and_a2ensite_keep_them() {
+        let (dir, l) = tree();
+        let ok = || Ok(());
+        let seed = |m: &str| {
+            let p = l.state.join(m);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(p, "").expect("marker");
+        };
+        // As Debian 12's image has them, plus a module the admin disabled once
+        // and a maintainer's marker of a module that is not enabled.
+        seed("site/enabled_by_admin/000-default");
+        seed("module/enabled_by_maint/mpm_event");
+        seed("module/disabled_by_admin/remoteip");
+        seed("module/enabled_by_maint/headers");
+        let s = site(dir.path(), serde_json::json!({"modules": ["headers"]}));
+        let out = converge(&s, &l, false, &ok).expect("converge");
+        assert!(out.default_site_disabled);
+        assert_eq!(
+            markers(&l.state),
+            [
+                "module/enabled_by_admin/headers",
+                "module/enabled_by_admin/remoteip",
+                "module/enabled_by_admin/setenvif",
+                "module/enabled_by_maint/mpm_event",
+                "site/disabled_by_admin/000-default",
+                "site/enabled_by_admin/web",
+            ]
+        );
+        let converged = snapshot(dir.path());
+        assert!(!converge(&s, &l, false, &ok).expect("again").tx.changed);
+        assert_eq!(snapshot(dir.path()), converged);
+
+        // Disabling flips the site's marker; a refused change flips nothing.
+        let off = site(
+            dir.path(),
+            serde_json::json!({"modules": ["headers"], "enabled": false}),
+        );
+        let reject = || Err(("apachectl configtest exited with 1".into(), "bad".into()));
+        converge(&off, &l, false, &reject).expect_err("rejected");
+        assert_eq!(snapshot(dir.path()), converged);
+        converge(&off, &l, true, &ok).expect("check mode");
+        assert_eq!(snapshot(dir.path()), converged);
+        converge(&off, &l, false, &ok).expect("disable");
+        let now = markers(&l.state);
+        assert!(
+            now.contains(&"site/disabled_by_admin/web".to_string()),
+            "{now:?}"
+        );
+        assert!(
+            !now.contains(&"site/enabled_by_admin/web".to_string()),
+            "{now:?}"
+        );
+        converge(&s, &l, false, &ok).expect("enable again");
+        assert_eq!(snapshot(dir.path()), converged);
+
+        // Removed: disabled as a2dissite leaves it (no --purge).
+        let gone = site(dir.path(), serde_json::json!({"state": "absent"}));
+        converge(&gone, &l, false, &ok).expect("absent");
+        let now = markers(&l.state);
+        assert!(
+            now.contains(&"site/disabled_by_admin/web".to_string()),
+            "{now:?}"
+        );
+        assert!(
+            !now.contains(&"site/enabled_by_admin/web".to_string()),
+            "{now:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_first_run_leaves_no_marker_or_marker_directory() {
+        let (dir, l) = tree();
+        let before = snapshot(dir.path());
+        let reject = || Err(("apachectl configtest exited with 1".into(), "bad".into()));
+        let s = site(dir.path(), serde_json::json!({"modules": ["headers"]}));
+        converge(&s, &l, false, &reject).expect_err("rejected");
+        assert_eq!(snapshot(dir.path()), before);
+        assert!(!l.state.exists());
     }
 
     #[test]

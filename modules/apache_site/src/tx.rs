@@ -6,11 +6,11 @@
 //!
 //! Files are read and written through `ConfigFile`: never through a link
 //! another user can change, old bytes kept as bytes. Links (a2ensite and
-//! a2enmod style) are made and removed only in directories no other user can
-//! write, and never followed.
+//! a2enmod style) and their markers in `/var/lib/apache2` are made and
+//! removed only in directories no other user can write, and never followed.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ansible_module::{ConfigFile, Diff};
@@ -62,6 +62,24 @@ fn check_link_dir(link: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The markers of `name` under `dir` (`dir/*/name`, regular files only, as
+/// `a2enmod`'s `find -type f` sees them).
+fn markers(dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("reading", dir, e)),
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path().join(name))
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 fn link_text(target: Option<&Path>) -> String {
@@ -148,6 +166,16 @@ impl Tx {
         if dir.is_dir() {
             return Ok(false);
         }
+        if !self.check_mode {
+            self.create_dirs(dir)?;
+        }
+        let diff = Diff::new(dir.display().to_string(), "absent\n", "directory\n");
+        self.record(action.to_string(), false, Some(diff));
+        Ok(true)
+    }
+
+    /// Creates `dir` and missing parents (mode 0755), each undone by a rollback.
+    fn create_dirs(&mut self, dir: &Path) -> anyhow::Result<()> {
         let mut missing = Vec::new();
         let mut cur = Some(dir);
         while let Some(d) = cur {
@@ -157,17 +185,52 @@ impl Tx {
             missing.push(d.to_path_buf());
             cur = d.parent();
         }
-        if !self.check_mode {
-            for d in missing.iter().rev() {
-                fs::create_dir(d).map_err(|e| io_err("creating", d, e))?;
-                fs::set_permissions(d, fs::Permissions::from_mode(0o755))
-                    .map_err(|e| io_err("setting the mode of", d, e))?;
-                self.undo.push(Undo::Dir(d.clone()));
-            }
+        for d in missing.iter().rev() {
+            fs::create_dir(d).map_err(|e| io_err("creating", d, e))?;
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io_err("setting the mode of", d, e))?;
+            self.undo.push(Undo::Dir(d.clone()));
         }
-        let diff = Diff::new(dir.display().to_string(), "absent\n", "directory\n");
-        self.record(action.to_string(), false, Some(diff));
-        Ok(true)
+        Ok(())
+    }
+
+    /// Debian's record of who enabled or disabled a module or site, kept as
+    /// `a2enmod` and `a2ensite` keep it (their `switch_marker`): every marker
+    /// of `name` (`<dir>/*/<name>`, `enabled_by_maint` included) goes and
+    /// `<dir>/enabled_by_admin/<name>` (or `disabled_by_admin`) is made.
+    /// Package scripts read them: `apache2_invoke` does not re-enable what
+    /// the admin disabled. Part of the link change it follows: no action or
+    /// diff of its own, undone with it, nothing done in check mode.
+    pub fn switch_marker(&mut self, dir: &Path, enabled: bool, name: &str) -> anyhow::Result<()> {
+        if self.check_mode {
+            return Ok(());
+        }
+        let by_admin = if enabled {
+            "enabled_by_admin"
+        } else {
+            "disabled_by_admin"
+        };
+        let marker = dir.join(by_admin).join(name);
+        self.create_dirs(&dir.join(by_admin))?;
+        // No directory on the way may be another user's (`dir`'s parent,
+        // `dir`, the marker's own).
+        check_link_dir(dir)?;
+        check_link_dir(&dir.join(by_admin))?;
+        check_link_dir(&marker)?;
+        for old in markers(dir, name)? {
+            check_link_dir(&old)?;
+            let bytes = fs::read(&old).map_err(|e| io_err("reading", &old, e))?;
+            fs::remove_file(&old).map_err(|e| io_err("removing", &old, e))?;
+            self.undo.push(Undo::Content(old, Some(bytes)));
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&marker)
+            .map_err(|e| io_err("creating", &marker, e))?;
+        self.undo.push(Undo::Content(marker, None));
+        Ok(())
     }
 
     /// Makes `link` a symlink to `target` (a2ensite/a2enmod style). A link that
@@ -385,5 +448,52 @@ mod tests {
         );
         assert_eq!(fs::read_to_string(&secret).expect("read"), "root:hash\n");
         assert!(fs::symlink_metadata(open.join("index.html")).is_ok());
+
+        // Markers: neither in a directory others can write, nor beneath one.
+        fs::create_dir(open.join("enabled_by_maint")).expect("mkdir");
+        fs::write(open.join("enabled_by_maint/web"), "").expect("marker");
+        for markers in [open.clone(), open.join("sub")] {
+            let e = tx
+                .switch_marker(&markers, true, "web")
+                .expect_err("open dir");
+            assert!(
+                e.to_string().contains("can be changed by other users"),
+                "{e}"
+            );
+        }
+        assert!(tx.rollback().is_empty());
+        assert!(open.join("enabled_by_maint/web").is_file());
+        assert!(!open.join("enabled_by_admin").exists());
+        assert!(!open.join("sub").exists());
+    }
+
+    #[test]
+    fn markers_flip_and_roll_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("module");
+        fs::create_dir_all(m.join("enabled_by_maint")).expect("mkdir");
+        fs::write(m.join("enabled_by_maint/headers"), "").expect("marker");
+        fs::create_dir(m.join("enabled_by_admin")).expect("mkdir");
+        fs::write(m.join("enabled_by_admin/other"), "").expect("marker");
+        let mut tx = Tx::new(false);
+        tx.switch_marker(&m, false, "headers").expect("marker");
+        assert!(m.join("disabled_by_admin/headers").is_file());
+        assert!(!m.join("enabled_by_maint/headers").exists());
+        assert!(m.join("enabled_by_admin/other").is_file());
+        assert!(
+            !tx.changed,
+            "a marker is part of the link change it follows"
+        );
+        tx.switch_marker(&m, true, "headers").expect("marker");
+        assert!(m.join("enabled_by_admin/headers").is_file());
+        assert!(!m.join("disabled_by_admin/headers").exists());
+        assert!(tx.rollback().is_empty());
+        assert!(m.join("enabled_by_maint/headers").is_file());
+        assert!(!m.join("enabled_by_admin/headers").exists());
+        assert!(!m.join("disabled_by_admin").exists());
+
+        let mut tx = Tx::new(true);
+        tx.switch_marker(&m, true, "headers").expect("check mode");
+        assert!(!m.join("enabled_by_admin/headers").exists());
     }
 }

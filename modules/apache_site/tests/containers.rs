@@ -149,12 +149,22 @@ fn sha256(c: &Container, paths: &[&str]) -> String {
     c.sh(&format!("sha256sum {}", paths.join(" ")))
 }
 
-/// Every file, link and directory the module may touch, with contents' hashes.
+/// Every file, link and directory the module may touch (a2enmod's markers
+/// in /var/lib/apache2 included), with contents' hashes.
 fn snapshot(c: &Container) -> String {
     c.sh(
-        "cd / && find etc/apache2 var/www \\( -type l -printf '%p -> %l\\n' \\) -o \\( -type f -printf '%p %m\\n' \\) \
-         -o \\( -type d -printf '%p/ %m\\n' \\) | sort && find etc/apache2 var/www -type f -exec md5sum {} + | sort",
+        "cd / && find etc/apache2 var/www var/lib/apache2 \\( -type l -printf '%p -> %l\\n' \\) -o \\( -type f -printf '%p %m\\n' \\) \
+         -o \\( -type d -printf '%p/ %m\\n' \\) | sort && find etc/apache2 var/www var/lib/apache2 -type f -exec md5sum {} + | sort",
     )
+}
+
+/// The links in `mods-enabled` and `sites-enabled` under `etc`, and the
+/// markers under `state` (what `a2enmod` and `a2ensite` change).
+fn enabled_state(c: &Container, etc: &str, state: &str) -> String {
+    c.sh(&format!(
+        "cd {etc} && find mods-enabled sites-enabled -type l -printf '%p -> %l\\n' | sort && \
+         cd {state} && find . -type f | sort"
+    ))
 }
 
 fn access_log(c: &Container) -> Vec<String> {
@@ -623,4 +633,97 @@ fn refused_config_and_bad_input_change_nothing() {
     let run = runner.run(&play(&site_task("absent", absent)));
     run.assert_ok();
     assert_eq!(result(&run, "absent", &web)["changed"], false);
+}
+
+/// Enabling a module or site records it as Debian's `a2enmod`/`a2ensite` do
+/// (`/var/lib/apache2/{module,site}/enabled_by_admin/<name>`), disabling
+/// flips the marker to `disabled_by_admin` (package scripts leave alone
+/// what the admin disabled), and a refused change leaves every marker as it
+/// was. Debian's own tools, run on a copy of the same tree, must end up with
+/// the same links and markers.
+#[test]
+fn enabling_and_disabling_keeps_debians_markers() {
+    testbed::module_binary("apache_site");
+    let web = Container::launch("t-web-marks");
+    apache_running(&web);
+    web.sh("cp -a /etc/apache2 /root/ref-etc && cp -a /var/lib/apache2 /root/ref-state");
+    let debian = |cmd: &str| {
+        web.sh(&format!(
+            "export APACHE_CONFDIR=/root/ref-etc APACHE_STATE_DIRECTORY=/root/ref-state && {cmd}"
+        ))
+    };
+    let ours = || enabled_state(&web, "/etc/apache2", "/var/lib/apache2");
+    let theirs = || enabled_state(&web, "/root/ref-etc", "/root/ref-state");
+    let marker = |m: &str| {
+        web.exec(&format!("test -f /var/lib/apache2/{m}"))
+            .status
+            .success()
+    };
+    let runner = runner_for(&[&web]);
+    let base = "        name: marks\n        trusted_proxies: [10.231.0.2]\n";
+
+    let on = format!("{base}        modules: [headers]\n");
+    let run = runner.run(&play(&site_task("enable", &on)));
+    run.assert_ok();
+    let r = result(&run, "enable", &web);
+    assert_eq!(r["default_site_disabled"], true, "{r}");
+    for m in [
+        "module/enabled_by_admin/headers",
+        "module/enabled_by_admin/remoteip",
+        "module/enabled_by_maint/setenvif",
+        "site/enabled_by_admin/marks",
+        "site/disabled_by_admin/000-default",
+    ] {
+        assert!(marker(m), "{m} is missing:\n{}", ours());
+    }
+    assert!(!marker("site/enabled_by_admin/000-default"), "{}", ours());
+    web.sh("cp /etc/apache2/sites-available/marks.conf /root/ref-etc/sites-available/");
+    debian("a2enmod -q headers remoteip && a2ensite -q marks && a2dissite -q 000-default");
+    assert_eq!(ours(), theirs(), "a2enmod and a2ensite differ");
+
+    // A refused change (configtest fails) that would enable a module leaves
+    // every marker and link as it was.
+    let before = snapshot(&web);
+    let broken = format!(
+        "{base}        modules: [headers, rewrite]\n        extra_config: \"NoSuchDirective on\"\n"
+    );
+    let run = runner.run(&play(&format!(
+        "{}      ignore_errors: true\n",
+        site_task("broken", &broken)
+    )));
+    let r = result(&run, "broken", &web);
+    assert_eq!(r["failed"], true, "{r}");
+    assert_eq!(
+        snapshot(&web),
+        before,
+        "the refused change left markers behind"
+    );
+
+    // Disabled: the site's marker flips, as a2dissite flips it.
+    let off = format!("{on}        enabled: false\n");
+    let run = runner.run(&play(&site_task("disable", &off)));
+    run.assert_ok();
+    assert_eq!(result(&run, "disable", &web)["changed"], true);
+    assert!(marker("site/disabled_by_admin/marks"), "{}", ours());
+    assert!(!marker("site/enabled_by_admin/marks"), "{}", ours());
+    debian("a2dissite -q marks");
+    assert_eq!(ours(), theirs(), "a2dissite differs");
+
+    // Check mode reports the change back and writes no marker.
+    let before = snapshot(&web);
+    let check = runner_for(&[&web])
+        .check()
+        .run(&play(&site_task("enable", &on)));
+    check.assert_ok();
+    assert_eq!(result(&check, "enable", &web)["changed"], true);
+    assert_eq!(snapshot(&web), before, "check mode changed markers");
+
+    // Enabled again: flipped back; a second run changes nothing.
+    let run = runner.run(&play(&site_task("enable", &on)));
+    run.assert_ok();
+    debian("a2ensite -q marks");
+    assert_eq!(ours(), theirs(), "a2ensite differs");
+    let again = runner.run(&play(&site_task("enable", &on)));
+    again.assert_ok();
+    assert_eq!(result(&again, "enable", &web)["changed"], false);
 }

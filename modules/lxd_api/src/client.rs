@@ -5,6 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, Engine, GeneralPurpose, GeneralPurposeConfig};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::blocking::{Client as Http, RequestBuilder};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -143,17 +146,17 @@ pub fn with_query(path: &str, query: &[(&str, &str)]) -> String {
     out
 }
 
-/// Percent-encodes a path segment or query value.
+/// Every byte but RFC 3986's unreserved ones (letters, digits, `-._~`):
+/// what [`encode`] turns into `%XX`.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value (UTF-8, upper-case hex).
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 fn project_query(path: &str, project: Option<&str>) -> String {
@@ -651,28 +654,15 @@ pub fn token_secret(token: &str) -> Option<String> {
     doc.get("secret")?.as_str().map(str::to_string)
 }
 
+/// Base64 as LXD writes it (Go's standard alphabet, padded), also read
+/// without padding or in the URL-safe alphabet.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
 #[cfg(test)]
@@ -717,6 +707,51 @@ mod tests {
         );
         assert_eq!(project_query("/x", Some("default")), "/x");
         assert_eq!(project_query("/x", Some("p1")), "/x?project=p1");
+    }
+
+    #[test]
+    fn names_that_need_encoding_are_escaped() {
+        assert_eq!(encode("web-01.a_b~c"), "web-01.a_b~c");
+        assert_eq!(
+            encode("a b/c?d#e%f&g=h+i:j@k"),
+            "a%20b%2Fc%3Fd%23e%25f%26g%3Dh%2Bi%3Aj%40k"
+        );
+        assert_eq!(encode("caf\u{e9}-\u{1f600}"), "caf%C3%A9-%F0%9F%98%80");
+        assert_eq!(encode(""), "");
+        assert_eq!(
+            project_query(
+                &format!("/1.0/instances/{}/state", encode("x/../y")),
+                Some("my proj")
+            ),
+            "/1.0/instances/x%2F..%2Fy/state?project=my%20proj"
+        );
+        // Every ASCII byte: unreserved ones as they are, the rest as %XX.
+        for b in 0u8..=127 {
+            let c = char::from(b);
+            let want = if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                c.to_string()
+            } else {
+                format!("%{b:02X}")
+            };
+            assert_eq!(encode(&c.to_string()), want, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_read_padded_unpadded_and_url_safe() {
+        // {"secret":"s?>"}, padded as LXD writes it, and without padding.
+        assert_eq!(
+            base64_decode("eyJzZWNyZXQiOiJzPz4ifQ=="),
+            Some(br#"{"secret":"s?>"}"#.to_vec())
+        );
+        assert_eq!(
+            token_secret("eyJzZWNyZXQiOiJzPz4ifQ").as_deref(),
+            Some("s?>")
+        );
+        assert_eq!(base64_decode("Pz8/"), Some(b"???".to_vec()));
+        assert_eq!(base64_decode("Pz8_"), Some(b"???".to_vec()));
+        assert_eq!(base64_decode("Pz8*"), None);
+        assert_eq!(base64_decode(""), Some(Vec::new()));
     }
 
     #[test]
