@@ -3,24 +3,24 @@
 //! root-only file (0600 from its first byte), read back without following a
 //! link another user controls, and never returned.
 
-use std::io::Read;
-
 use ansible_module::config_file::ConfigError;
 use ansible_module::{syntax, ConfigFile, Fail};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const LENGTH: usize = 24;
 
+/// Fills `buf` from the kernel's random source (`getrandom(2)`, the pool
+/// /dev/urandom reads): the one place the module draws randomness.
+fn random_bytes(buf: &mut [u8]) -> Result<(), Fail> {
+    getrandom::fill(buf).map_err(|e| Fail::new(format!("reading the kernel's random source: {e}")))
+}
+
 /// 24 characters from the kernel's random source (about 142 bits).
 pub fn generate() -> Result<String, Fail> {
     let mut out = String::with_capacity(LENGTH);
-    let mut urandom = std::fs::File::open("/dev/urandom")
-        .map_err(|e| Fail::new(format!("opening /dev/urandom: {e}")))?;
     let mut buf = [0u8; 64];
     while out.len() < LENGTH {
-        urandom
-            .read_exact(&mut buf)
-            .map_err(|e| Fail::new(format!("reading /dev/urandom: {e}")))?;
+        random_bytes(&mut buf)?;
         // Rejection sampling keeps every character equally likely.
         let limit = 256 - 256 % ALPHABET.len();
         for b in buf.iter().map(|b| usize::from(*b)).filter(|b| *b < limit) {
