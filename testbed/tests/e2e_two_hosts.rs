@@ -114,10 +114,11 @@ impl Topology {
         let out = self
             .host_of(instance)
             .lxc(&["list", instance, "--format", "csv", "-c", "4"]);
+        // "10.232.0.146 (eth0)", or quoted with the VIP on a second line.
         let text = String::from_utf8_lossy(&out.stdout);
-        text.split_whitespace()
-            .next()
-            .and_then(|a| a.parse().ok())
+        text.split(|c: char| c.is_whitespace() || c == '"')
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .find(|a| a.to_string() != self.vip)
             .unwrap_or_else(|| panic!("{instance} has no IPv4: {text:?}"))
     }
 
