@@ -1,5 +1,5 @@
-"""Rows of the results table for the `dns` section, merged by bench/run.py into
-the table bench/report.py makes.
+"""Rows of the results table for the `dns` and `tls` sections, merged by
+bench/run.py into the table bench/report.py makes.
 
 `python bench/report_dns.py bench/results/<date>-dns.json` prints the whole
 table again, these rows included.
@@ -44,9 +44,25 @@ def rows(res: dict) -> list[list[str]]:
     ]
 
 
+def tls_rows(res: dict) -> list[list[str]]:
+    reps = res.get("reps") or []
+    if not reps:
+        return []
+    failed = mmm(r["latency"]["failed"] for r in reps)
+    return [
+        ["HTTPS through the VIP (new verified TLS connection per GET, every 20 ms): latency p50", "-",
+         fmt(mmm(r["latency"]["p50_ms"] for r in reps), " ms", 1), "report", "-"],
+        ["same: p99", "-", fmt(mmm(r["latency"]["p99_ms"] for r in reps), " ms", 1), "report", "-"],
+        ["same: failed requests", "-", fmt(failed), "0", verdict(None if failed is None else failed["max"] == 0)],
+        ["requests per second, one connection at a time: HTTPS (full handshake each)", "-",
+         fmt(mmm(r["https_burst"]["per_second"] for r in reps), "/s"), "report", "-"],
+        ["same over plain HTTP", "-", fmt(mmm(r["http_burst"]["per_second"] for r in reps), "/s"), "report", "-"],
+    ]
+
+
 def merge(table: str, results: dict) -> str:
     """The rows after the last row of the first table."""
-    new_rows = rows(results.get("dns") or {})
+    new_rows = rows(results.get("dns") or {}) + tls_rows(results.get("tls") or {})
     if not new_rows:
         return table
     return "\n".join(insert_rows(table, new_rows))

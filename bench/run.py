@@ -16,6 +16,10 @@ dns        site.yml makes 2 LB + 2 web; the zone's names queried through the VIP
            every 20 ms (300 ms timeout, no retry): latency; queries lost while
            `systemctl stop knot` runs on the VIP holder (planned) and while the
            holder is stopped hard (`lxc stop -f`), each undone before the next.
+tls        site.yml -e vrrp_tls=true makes 2 LB + 2 web; a GET through the VIP
+           every 20 ms over a new verified TLS connection each (handshake and
+           request latency), then requests one after another for 5 s over HTTPS
+           and over plain HTTP (requests per second on one connection at a time).
 hostloss   Two LXD hosts (the test bed of `make hosts-up`): site.yml spreads 2 LB + 2
            web over them; a planned `systemctl stop haproxy` on the VIP holder, then
            `lxc stop -f` of the whole host that holds the VIP (VIP window, time until
@@ -68,6 +72,7 @@ OURS_VIP, OURS_VRID = "10.231.0.50", 150
 SEED_VIP, SEED_VRID = "10.231.0.51", 151
 TOPO_PREFIX, TOPO_VIP, TOPO_VRID = "bench-topo-", "10.231.0.55", 155
 DNS_PREFIX, DNS_VIP, DNS_VRID = "bench-dns-", "10.231.0.56", 156
+TLS_PREFIX, TLS_VIP, TLS_VRID = "bench-tls-", "10.231.0.57", 157
 
 RUN_ID = f"{os.getpid()}"
 # A repetition that fails (a playbook error, a hung `lxc exec`) is recorded and made
@@ -228,14 +233,14 @@ class Probe:
     """dist/bin/vrrp-probe in the background, stopped through its stop file."""
 
     def __init__(self, ip: str, timeout_ms: int = 500, max_s: float = 600, port: int = 80,
-                 bridge: str = BRIDGE):
+                 bridge: str = BRIDGE, interval_ms: int = 20):
         if not routed_via_bridge(ip, bridge):
             raise RuntimeError(f"{ip} is not routed via {bridge}; refusing to probe it")
         self.dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
         self.stop_file = self.dir / "stop"
         # vrrp-probe checks the route itself, against VRRP_BRIDGE.
         self.proc = subprocess.Popen(
-            [str(PROBE), f"http://{ip}:{port}/", "--interval-ms", "20", "--timeout-ms", str(timeout_ms),
+            [str(PROBE), f"http://{ip}:{port}/", "--interval-ms", str(interval_ms), "--timeout-ms", str(timeout_ms),
              "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "VRRP_BRIDGE": bridge})
@@ -845,6 +850,60 @@ def bench_dns(res: dict, work: Path) -> None:
             f"hard {one['hard']['lost']} ({one['hard']['longest_outage_ms']:.0f} ms)")
         res["reps"].append(one)
     delete(lxc_names(DNS_PREFIX))
+
+
+# ================================================================ tls
+
+class HttpsProbe(Probe):
+    """vrrp-probe's HTTPS mode: a GET over a new verified TLS connection each time."""
+
+    def __init__(self, ip: str, ca: Path, name: str, interval_ms: int = 20, max_s: float = 120):
+        if not routed_via_bridge(ip):
+            raise RuntimeError(f"{ip} is not routed via {BRIDGE}; refusing to probe it")
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-https-"))
+        self.stop_file = self.dir / "stop"
+        self.proc = subprocess.Popen(
+            [str(PROBE), f"https://{ip}/", "--ca", str(ca), "--server-name", name,
+             "--interval-ms", str(interval_ms), "--timeout-ms", "1000",
+             "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _children.add(self.proc)
+
+
+def bench_tls(res: dict, work: Path) -> None:
+    topo_args = ["-e", f"vrrp_prefix={TLS_PREFIX}", "-e", f"vrrp_vip={TLS_VIP}",
+                 "-e", f"vrrp_vrid={TLS_VRID}", "-e", "lb_count=2", "-e", "web_count=2",
+                 "-e", "vrrp_tls=true", "-e", "haproxy_tls_redirect_http=false"]
+    creds = Path.home() / ".config/vrrp-lxd" / TLS_PREFIX.rstrip("-")
+    _cleanup_dirs.append(creds)
+    delete(lxc_names(TLS_PREFIX))
+    r = ansible_playbook(ROOT / "playbooks/site.yml", topo_args, work / "tls-site.log", timeout=900)
+    with _created_lock:
+        _created.update(lxc_names(TLS_PREFIX))
+    if r["rc"] != 0:
+        raise RuntimeError(f"site.yml failed: {'; '.join(failed_tasks(r['log']))[:300]}")
+    ca = creds / "ca.crt"
+    name = f"www.{TLS_PREFIX.rstrip('-')}.vrrp.internal"
+    wait_answering(TLS_VIP, 60, backends=2)
+    res["reps"] = []
+    for rep in range(REPS):
+        one = {}
+        p = HttpsProbe(TLS_VIP, ca, name)
+        time.sleep(5.0)
+        one["latency"] = p.stop()
+        p = HttpsProbe(TLS_VIP, ca, name, interval_ms=5)
+        time.sleep(5.0)
+        one["https_burst"] = p.stop()
+        p = Probe(TLS_VIP, timeout_ms=1000, max_s=30, interval_ms=5)
+        time.sleep(5.0)
+        one["http_burst"] = p.stop()
+        for k in ("https_burst", "http_burst"):
+            one[k]["per_second"] = one[k]["requests"] / max(one[k]["duration_ms"] / 1000.0, 0.001)
+        log(f"tls {rep + 1}: p50 {one['latency']['p50_ms']:.1f} ms, p99 {one['latency']['p99_ms']:.1f} ms, "
+            f"failed {one['latency']['failed']}; one at a time: https {one['https_burst']['per_second']:.0f}/s, "
+            f"http {one['http_burst']['per_second']:.0f}/s")
+        res["reps"].append(one)
+    delete(lxc_names(TLS_PREFIX))
 
 
 # ================================================================ inventory
@@ -1929,7 +1988,7 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
 # ================================================================ main
 
 def main() -> int:
-    sections = ["failover", "growth", "dns", "inventory", "tasks", "hostloss", "sizes"]
+    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -1961,6 +2020,8 @@ def main() -> int:
                 bench_growth(res, work)
             elif s == "dns":
                 bench_dns(res, work)
+            elif s == "tls":
+                bench_tls(res, work)
             elif s == "inventory":
                 bench_inventory(res, work)
             elif s == "tasks":

@@ -6,7 +6,7 @@
 #
 # Environment:
 #   BENCH_REPS=5          repetitions of each figure
-#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, inventory, tasks, hostloss, sizes
+#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, tls, inventory, tasks, hostloss, sizes
 #                         (hostloss needs the two-host test bed: make hosts-up)
 #   BENCH_HOSTLOSS_VARIANTS=default,fast   HAProxy health checks the host loss is measured with
 #   BENCH_INV_RUNS        timed runs per inventory command (default 3 x BENCH_REPS)

@@ -1,19 +1,26 @@
-//! `vrrp-probe`: the bounded HTTP probe (or DNS query loop) as a command,
-//! printing its report as JSON.
+//! `vrrp-probe`: the bounded HTTP probe (or HTTPS probe, or DNS query loop)
+//! as a command, printing its report as JSON.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-/// Sends one GET (or, for dns://IP/NAME, one A query for NAME) every INTERVAL to
+/// Sends one GET (a new TLS connection each for https://, verified against
+/// --ca for --server-name; for dns://IP/NAME, one A query for NAME) every INTERVAL to
 /// an IP routed through the project's bridge, or loopback, until DURATION passes
 /// or STOP_FILE appears; prints a JSON report.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// http://<ip>[:port][/path] or dns://<ip>/<name>
+    /// http://<ip>[:port][/path], https://<ip>[:port][/path] or dns://<ip>/<name>
     url: String,
+    /// https: the CA certificate(s) to trust (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// https: the name the certificate must carry (SNI and verification).
+    #[arg(long)]
+    server_name: Option<String>,
     #[arg(long, default_value_t = 20)]
     interval_ms: u64,
     /// Upper bound on the run (capped at 900 s).
@@ -36,6 +43,30 @@ fn main() -> anyhow::Result<()> {
             .split_once('/')
             .ok_or_else(|| anyhow::anyhow!("dns://<ip>/<name>, got {}", args.url))?;
         let probe = testbed::dns::DnsProbe::new(server.parse()?, &testbed::bridge(), name)?
+            .interval(interval)
+            .timeout(timeout)
+            .max_duration(max);
+        let running = probe.clone().start();
+        wait(args.stop_file.as_deref(), probe.max_duration);
+        serde_json::to_string(&running.stop())?
+    } else if let Some(rest) = args.url.strip_prefix("https://") {
+        let (hostport, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        let (ip, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.parse()?, p.parse()?),
+            None => (hostport.parse()?, 443),
+        };
+        let ca = args
+            .ca
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("https needs --ca"))?;
+        let name = args
+            .server_name
+            .clone()
+            .unwrap_or_else(|| hostport.to_string());
+        let probe = testbed::https::HttpsProbe::new(ip, port, &name, ca)?
+            .path(&path)
             .interval(interval)
             .timeout(timeout)
             .max_duration(max);
