@@ -54,7 +54,7 @@ def tls_rows(res: dict) -> list[list[str]]:
          fmt(mmm(r["latency"]["p50_ms"] for r in reps), " ms", 1), "report", "-"],
         ["same: p99", "-", fmt(mmm(r["latency"]["p99_ms"] for r in reps), " ms", 1), "report", "-"],
         ["same: failed requests", "-", fmt(failed), "0", verdict(None if failed is None else failed["max"] == 0)],
-        ["requests per second, one connection at a time: HTTPS (full handshake each)", "-",
+        ["GETs per second, one client, a new connection each: HTTPS (full handshake each)", "-",
          fmt(mmm(r["https_burst"]["per_second"] for r in reps), "/s"), "report", "-"],
         ["same over plain HTTP", "-", fmt(mmm(r["http_burst"]["per_second"] for r in reps), "/s"), "report", "-"],
     ]
