@@ -10,7 +10,13 @@ source "$here/env.sh"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-apt_packages=(lxd iptables nftables debootstrap musl-tools python3-venv jq curl knot-dnsutils)
+case "$VRRP_POOL_DRIVER" in
+  auto | btrfs | dir) ;;
+  *) echo "VRRP_POOL_DRIVER=$VRRP_POOL_DRIVER: use auto, btrfs or dir" >&2; exit 1 ;;
+esac
+
+# btrfs-progs: LXD's btrfs driver runs mkfs.btrfs and btrfs (the storage pool below).
+apt_packages=(lxd iptables nftables debootstrap musl-tools python3-venv jq curl knot-dnsutils btrfs-progs)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -74,9 +80,58 @@ if ! lxc info >/dev/null 2>&1; then
   lxd waitready --timeout=60
 fi
 
-if ! lxc storage show "$VRRP_POOL" >/dev/null 2>&1; then
-  step "lxd: storage pool $VRRP_POOL"
-  lxc storage create "$VRRP_POOL" dir
+# ---- storage pool
+# Copy-on-write where the kernel has btrfs: a btrfs pool on a loop file that LXD
+# makes and mounts itself. The image is unpacked once into the pool and every
+# instance is a snapshot of it (`lxc launch` ~1 s), where `dir` copies the whole
+# image for each instance (3-6 s; docs/performance.md). `dir` elsewhere. $pool is
+# the pool the profile's root disk uses from here on; one line says which and why.
+pool_driver() { { lxc query "/1.0/storage-pools/$1" 2>/dev/null || true; } | jq -r '.driver // empty'; }
+btrfs_unusable() { # prints why btrfs cannot be used here, nothing when it can
+  if ! grep -qw btrfs /proc/filesystems && ! { modprobe -q btrfs 2>/dev/null && grep -qw btrfs /proc/filesystems; }; then
+    echo "the kernel has no btrfs (not in /proc/filesystems and modprobe btrfs failed)"
+  elif ! command -v mkfs.btrfs >/dev/null; then
+    echo "mkfs.btrfs is missing (apt-get install btrfs-progs)"
+  elif [[ ! -e /dev/loop-control ]]; then
+    echo "no loop devices here (/dev/loop-control is missing)"
+  fi
+}
+pool="$VRRP_POOL"
+have="$(pool_driver "$pool")"
+if [[ -n "$have" ]]; then
+  step "lxd: storage pool $pool ($have) present"
+else
+  why=""
+  if [[ "$VRRP_POOL_DRIVER" == dir ]]; then
+    why="VRRP_POOL_DRIVER=dir"
+  else
+    why="$(btrfs_unusable)"
+    if [[ -z "$why" ]]; then
+      if err="$(lxc storage create "$pool" btrfs size="$VRRP_POOL_SIZE" 2>&1 >/dev/null)"; then
+        step "lxd: storage pool $pool: btrfs on a $VRRP_POOL_SIZE loop file ($(lxc storage get "$pool" source)), since the kernel has btrfs: each instance is a snapshot of the image"
+        free_kib="$(df -Pk -- "$(dirname "$(lxc storage get "$pool" source)")" | awk 'NR == 2 { print $4 }')"
+        size_kib="$(( $(numfmt --from=iec-i "${VRRP_POOL_SIZE%B}" 2>/dev/null || echo 0) / 1024 ))"
+        if ((size_kib > free_kib)); then
+          echo "    note: the loop file may grow to $VRRP_POOL_SIZE but only $((free_kib / 1048576)) GiB are free on its file system"
+        fi
+      else
+        why="lxc storage create $pool btrfs failed: ${err//$'\n'/ }"
+      fi
+    fi
+    if [[ -n "$why" && "$VRRP_POOL_DRIVER" == btrfs ]]; then
+      echo "VRRP_POOL_DRIVER=btrfs, but btrfs cannot be used: $why" >&2
+      exit 1
+    fi
+  fi
+  if [[ -n "$why" ]]; then
+    pool="$VRRP_POOL_DIR"
+    if [[ -z "$(pool_driver "$pool")" ]]; then
+      lxc storage create "$pool" dir >/dev/null
+      step "lxd: storage pool $pool: dir, each instance a full copy of the image, since $why"
+    else
+      step "lxd: storage pool $pool ($(pool_driver "$pool")) present; not btrfs, since $why"
+    fi
+  fi
 fi
 
 if ! lxc network show "$VRRP_BRIDGE" >/dev/null 2>&1; then
@@ -94,8 +149,55 @@ fi
 if ! lxc profile show "$VRRP_PROFILE" >/dev/null 2>&1; then
   step "lxd: profile $VRRP_PROFILE"
   lxc profile create "$VRRP_PROFILE"
-  lxc profile device add "$VRRP_PROFILE" root disk path=/ pool="$VRRP_POOL"
+  lxc profile device add "$VRRP_PROFILE" root disk path=/ pool="$pool"
   lxc profile device add "$VRRP_PROFILE" eth0 nic network="$VRRP_BRIDGE" name=eth0
+fi
+
+# The profile's root disk on $pool. LXD refuses to change the pool of a
+# profile's root disk while any instance, running or stopped, takes its root
+# disk from that profile ("At least one instance relies on this profile's root
+# disk device"). So each such instance first gets the device as its own
+# (`lxc config device override`: the same pool, nothing is copied, a running
+# instance goes on running), then the profile changes. Instances made from then
+# on go to $pool; the existing ones stay on the old pool until they are deleted.
+old_pool="$(lxc profile device get "$VRRP_PROFILE" root pool 2>/dev/null || true)"
+if [[ -z "$old_pool" ]]; then
+  step "lxd: profile $VRRP_PROFILE: root disk on $pool"
+  lxc profile device add "$VRRP_PROFILE" root disk path=/ pool="$pool"
+elif [[ "$old_pool" != "$pool" ]]; then
+  pinned=()
+  while IFS=$'\t' read -r name project; do
+    [[ -n "$name" ]] || continue
+    lxc config device override "$name" root --project "$project" >/dev/null
+    pinned+=("$name")
+  done < <(lxc query "/1.0/profiles/$VRRP_PROFILE" | jq -r '.used_by[]? | select(startswith("/1.0/instances/"))' |
+    while read -r url; do
+      # Only instances whose root disk is this profile's: no root disk of
+      # their own, and the expanded one on the old pool.
+      lxc query "$url" | jq -r --arg pool "$old_pool" '
+        select(([.devices[]? | select(.type == "disk" and .path == "/")] | length) == 0)
+        | select(.expanded_devices.root.pool == $pool)
+        | [.name, (.project // "default")] | @tsv'
+    done)
+  lxc profile device set "$VRRP_PROFILE" root pool "$pool"
+  msg="lxd: profile $VRRP_PROFILE: root disk moved from pool $old_pool to $pool (new instances)"
+  step "$msg${pinned[*]:+; existing instances keep their disks on $old_pool: ${pinned[*]}}"
+fi
+
+# The dir pool of earlier set-ups goes once nothing uses it (instances,
+# profiles, volumes); until then it stays, and this says what holds it.
+if [[ "$pool" != "$VRRP_POOL_DIR" && "$(pool_driver "$VRRP_POOL_DIR")" == dir ]]; then
+  users="$(lxc query "/1.0/storage-pools/$VRRP_POOL_DIR" | jq -r '[.used_by[]?
+    | capture("^/1.0/(?<kind>[^/]+)/(?<name>[^?]+)([?]project=(?<project>.*))?$")
+    | "\(.kind | rtrimstr("s")) \(.name)"
+      + (if (.project // "default") == "default" then "" else " (project \(.project))" end)]
+    | join(", ")')"
+  if [[ -z "$users" ]]; then
+    step "lxd: storage pool $VRRP_POOL_DIR (dir): nothing uses it any more, deleting it"
+    lxc storage delete "$VRRP_POOL_DIR"
+  else
+    step "lxd: storage pool $VRRP_POOL_DIR (dir) kept while in use: $users"
+  fi
 fi
 
 "$here/build-image.sh"

@@ -1,5 +1,6 @@
 //! The command line: Ansible's script-inventory protocol.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -7,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
-use crate::config::{Config, LxdHost};
-use crate::instance::Instance;
+use crate::config::{AddressSource, Config, LxdHost};
+use crate::instance::{Instance, InstanceState};
 use crate::inventory::{HostListing, Inventory};
+use crate::leases::{self, NetworkLeases};
 
 /// Ansible dynamic inventory for LXD (script-inventory protocol).
 ///
@@ -90,8 +92,8 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// One `GET /1.0/instances?recursion=2` per configured LXD host, all at once
-/// (a thread each), merged into one inventory; gives up on a host after
+/// Every configured LXD host read at once (a thread each, see [`read_host`]),
+/// merged into one inventory; gives up on a host after
 /// `cfg.timeout` seconds. A host that fails fails the whole inventory, unless
 /// `skip_unreachable` and it could not be reached: then it is left out and
 /// named in [`Inventory::warnings`].
@@ -99,12 +101,12 @@ pub fn fetch(cfg: &Config) -> anyhow::Result<Inventory> {
     let hosts = cfg.lxd_hosts();
     let (tx, rx) = std::sync::mpsc::channel();
     for (i, host) in hosts.iter().enumerate() {
-        let (tx, host) = (tx.clone(), host.clone());
-        // Each request runs on its own thread so that one slow host does not
+        let (tx, host, cfg) = (tx.clone(), host.clone(), cfg.clone());
+        // Each host is read on its own thread so that one slow host does not
         // delay the others and a hung LXD cannot hang Ansible: past the
         // deadline the process reports and exits.
         std::thread::spawn(move || {
-            let _ = tx.send((i, read_host(&host)));
+            let _ = tx.send((i, read_host(&host, &cfg)));
         });
     }
     drop(tx);
@@ -165,8 +167,8 @@ struct HostFailure {
     unreachable: bool,
 }
 
-fn read_host(host: &LxdHost) -> Result<HostListing, HostFailure> {
-    read_host_inner(host).map_err(|e| HostFailure {
+fn read_host(host: &LxdHost, cfg: &Config) -> Result<HostListing, HostFailure> {
+    read_host_inner(host, cfg).map_err(|e| HostFailure {
         unreachable: matches!(
             e.downcast_ref::<lxd_api::Error>(),
             Some(lxd_api::Error::Connect { reason, .. }) if !reason.contains("certificate")
@@ -179,9 +181,22 @@ fn read_host(host: &LxdHost) -> Result<HostListing, HostFailure> {
     })
 }
 
-fn read_host_inner(host: &LxdHost) -> anyhow::Result<HostListing> {
+/// One host's instances, each running one that the inventory lists with its
+/// state: from one `recursion=2` request (`address_source: state`), or from
+/// `recursion=1`, the leases and, where those do not tell, its own state
+/// (see [`fill_states`]).
+fn read_host_inner(host: &LxdHost, cfg: &Config) -> anyhow::Result<HostListing> {
     let lxd = lxd_api::Client::connect(host.url.as_deref(), &host.tls())?;
-    let items = lxd.list_instances_full(Some(&host.project))?;
+    let items = match cfg.address_source {
+        AddressSource::State => lxd.list_instances_full(Some(&host.project))?,
+        AddressSource::Leases => {
+            let path = project_path("/1.0/instances?recursion=1", &host.project);
+            match lxd.get(&path)? {
+                serde_json::Value::Array(items) => items,
+                other => anyhow::bail!("unexpected instance list from LXD: {other}"),
+            }
+        }
+    };
     // LXD answers an empty list for a project that does not exist: only then
     // is a second request worth making, so that a typo is not an empty inventory.
     if items.is_empty() && host.project != "default" {
@@ -198,14 +213,161 @@ fn read_host_inner(host: &LxdHost) -> anyhow::Result<HostListing> {
             }
         }
     }
-    let instances: Vec<Instance> = items
+    let mut instances: Vec<Instance> = items
         .into_iter()
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .context("unexpected instance list from LXD")?;
+    if cfg.address_source == AddressSource::Leases {
+        fill_states(&lxd, &host.project, cfg, &mut instances)?;
+    }
     Ok(HostListing {
         host: for_connection_vars(host)?,
         instances,
+    })
+}
+
+/// How many requests [`side_by_side`] keeps in flight on one host.
+const PARALLEL_REQUESTS: usize = 8;
+
+/// Gives each running instance the inventory lists (a `recursion=1` listing
+/// of `project`) its state: from the leases of the managed networks its NICs
+/// are on (one request for the network and one for its leases, networks side
+/// by side), else from `GET /1.0/instances/<name>/state` (those side by side),
+/// or from one `recursion=2` listing when most need it
+/// ([`leases::one_listing_is_cheaper`]).
+fn fill_states(
+    lxd: &lxd_api::Client,
+    project: &str,
+    cfg: &Config,
+    instances: &mut Vec<Instance>,
+) -> anyhow::Result<()> {
+    let wanted = leases::wanted(instances, cfg);
+    let names: Vec<String> = leases::networks(wanted.iter().map(|&i| &instances[i]))
+        .into_iter()
+        .collect();
+    let networks: BTreeMap<String, NetworkLeases> = names
+        .iter()
+        .cloned()
+        .zip(side_by_side(&names, |n| read_network(lxd, n, project)))
+        .filter_map(|(name, answer)| answer.transpose().map(|a| a.map(|a| (name, a))))
+        .collect::<anyhow::Result<_>>()?;
+    let unknown = leases::fill_from_leases(instances, &wanted, project, cfg, &networks);
+    let states: Vec<Option<InstanceState>> =
+        if leases::one_listing_is_cheaper(unknown.len(), wanted.len()) {
+            let mut listed = states_by_name(lxd, project)?;
+            unknown
+                .iter()
+                .map(|&i| listed.remove(&instances[i].name))
+                .collect()
+        } else {
+            side_by_side(&unknown, |&i| {
+                let inst = &instances[i];
+                read_state(lxd, &inst.name, inst.project_or(project))
+            })
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?
+        };
+    let mut gone = Vec::new();
+    for (i, state) in unknown.into_iter().zip(states) {
+        match state {
+            Some(state) => instances[i].state = Some(state),
+            None => gone.push(i),
+        }
+    }
+    // Deleted between the listing and the state: as if listed a moment later.
+    for i in gone.into_iter().rev() {
+        instances.remove(i);
+    }
+    Ok(())
+}
+
+/// `path` with `?project=` (or `&project=`) unless it is the default project.
+fn project_path(path: &str, project: &str) -> String {
+    if project == "default" {
+        path.to_owned()
+    } else {
+        lxd_api::with_query(path, &[("project", project)])
+    }
+}
+
+/// A managed bridge's prefix length and leases; `None` when LXD does not
+/// manage it as a bridge or will not list its leases (an error answer: the
+/// instances on it are then read one by one). A failure to reach LXD fails.
+fn read_network(
+    lxd: &lxd_api::Client,
+    name: &str,
+    project: &str,
+) -> anyhow::Result<Option<NetworkLeases>> {
+    let path = format!("/1.0/networks/{}", lxd_api::encode(name));
+    let answer = |p: &str| match lxd.get(&project_path(p, project)) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status().is_some() => Ok(None),
+        Err(e) => Err(e),
+    };
+    let Some(network) = answer(&path)?.filter(leases::is_managed_bridge) else {
+        return Ok(None);
+    };
+    let Some(list) = answer(&format!("{path}/leases"))? else {
+        return Ok(None);
+    };
+    let list = leases::leases_from_value(list)
+        .with_context(|| format!("unexpected lease list of network {name} from LXD"))?;
+    Ok(NetworkLeases::new(&network, list))
+}
+
+/// Every instance's state from one `GET /1.0/instances?recursion=2`.
+fn states_by_name(
+    lxd: &lxd_api::Client,
+    project: &str,
+) -> anyhow::Result<BTreeMap<String, InstanceState>> {
+    let mut out = BTreeMap::new();
+    for item in lxd.list_instances_full(Some(project))? {
+        let inst: Instance =
+            serde_json::from_value(item).context("unexpected instance list from LXD")?;
+        if let Some(state) = inst.state {
+            out.insert(inst.name, state);
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /1.0/instances/<name>/state`; `None` for an instance deleted since it
+/// was listed.
+fn read_state(
+    lxd: &lxd_api::Client,
+    name: &str,
+    project: &str,
+) -> anyhow::Result<Option<InstanceState>> {
+    match lxd.instance_state(name, Some(project)) {
+        Ok(v) => Ok(Some(serde_json::from_value(v).with_context(|| {
+            format!("unexpected state of instance {name} from LXD")
+        })?)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `f` on every item, at most [`PARALLEL_REQUESTS`] at a time, the results
+/// in the items' order (a single item runs on this thread).
+fn side_by_side<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let per_thread = items.len().div_ceil(PARALLEL_REQUESTS);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(per_thread)
+            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
     })
 }
 

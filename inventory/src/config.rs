@@ -62,6 +62,11 @@ pub struct Config {
     pub interface: Vec<String>,
     /// Address family for `ansible_host`.
     pub family: Family,
+    /// Where the addresses come from: `leases` (the DHCP leases of the
+    /// LXD-managed networks the instances are on, each instance's state only
+    /// where they do not tell), or `state` (every instance's state, read by
+    /// LXD from inside each one: `lxd_addresses` as LXD reports it, slower).
+    pub address_source: AddressSource,
     /// Only list instances in these states (`running`, `stopped`, `frozen`,
     /// ...); empty lists every instance.
     #[serde(deserialize_with = "string_or_list")]
@@ -180,6 +185,7 @@ impl Default for Config {
             remote: None,
             interface: vec!["eth0".into()],
             family: Family::Inet,
+            address_source: AddressSource::Leases,
             state: Vec::new(),
             type_filter: TypeFilter::Both,
             connection: Connection::Lxd,
@@ -282,6 +288,10 @@ macro_rules! str_enum {
 }
 
 str_enum!(Family { Inet => ["inet", "ipv4", "4"], Inet6 => ["inet6", "ipv6", "6"] });
+str_enum!(AddressSource {
+    Leases => ["leases"],
+    State => ["state"],
+});
 str_enum!(TypeFilter {
     Both => ["both", "all"],
     Container => ["container"],
@@ -485,6 +495,9 @@ impl Config {
         }
         if let Some(v) = parsed(env, "LXD_INVENTORY_FAMILY")? {
             self.family = v;
+        }
+        if let Some(v) = parsed(env, "LXD_INVENTORY_ADDRESS_SOURCE")? {
+            self.address_source = v;
         }
         if let Some(v) = env("LXD_INVENTORY_STATE") {
             self.state = split_list(&v);
@@ -794,6 +807,17 @@ groups:
             e.to_string(),
             "bad value in $LXD_INVENTORY_FAMILY: must be one of: inet, inet6, got: 7"
         );
+        assert_eq!(cfg.address_source, AddressSource::Leases);
+        let state = |k: &str| (k == "LXD_INVENTORY_ADDRESS_SOURCE").then(|| "State".to_owned());
+        cfg.apply_env(&state).expect("env applies");
+        assert_eq!(cfg.address_source, AddressSource::State);
+        let bad = |k: &str| (k == "LXD_INVENTORY_ADDRESS_SOURCE").then(|| "dhcp".to_owned());
+        assert_eq!(
+            cfg.apply_env(&bad).expect_err("bad source").to_string(),
+            "bad value in $LXD_INVENTORY_ADDRESS_SOURCE: must be one of: leases, state, got: dhcp"
+        );
+        let cfg = Config::from_text(Path::new("x.yml"), "address_source: state\n").expect("parses");
+        assert_eq!(cfg.address_source, AddressSource::State);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The parts of LXD's `GET /1.0/instances?recursion=2` answer the inventory reads.
+//! The parts of LXD's instance list the inventory reads: `GET /1.0/instances`
+//! with `recursion=1` (no `state`) or `recursion=2` (with it).
 //!
 //! Every field is optional on the wire (older servers, stopped instances with
 //! `"network": null`), so missing and `null` both read as empty.
@@ -7,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
-/// One element of the `metadata` list of `GET /1.0/instances?recursion=2`.
+/// One element of the `metadata` list of `GET /1.0/instances?recursion=1` or
+/// `recursion=2`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Instance {
     pub name: String,
@@ -29,11 +31,16 @@ pub struct Instance {
     pub config: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_default")]
     pub expanded_config: BTreeMap<String, String>,
+    /// Devices, profiles' included: `{"eth0": {"type": "nic", "network": ...}}`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub expanded_devices: BTreeMap<String, BTreeMap<String, String>>,
+    /// Present with `recursion=2`; with `recursion=1` the inventory fills it
+    /// from the leases or from `GET /1.0/instances/<name>/state`.
     #[serde(default)]
     pub state: Option<InstanceState>,
 }
 
-/// `state` of an instance (present with `recursion=2`).
+/// `state` of an instance (`recursion=2`, or `GET /1.0/instances/<name>/state`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct InstanceState {
     #[serde(default, deserialize_with = "null_default")]
@@ -77,6 +84,16 @@ impl Instance {
         match &self.state {
             Some(s) if !s.status.is_empty() => &s.status,
             _ => &self.status,
+        }
+    }
+
+    /// The project LXD listed the instance in, else `asked` (older servers
+    /// leave it out).
+    pub fn project_or<'a>(&'a self, asked: &'a str) -> &'a str {
+        if self.project.is_empty() {
+            asked
+        } else {
+            &self.project
         }
     }
 
@@ -128,7 +145,8 @@ pub fn parse_answer(json: &str) -> Result<Vec<Instance>, serde_json::Error> {
     })
 }
 
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+/// Missing and `null` both read as the type's empty value.
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,

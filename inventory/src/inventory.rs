@@ -60,7 +60,18 @@ pub fn pick_address<'a>(
     })
 }
 
-/// What one LXD host answered: its instances (one `recursion=2` listing).
+/// Whether `cfg`'s `type` and `state` filters let `inst` into the inventory.
+pub fn is_listed(inst: &Instance, cfg: &Config) -> bool {
+    cfg.type_filter.matches(&inst.kind)
+        && (cfg.state.is_empty()
+            || cfg
+                .state
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(inst.status())))
+}
+
+/// What one LXD host answered: its instances, each with its state where the
+/// inventory needs it (running instances).
 #[derive(Debug, Clone)]
 pub struct HostListing {
     pub host: LxdHost,
@@ -77,7 +88,7 @@ pub struct DuplicateInstance {
 }
 
 impl Inventory {
-    /// Build the inventory of `instances` (one `recursion=2` answer) under
+    /// Build the inventory of `instances` (one host's listing) under
     /// `cfg`, as the first (usually only) host `cfg` describes.
     pub fn build(instances: &[Instance], cfg: &Config) -> Self {
         let mut inv = Self::default();
@@ -147,13 +158,10 @@ impl Inventory {
         let mut listed = false;
 
         for inst in instances {
-            if !cfg.type_filter.matches(&inst.kind) {
+            if !is_listed(inst, cfg) {
                 continue;
             }
             let status = inst.status().to_lowercase();
-            if !cfg.state.is_empty() && !cfg.state.iter().any(|s| s.eq_ignore_ascii_case(&status)) {
-                continue;
-            }
             listed = true;
             let running = inst.is_running();
             let name = inst.name.clone();

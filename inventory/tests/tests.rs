@@ -262,6 +262,84 @@ fn hosts_and_ipv4s_agree_with_lxc_list_and_groups_come_from_user_ansible_groups(
     assert!(msg_a.contains("lb,") && msg_a.contains("web"), "{msg_a}");
 }
 
+/// The addresses come from the bridge's DHCP leases (`address_source:
+/// leases`, the default) where they can, and are the ones the instances'
+/// state gives; where the leases cannot tell, the state is read.
+#[test]
+fn addresses_from_the_leases_agree_with_the_state_which_is_read_where_they_cannot_tell() {
+    let a = launch("web", &[]);
+    let b = launch("web", &[]);
+    let state = [("LXD_INVENTORY_ADDRESS_SOURCE", "state")];
+    let from_leases = list(&[]);
+    let from_state = list(&state);
+    for c in [&a, &b] {
+        let ours = &from_leases["_meta"]["hostvars"][&c.name];
+        let theirs = &from_state["_meta"]["hostvars"][&c.name];
+        assert_eq!(ours["ansible_host"], c.ipv4.to_string(), "{}", c.name);
+        // Every variable the same but lxd_addresses: the leased address only
+        // (the state also lists the link-local IPv6 address), which shows
+        // that the leases gave it.
+        let without = |v: &Value| {
+            let mut v = v.clone();
+            v.as_object_mut().map(|m| m.remove("lxd_addresses"));
+            v
+        };
+        assert_eq!(without(ours), without(theirs), "{}", c.name);
+        assert_eq!(
+            ours["lxd_addresses"],
+            serde_json::json!({"eth0": [format!("{}/24", c.ipv4)]}),
+            "{}",
+            c.name
+        );
+        let state_eth0 = theirs["lxd_addresses"]["eth0"].as_array().expect("eth0");
+        assert!(state_eth0.len() > 1, "{theirs:#}");
+    }
+
+    // A lease counts only with the instance's MAC: with another MAC in a's
+    // config (what LXD would give eth0 at its next start), a's lease no longer
+    // matches and its state is read; b's still comes from its lease.
+    let key = "volatile.eth0.hwaddr";
+    let mac = String::from_utf8_lossy(&lxc(&["config", "get", &a.name, key]).stdout)
+        .trim()
+        .to_owned();
+    assert!(lxc(&["config", "set", &a.name, key, "00:16:3e:00:00:01"])
+        .status
+        .success());
+    let inv = list(&[]);
+    // Put it back before anything else, so that deleting `a` releases its lease.
+    assert!(lxc(&["config", "set", &a.name, key, &mac]).status.success());
+    let hv = &inv["_meta"]["hostvars"];
+    assert_eq!(hv[&a.name]["ansible_host"], a.ipv4.to_string());
+    assert_eq!(
+        hv[&a.name]["lxd_addresses"], from_state["_meta"]["hostvars"][&a.name]["lxd_addresses"],
+        "a: from its state"
+    );
+    assert_eq!(
+        hv[&b.name]["lxd_addresses"],
+        serde_json::json!({"eth0": [format!("{}/24", b.ipv4)]}),
+        "b: from its lease"
+    );
+
+    // An interface made inside the instance, first in `interface`: no LXD NIC,
+    // no lease, so only the state can say whether an instance has it.
+    a.sh("ip link add v0 type veth peer name v1 && ip addr add 192.0.2.10/24 dev v0 && ip link set v0 up");
+    let inv = list(&[("LXD_INVENTORY_INTERFACE", "v0,eth0")]);
+    let hv = &inv["_meta"]["hostvars"];
+    assert_eq!(
+        hv[&a.name]["ansible_host"], "192.0.2.10",
+        "{:#}",
+        hv[&a.name]
+    );
+    assert_eq!(hv[&a.name]["lxd_addresses"]["v0"][0], "192.0.2.10/24");
+    assert_eq!(hv[&b.name]["ansible_host"], b.ipv4.to_string());
+    // IPv6 is not leased here: the state is read (and there is no global one).
+    let inv = list(&[("LXD_INVENTORY_FAMILY", "inet6")]);
+    assert!(inv["_meta"]["hostvars"][&a.name]
+        .get("ansible_host")
+        .is_none());
+    assert!(inv["_meta"]["hostvars"][&a.name]["lxd_addresses"]["v0"].is_array());
+}
+
 #[test]
 fn stopped_instance_is_listed_without_address_in_the_stopped_group() {
     let c = launch("web", &[]);
