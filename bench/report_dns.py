@@ -35,7 +35,7 @@ def rows(res: dict) -> list[list[str]]:
         ["DNS through the VIP (A query, UDP, from the LXD host): latency p50", "-",
          fmt(col("steady", "p50_ms"), " ms", 2), "report", "-"],
         ["same: p99", "-", fmt(col("steady", "p99_ms"), " ms", 2), "report", "-"],
-        ["DNS: `systemctl stop knot` on the VIP holder, queries lost (every 20 ms, 300 ms timeout)", "-",
+        ["DNS: `systemctl stop knot` on the VIP holder, queries lost (every 20 ms, 100 ms timeout)", "-",
          fmt(planned), "0", verdict(none_lost(planned))],
         ["DNS: knot started again (the VIP comes back), queries lost", "-", fmt(back), "0", verdict(none_lost(back))],
         ["DNS: VIP holder stopped hard (`lxc stop -f`), queries lost", "-", fmt(hard), "report", "-"],
