@@ -120,4 +120,33 @@ fn https_on_the_vip_from_site_yml() {
         let direct = HttpsProbe::new(address(&lb), 443, &www, &ca).expect("probe");
         assert_eq!(direct.get("/", &[]).expect("answer").serial, new, "{lb}");
     }
+
+    // The planned failover over HTTPS: HAProxy stopped on the VIP holder hands
+    // the VIP over first, and back when it starts again; no request fails.
+    let first = topo.holder();
+    for (what, cmd) in [
+        ("stop", "systemctl stop haproxy"),
+        ("start", "systemctl start haproxy"),
+    ] {
+        let running = probe
+            .clone()
+            .interval(Duration::from_millis(20))
+            .max_duration(Duration::from_secs(60))
+            .start();
+        topo.sh(&first, cmd);
+        std::thread::sleep(Duration::from_secs(2));
+        let report = running.stop();
+        eprintln!("HTTPS while HAProxy {what}s on {first}: {report:?}");
+        assert_eq!(
+            report.failed, 0,
+            "HAProxy {what} on the holder {first}: {report:?}"
+        );
+        if what == "stop" {
+            assert_ne!(
+                topo.holder(),
+                first,
+                "the VIP stayed on {first} without HAProxy"
+            );
+        }
+    }
 }
