@@ -34,6 +34,22 @@ pub(crate) fn check(p: &Params) -> Result<(), Fail> {
             "address, port and weight are options of one server: use them with server, or list the backend's servers in servers",
         ));
     }
+    let one_server: Vec<&str> = [
+        ("drain", p.drain),
+        ("shutdown_sessions", p.shutdown_sessions),
+        ("health", p.health),
+        ("agent", p.agent),
+        ("fail_on_not_found", p.fail_on_not_found),
+    ]
+    .into_iter()
+    .filter_map(|(o, set)| set.then_some(o))
+    .collect();
+    if !one_server.is_empty() {
+        return Err(Fail::new(format!(
+            "{} act on one server: use them with server (or host)",
+            one_server.join(", ")
+        )));
+    }
     if !matches!(p.state, State::Present | State::Absent) {
         return Err(Fail::new(format!(
             "state={} applies to one server: set server (the backend itself takes present or absent)",
@@ -112,7 +128,7 @@ pub(crate) fn render(
             name: p.frontend.name.clone(),
             bind: p.frontend.bind.clone(),
             forwardfor: p.forwardfor,
-            backend: p.name.clone(),
+            backend: p.backend().to_string(),
             tls: tls.map(|t| FrontendTls {
                 bind: t.bind.clone(),
                 certificate: t.certificate.clone(),
@@ -122,7 +138,7 @@ pub(crate) fn render(
             extra: p.extra.frontend.clone(),
         }),
         backend: present.then(|| BackendCfg {
-            name: p.name.clone(),
+            name: p.backend().to_string(),
             balance: balance.clone(),
             check_method: hc.method.clone(),
             check_path: hc.path.clone(),
@@ -147,18 +163,20 @@ pub(crate) fn render(
 }
 
 /// The backend's servers from `servers`, each checked; the admin state
-/// (drain, maintenance) a server has in the file is kept.
+/// (drain, maintenance) and a weight percentage a server has in the file are
+/// kept.
 fn merge_servers(p: &Params, old: Option<&BackendInfo>) -> Result<Vec<Server>, Fail> {
     let mut servers = vec![];
     for s in p.servers.as_deref().unwrap_or_default() {
-        let admin = old
+        let (admin, percent) = old
             .and_then(|i| i.servers.iter().find(|o| o.name == s.name))
-            .map_or(Admin::Ready, |o| o.admin);
+            .map_or((Admin::Ready, None), |o| (o.admin, o.percent));
         servers.push(Server {
             name: s.name.clone(),
             address: s.address.clone(),
             port: checks::port("servers.port", s.port)?,
             weight: checks::weight("servers.weight", s.weight)?,
+            percent,
             check: s.check,
             backup: s.backup,
             admin,
@@ -204,7 +222,7 @@ impl Secrets {
                 (Some(kept.value.clone()), Some(kept))
             }
         };
-        if let Some(key) = cookie_key.as_ref().filter(|k| **k != p.name) {
+        if let Some(key) = cookie_key.as_ref().filter(|k| **k != p.backend()) {
             m.hide(key.clone());
         }
         Ok(Secrets {
@@ -245,7 +263,7 @@ impl Live {
         let active = service::is_active(UNIT);
         let (servers, worker) = if active {
             (
-                ctx.sock.servers(&ctx.p.name).ok().flatten(),
+                ctx.sock.servers(ctx.backend()).ok().flatten(),
                 ctx.sock.info().ok().flatten(),
             )
         } else {
@@ -278,8 +296,8 @@ impl Live {
         let config_changed = old_text != Some(wanted.text.as_str());
         let runtime_only = match (old_text, old_info, &self.servers) {
             (Some(old_text), Some(old_info), Some(_)) if p.state == State::Present => {
-                config::without_servers(old_text, &p.name)
-                    == config::without_servers(&wanted.text, &p.name)
+                config::without_servers(old_text, p.backend())
+                    == config::without_servers(&wanted.text, p.backend())
                     && runtime_can_apply(&old_info.servers, &wanted.servers, &wanted.info)
             }
             _ => false,
@@ -295,7 +313,7 @@ pub(crate) fn backend_level(m: &mut Module, mut ctx: Ctx) -> anyhow::Result<()> 
     let old = read_config(m, &p.config_path)?;
     let old_info = old
         .as_ref()
-        .and_then(|o| config::parse_backend(&o.text, &p.name));
+        .and_then(|o| config::parse_backend(&o.text, p.backend()));
 
     // The secrets are read and checked (or made up) first, written only
     // once the whole file renders.
@@ -462,7 +480,7 @@ fn runtime(
     let p = ctx.p;
     let steps = ctx.converge_runtime(
         m,
-        format!("runtime: backend {}", p.name),
+        format!("runtime: backend {}", p.backend()),
         &wanted.servers,
         running,
         &wanted.info,

@@ -14,28 +14,49 @@ use std::net::IpAddr;
 use ansible_module::{syntax, Fail};
 
 use crate::config::{self, BackendInfo};
-use crate::params::{Balance, Params, Stickiness, Tls};
+use crate::params::{Balance, Params, Stickiness, Tls, Weight};
 
 /// Every option of a run, whatever its level: refuses before anything is
 /// read, written or sent.
 pub fn options(p: &Params) -> Result<(), Fail> {
-    name("name", &p.name)?;
+    match (&p.name, &p.server) {
+        // Required but for a server-level run, which then acts on every
+        // backend that has the server (as community.general.haproxy does).
+        (None, None) => return Err(Fail::new("missing required arguments: name")),
+        (Some(n), _) => name("name", n)?,
+        (None, Some(_)) => {}
+    }
     if let Some(server) = &p.server {
         name("server", server)?;
     }
     if let Some(a) = &p.address {
         address("address", a)?;
+        if p.name.is_none() {
+            return Err(Fail::new(
+                "address adds the server to one backend: give name (or backend) with it",
+            ));
+        }
     }
     if let Some(v) = p.port {
         port("port", v)?;
     }
-    if let Some(v) = p.weight {
-        weight("weight", v)?;
+    if let Some(v) = &p.weight {
+        weight_option(v)?;
     }
     if p.wait_timeout < 0 {
         return Err(Fail::new(format!(
             "wait_timeout must be 0 or more seconds, got: {}",
             p.wait_timeout
+        )));
+    }
+    if let Some(v) = p.wait_interval.filter(|v| *v < 0) {
+        return Err(Fail::new(format!(
+            "wait_interval must be 0 or more seconds, got: {v}"
+        )));
+    }
+    if let Some(v) = p.wait_retries.filter(|v| *v < 1) {
+        return Err(Fail::new(format!(
+            "wait_retries must be 1 or more, got: {v}"
         )));
     }
     let given = p.servers.as_deref().unwrap_or_default();
@@ -337,6 +358,52 @@ pub fn weight(what: &str, value: i64) -> Result<u16, Fail> {
     }
 }
 
+/// The `weight` option: an int (or a string of one) from 0 to 256, or a
+/// percentage from `0%` to `100%` of the server's configured weight, as
+/// `community.general.haproxy` takes it. Only the number parsed from it ever
+/// reaches haproxy.cfg or a runtime command.
+pub fn weight_option(value: &serde_json::Value) -> Result<Weight, Fail> {
+    use serde_json::Value;
+    let bad = || {
+        Fail::new(format!(
+            "weight must be a number from 0 to 256 or a percentage of the configured weight from 0% to 100% (\"50%\"), got: {}",
+            match value {
+                Value::String(s) => format!("{s:?}"),
+                other => other.to_string(),
+            }
+        ))
+    };
+    let digits = |s: &str| -> Option<i64> {
+        let s = s.trim();
+        let d = s.strip_prefix('+').unwrap_or(s);
+        if d.is_empty() || d.len() > 6 || !d.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        d.parse().ok()
+    };
+    let absolute = |n: i64| weight("weight", n).map(Weight::Absolute);
+    match value {
+        // Python's True is 1, as for an int option.
+        Value::Bool(b) => absolute(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => absolute(i),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e6 => absolute(f as i64),
+            _ => Err(bad()),
+        },
+        Value::String(s) => match s.trim().strip_suffix('%') {
+            Some(pct) => match digits(pct) {
+                Some(n) if n <= 100 => Ok(Weight::Percent(u16::try_from(n).map_err(|_| bad())?)),
+                Some(n) => Err(Fail::new(format!(
+                    "weight as a percentage must be from 0% to 100% (of the configured weight), got: {n}%"
+                ))),
+                None => Err(bad()),
+            },
+            None => digits(s).map_or_else(|| Err(bad()), absolute),
+        },
+        _ => Err(bad()),
+    }
+}
+
 pub fn unique<'a>(what: &str, names: impl IntoIterator<Item = &'a str>) -> Result<(), Fail> {
     let mut seen = BTreeSet::new();
     let dups: BTreeSet<&str> = names.into_iter().filter(|n| !seen.insert(*n)).collect();
@@ -448,7 +515,58 @@ mod tests {
         assert_eq!(port("p", 8080).ok(), Some(8080));
         assert!(weight("w", 257).is_err() && weight("w", -1).is_err());
         assert!(name("n", "web/1").is_err() && name("n", "web-1").is_ok());
+        assert_eq!(
+            weight_option(&serde_json::json!(10)).ok(),
+            Some(Weight::Absolute(10))
+        );
         let err = unique("server names", ["a", "b", "a"]).unwrap_err();
         assert_eq!(err.msg, "duplicate server names: a");
+    }
+
+    /// `weight` as community.general.haproxy takes it: an int, a string of
+    /// one, or a percentage; anything else is refused naming the option,
+    /// and only the parsed number goes on.
+    #[test]
+    fn weights_absolute_and_percent() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(0), Weight::Absolute(0)),
+            (json!(256), Weight::Absolute(256)),
+            (json!("10"), Weight::Absolute(10)),
+            (json!(" 10 "), Weight::Absolute(10)),
+            (json!(true), Weight::Absolute(1)),
+            (json!(20.0), Weight::Absolute(20)),
+            (json!("50%"), Weight::Percent(50)),
+            (json!("0%"), Weight::Percent(0)),
+            (json!("100%"), Weight::Percent(100)),
+            (json!("+7%"), Weight::Percent(7)),
+        ] {
+            assert_eq!(weight_option(&v).ok(), Some(want), "{v}");
+        }
+        for (v, needle) in [
+            (json!(257), "between 0 and 256"),
+            (json!(-1), "between 0 and 256"),
+            (json!("257"), "between 0 and 256"),
+            (json!("101%"), "from 0% to 100%"),
+            (json!("-5%"), "got: \"-5%\""),
+            (json!("5.5%"), "got: \"5.5%\""),
+            (json!("%"), "got: \"%\""),
+            (json!("50 %x"), "got:"),
+            (json!("1e3"), "got:"),
+            (json!(2.5), "got: 2.5"),
+            (json!([1]), "got: [1]"),
+            (json!({"a": 1}), "got:"),
+            (json!("10;shutdown sessions server web/a"), "got:"),
+            (json!("10\nset server web/a state maint"), "got:"),
+            (json!("50%%"), "got:"),
+            (json!("9999999999%"), "got:"),
+        ] {
+            let e = weight_option(&v).expect_err(&v.to_string());
+            assert!(
+                e.msg.starts_with("weight ") && e.msg.contains(needle),
+                "{v}: {}",
+                e.msg
+            );
+        }
     }
 }

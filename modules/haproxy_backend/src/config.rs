@@ -32,6 +32,11 @@ pub struct Server {
     /// The configured weight; a drained server is written with weight 0 and
     /// this weight in a comment, so enabling it restores it.
     pub weight: u16,
+    /// A weight given as a percentage of `weight` (0-99; 100 is `None`):
+    /// the server runs at that share, written as the line's weight with the
+    /// percentage and the configured weight in a comment, so it holds over
+    /// reloads and runs.
+    pub percent: Option<u16>,
     pub check: bool,
     pub backup: bool,
     pub admin: Admin,
@@ -49,12 +54,32 @@ impl Server {
         self.address.parse::<IpAddr>().is_ok()
     }
 
+    /// The configured weight scaled by the percentage, as HAProxy computes
+    /// `set weight <b>/<s> N%` from the initial weight.
+    pub fn scaled_weight(&self) -> u16 {
+        match self.percent {
+            None => self.weight,
+            Some(p) => {
+                let w = u32::from(self.weight) * u32::from(p) / 100;
+                u16::try_from(w.min(256)).unwrap_or(256)
+            }
+        }
+    }
+
     /// The weight HAProxy runs the server with.
     pub fn effective_weight(&self) -> u16 {
         if self.admin == Admin::Drain {
             0
         } else {
-            self.weight
+            self.scaled_weight()
+        }
+    }
+
+    /// The configured weight as the comment of a line writes it.
+    fn weight_note(&self) -> String {
+        match self.percent {
+            Some(p) => format!("weight {p}% of {}", self.weight),
+            None => format!("weight {}", self.weight),
         }
     }
 
@@ -74,9 +99,12 @@ impl Server {
         match self.admin {
             Admin::Maint => line.push_str(" disabled"),
             Admin::Drain => {
-                let _ = write!(line, "  # drain, weight {}", self.weight);
+                let _ = write!(line, "  # drain, {}", self.weight_note());
             }
             Admin::Ready => {}
+        }
+        if self.admin != Admin::Drain && self.percent.is_some() {
+            let _ = write!(line, "  # {}", self.weight_note());
         }
         line
     }
@@ -198,6 +226,7 @@ pub fn parse_server_line(line: &str) -> Option<Server> {
         address: address.trim_matches(['[', ']']).to_string(),
         port: port.parse().ok()?,
         weight: 1,
+        percent: None,
         check: false,
         backup: false,
         admin: Admin::Ready,
@@ -216,17 +245,57 @@ pub fn parse_server_line(line: &str) -> Option<Server> {
         }
         i += 1;
     }
-    let comment = line.split_once('#').map(|(_, c)| c).unwrap_or_default();
-    if server.admin == Admin::Ready && comment.trim_start().starts_with("drain") {
+    // The comment keeps what the line's weight does not say: `drain,
+    // weight 100` (drained, configured at 100), `weight 50% of 100` (running
+    // at half of 100), or both.
+    let comment = line
+        .split_once('#')
+        .map(|(_, c)| c.trim())
+        .unwrap_or_default();
+    let (drained, note) = match comment.strip_prefix("drain") {
+        Some(rest) => (true, rest.trim_start_matches(',').trim()),
+        None => (false, comment),
+    };
+    let drained = drained && server.admin == Admin::Ready;
+    if drained {
         server.admin = Admin::Drain;
-        if let Some(w) = comment
-            .split_once("weight")
-            .and_then(|(_, rest)| rest.trim().parse().ok())
-        {
-            server.weight = w;
+    }
+    if let Some(w) = note.strip_prefix("weight").map(str::trim) {
+        match w.split_once("% of ") {
+            Some((pct, base)) => {
+                if let (Ok(pct), Ok(base)) = (pct.trim().parse::<u16>(), base.trim().parse::<u16>())
+                {
+                    if pct < 100 && base <= 256 {
+                        server.weight = base;
+                        server.percent = Some(pct);
+                    }
+                }
+            }
+            None if drained => {
+                if let Ok(base) = w.parse() {
+                    server.weight = base;
+                }
+            }
+            None => {}
         }
     }
     Some(server)
+}
+
+/// The backends (and listen sections) of the file that have a server named
+/// `server`, in file order.
+pub fn backends_with_server(text: &str, server: &str) -> Vec<String> {
+    let (_, sections) = split_sections(text);
+    sections
+        .iter()
+        .filter(|s| s.kind == "backend" || s.kind == "listen")
+        .filter(|s| {
+            s.lines[1..]
+                .iter()
+                .any(|l| is_server_line(l) && words(l).get(1) == Some(&server))
+        })
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// The backend `name` as the file has it, if it is there.
@@ -558,6 +627,7 @@ mod tests {
             address: "10.231.0.101".into(),
             port: 80,
             weight: 100,
+            percent: None,
             check: true,
             backup: false,
             admin,
@@ -667,6 +737,76 @@ mod tests {
         }
         let drained = server("web1", Admin::Drain).config_line();
         assert!(drained.contains("weight 0 check"), "{drained}");
+        // A weight given as a percentage: the line runs at the share, the
+        // comment keeps the configured weight, in every state.
+        for admin in [Admin::Ready, Admin::Drain, Admin::Maint] {
+            let s = Server {
+                percent: Some(50),
+                ..server("web1", admin)
+            };
+            assert_eq!(parse_server_line(&s.config_line()), Some(s));
+        }
+        let half = Server {
+            percent: Some(50),
+            weight: 30,
+            ..server("web1", Admin::Ready)
+        };
+        assert_eq!(
+            half.config_line(),
+            "    server web1 10.231.0.101:80 weight 15 check  # weight 50% of 30"
+        );
+        let drained_half = Server {
+            admin: Admin::Drain,
+            ..half.clone()
+        };
+        assert_eq!(
+            drained_half.config_line(),
+            "    server web1 10.231.0.101:80 weight 0 check  # drain, weight 50% of 30"
+        );
+        let maint_half = Server {
+            admin: Admin::Maint,
+            ..half.clone()
+        };
+        assert_eq!(
+            maint_half.config_line(),
+            "    server web1 10.231.0.101:80 weight 15 check disabled  # weight 50% of 30"
+        );
+        // Files written before percentages keep reading as they did.
+        assert_eq!(
+            parse_server_line("    server a 10.0.0.1:80 weight 0 check  # drain, weight 100"),
+            Some(Server {
+                name: "a".into(),
+                address: "10.0.0.1".into(),
+                ..server("a", Admin::Drain)
+            })
+        );
+        // HAProxy's arithmetic: integer, of the configured weight.
+        for (weight, percent, want) in [
+            (100, 50, 50),
+            (1, 50, 0),
+            (3, 33, 0),
+            (256, 99, 253),
+            (10, 0, 0),
+        ] {
+            let s = Server {
+                weight,
+                percent: Some(percent),
+                ..server("a", Admin::Ready)
+            };
+            assert_eq!(s.scaled_weight(), want, "{weight} at {percent}%");
+            assert_eq!(s.effective_weight(), want);
+        }
+    }
+
+    #[test]
+    fn backends_with_a_server_are_found_by_its_name() {
+        let text = "backend www\n    server lb1 10.0.0.1:80 weight 100 check\n    server lb2 10.0.0.2:80 weight 100\n\
+                    backend api\n    server lb1 10.0.0.1:8080 weight 100  # a comment naming lb2\n\
+                    listen stats\n    bind *:8404\n    server lb2x 10.0.0.9:80\n\
+                    frontend f\n    server lb1 10.0.0.1:80\n";
+        assert_eq!(backends_with_server(text, "lb1"), vec!["www", "api"]);
+        assert_eq!(backends_with_server(text, "lb2"), vec!["www"]);
+        assert!(backends_with_server(text, "lb3").is_empty());
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub(crate) fn read_config(m: &mut Module, path: &str) -> Result<Option<Old>, Fai
 pub(crate) fn hide_kept_secrets(m: &mut Module, p: &Params) {
     for path in [&p.stats.password_file, &p.cookie.key_file] {
         if let Ok(Some(secret)) = crate::secret::read(path) {
-            if secret != p.name && crate::secret::check("secret", &secret).is_ok() {
+            if secret != p.backend() && crate::secret::check("secret", &secret).is_ok() {
                 m.hide(secret);
             }
         }

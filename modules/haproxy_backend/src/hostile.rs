@@ -97,7 +97,12 @@ fn opt(
 fn options() -> Vec<Opt> {
     let path = "/run/zqmark/f";
     vec![
-        opt("name", |v| json!({ "name": v }), MARKER, |p| p.name.clone()),
+        opt(
+            "name",
+            |v| json!({ "name": v }),
+            MARKER,
+            |p| p.backend().to_string(),
+        ),
         opt(
             "servers.name",
             |v| json!({"servers": [{"name": v, "address": "10.231.0.101"}]}),
@@ -418,7 +423,7 @@ fn outcome(opt: &Opt, value: &str) -> Result<(String, Vec<String>), String> {
             let server::ServerChange {
                 servers,
                 server: desired,
-            } = server::wanted(&p, &info, &name).map_err(|e| e.msg)?;
+            } = server::wanted(&p, "web", &info, &name).map_err(|e| e.msg)?;
             let edited = config::replace_servers(&text, "web", &servers).ok_or("no backend")?;
             let s = desired.ok_or("no server")?;
             let step = if info.servers.iter().any(|o| o.name == s.name) {

@@ -7,6 +7,11 @@
 //! runtime API and writes the file without a reload. With `server` it changes
 //! one server at runtime (add, remove, drain, maintenance, weight) and keeps the
 //! file in step, so the file is the truth for the next reload or restart.
+//! A task written for `community.general.haproxy` runs unchanged but for the
+//! module's name: its option names are aliases or options here (`host`,
+//! `socket`, `wait_interval`, `wait_retries`, `drain`, `shutdown_sessions`,
+//! `health`, `agent`, `fail_on_not_found`, a weight in percent), and without
+//! a backend named the server is changed in every backend that has it.
 
 mod applied;
 mod backend;
@@ -21,8 +26,6 @@ pub mod runtime;
 mod secret;
 mod server;
 mod tls;
-
-use std::time::Duration;
 
 use ansible_module::{Module, ModuleSpec};
 
@@ -39,11 +42,14 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let p: Params = m.parse()?;
     // Every option is checked before anything is read, written or sent.
     checks::options(&p)?;
-    m.set("backend", &p.name);
+    if let Some(name) = &p.name {
+        m.set("backend", name);
+    }
     m.set("config_path", &p.config_path);
     let ctx = Ctx {
         sock: Socket::new(&p.admin_socket),
-        timeout: Duration::from_secs(p.wait_timeout.unsigned_abs()),
+        timeout: p.wait_limit(),
+        backend: p.backend().to_string(),
         p: &p,
         actions: vec![],
     };

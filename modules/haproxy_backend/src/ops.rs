@@ -23,6 +23,9 @@ const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) struct Ctx<'a> {
     pub(crate) p: &'a Params,
+    /// The backend acted on (a server-level run over several backends
+    /// changes it between them).
+    pub(crate) backend: String,
     pub(crate) sock: Socket,
     pub(crate) timeout: Duration,
     /// Runtime API commands sent (or, in check mode, that would be sent).
@@ -37,6 +40,20 @@ pub(crate) enum Step {
     Weight(String, u16),
     State(String, Admin),
     Remove(String),
+    /// `enable health` (true) or `disable health` (false).
+    Health(String, bool),
+    /// `enable agent` (true) or `disable agent` (false).
+    Agent(String, bool),
+    /// `shutdown sessions server`.
+    Shutdown(String),
+}
+
+fn toggle(on: bool) -> &'static str {
+    if on {
+        "enable"
+    } else {
+        "disable"
+    }
 }
 
 impl Step {
@@ -51,20 +68,39 @@ impl Step {
             Step::Weight(n, w) => format!("set server {backend}/{n} weight {w}"),
             Step::State(n, a) => format!("set server {backend}/{n} state {}", a.as_str()),
             Step::Remove(n) => format!("del server {backend}/{n}"),
+            Step::Health(n, on) => format!("{} health {backend}/{n}", toggle(*on)),
+            Step::Agent(n, on) => format!("{} agent {backend}/{n}", toggle(*on)),
+            Step::Shutdown(n) => format!("shutdown sessions server {backend}/{n}"),
         }
     }
 
     pub(crate) fn server(&self) -> &str {
         match self {
             Step::Add(s) | Step::Addr(s) => &s.name,
-            Step::Weight(n, _) | Step::State(n, _) | Step::Remove(n) => n,
+            Step::Weight(n, _)
+            | Step::State(n, _)
+            | Step::Remove(n)
+            | Step::Health(n, _)
+            | Step::Agent(n, _)
+            | Step::Shutdown(n) => n,
         }
+    }
+}
+
+/// The admin state of running server `r` as compared with `d`: a server
+/// meant to be ready at weight 0 (`weight: 0` or `"0%"`) is ready, not
+/// drained, when HAProxy's flags say so.
+pub(crate) fn running_admin(r: &RtServer, d: &Server) -> Admin {
+    if d.admin == Admin::Ready && d.effective_weight() == 0 {
+        r.admin_by_flags()
+    } else {
+        r.admin()
     }
 }
 
 /// What it takes to bring the running servers to `desired`; servers running
 /// but not desired are removed.
-fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
+pub(crate) fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
     let mut steps = vec![];
     for d in desired {
         let Some(r) = running.iter().find(|r| r.name == d.name) else {
@@ -74,11 +110,11 @@ fn plan(desired: &[Server], running: &[RtServer]) -> Vec<Step> {
         if d.has_ip() && (r.address != d.address || r.port != d.port) {
             steps.push(Step::Addr(d.clone()));
         }
-        if r.admin() != d.admin {
+        if running_admin(r, d) != d.admin {
             steps.push(Step::State(d.name.clone(), d.admin));
         }
-        if d.admin == Admin::Ready && r.weight != d.weight {
-            steps.push(Step::Weight(d.name.clone(), d.weight));
+        if d.admin == Admin::Ready && r.weight != d.effective_weight() {
+            steps.push(Step::Weight(d.name.clone(), d.effective_weight()));
         }
     }
     for r in running {
@@ -122,16 +158,20 @@ fn describe_desired(servers: &[Server]) -> String {
 }
 
 pub(crate) fn server_json(s: &Server) -> Value {
-    json!({
+    let mut v = json!({
         "name": s.name, "address": s.address, "port": s.port, "weight": s.weight,
         "check": s.check, "backup": s.backup,
         "state": match s.admin { Admin::Ready => "enabled", Admin::Drain => "drain", Admin::Maint => "maint" },
-    })
+    });
+    if let Some(p) = s.percent {
+        v["weight_percent"] = json!(p);
+    }
+    v
 }
 
 impl Ctx<'_> {
     pub(crate) fn backend(&self) -> &str {
-        &self.p.name
+        &self.backend
     }
 
     pub(crate) fn cmd(&mut self, command: String, ok: &[&str]) -> Result<(), Fail> {
@@ -164,11 +204,11 @@ impl Ctx<'_> {
             describe_desired(desired),
         ));
         if m.check_mode() {
-            let described = steps
+            let described: Vec<String> = steps
                 .iter()
                 .map(|s| s.describe(self.backend(), &info.default_server))
                 .collect();
-            self.actions = described;
+            self.actions.extend(described);
         } else {
             self.execute(&steps, info)?;
         }
@@ -221,6 +261,9 @@ impl Ctx<'_> {
                     self.cmd(format!("set server {b}/{n} state {}", a.as_str()), &[])?;
                 }
                 Step::Remove(n) => self.remove(n)?,
+                Step::Health(..) | Step::Agent(..) | Step::Shutdown(..) => {
+                    self.cmd(step.describe(&b, &info.default_server), &[])?;
+                }
             }
         }
         Ok(())
@@ -292,21 +335,22 @@ impl Ctx<'_> {
                     continue;
                 };
                 let n = sessions.get(&s.name).copied().unwrap_or(0);
+                let admin = running_admin(r, s);
                 match s.admin {
-                    Admin::Ready if r.admin() != Admin::Ready || r.op_state != OP_RUNNING => {
+                    Admin::Ready if admin != Admin::Ready || r.op_state != OP_RUNNING => {
                         pending.push(format!(
                             "{} to be up (it is {}, {}; is its health check passing?)",
                             s.name,
-                            r.admin().as_str(),
+                            admin.as_str(),
                             r.op_name()
                         ));
                     }
-                    Admin::Drain | Admin::Maint if r.admin() != s.admin || n > 0 => {
+                    Admin::Drain | Admin::Maint if admin != s.admin || n > 0 => {
                         pending.push(format!(
                             "{} to be {} with no sessions (it is {}, {n} session(s))",
                             s.name,
                             s.admin.as_str(),
-                            r.admin().as_str()
+                            admin.as_str()
                         ));
                     }
                     _ => {}
@@ -470,6 +514,7 @@ mod tests {
             address: "10.231.0.5".into(),
             port: 80,
             weight,
+            percent: None,
             check: true,
             backup: false,
             admin,
@@ -484,6 +529,59 @@ mod tests {
             op_state: 2,
             admin_flags: flags,
             weight,
+            check_state: 6,
+            agent_state: 0,
+        }
+    }
+
+    /// A weight given as a percentage runs at its share of the configured
+    /// weight; a server meant to be ready at weight 0 is not taken for a
+    /// drained one (which would set it ready on every run).
+    #[test]
+    fn percent_weights_and_weight_zero_converge() {
+        let half = Server {
+            percent: Some(50),
+            ..srv("a", Admin::Ready, 30)
+        };
+        assert_eq!(
+            plan(std::slice::from_ref(&half), &[rt("a", 0, 30)]),
+            vec![Step::Weight("a".into(), 15)]
+        );
+        assert!(plan(std::slice::from_ref(&half), &[rt("a", 0, 15)]).is_empty());
+        let zero = Server {
+            percent: Some(0),
+            ..srv("a", Admin::Ready, 30)
+        };
+        assert_eq!(
+            plan(std::slice::from_ref(&zero), &[rt("a", 0, 30)]),
+            vec![Step::Weight("a".into(), 0)]
+        );
+        assert!(plan(std::slice::from_ref(&zero), &[rt("a", 0, 0)]).is_empty());
+        assert!(plan(&[srv("a", Admin::Ready, 0)], &[rt("a", 0, 0)]).is_empty());
+        // Drained by the flag: set ready, then weight 0 stays.
+        assert_eq!(
+            plan(&[srv("a", Admin::Ready, 0)], &[rt("a", 8, 0)]),
+            vec![Step::State("a".into(), Admin::Ready)]
+        );
+        // The new server's `add server` runs at the share too.
+        assert!(half.add_args("").starts_with("10.231.0.5:80 weight 15 "));
+        assert_eq!(server_json(&half)["weight_percent"], serde_json::json!(50));
+        assert!(server_json(&srv("a", Admin::Ready, 1))
+            .get("weight_percent")
+            .is_none());
+    }
+
+    #[test]
+    fn community_general_steps_are_one_command_each() {
+        for (step, want) in [
+            (Step::Health("a".into(), false), "disable health web/a"),
+            (Step::Health("a".into(), true), "enable health web/a"),
+            (Step::Agent("a".into(), false), "disable agent web/a"),
+            (Step::Agent("a".into(), true), "enable agent web/a"),
+            (Step::Shutdown("a".into()), "shutdown sessions server web/a"),
+        ] {
+            assert_eq!(step.describe("web", ""), want);
+            assert_eq!(step.server(), "a");
         }
     }
 

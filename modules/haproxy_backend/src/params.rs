@@ -5,15 +5,22 @@ use serde::Deserialize;
 
 pub const SPEC: &str = r#"{
   "argument_spec": {
-    "name": {"type": "str", "required": true, "aliases": ["backend"]},
+    "name": {"type": "str", "aliases": ["backend"]},
     "state": {"type": "str", "default": "present",
               "choices": ["present", "absent", "enabled", "disabled", "drain", "maint"]},
-    "server": {"type": "str"},
+    "server": {"type": "str", "aliases": ["host"]},
     "address": {"type": "str"},
     "port": {"type": "int"},
-    "weight": {"type": "int"},
+    "weight": {"type": "raw"},
     "wait": {"type": "bool", "default": false},
     "wait_timeout": {"type": "int", "default": 60},
+    "wait_interval": {"type": "int"},
+    "wait_retries": {"type": "int"},
+    "drain": {"type": "bool", "default": false},
+    "shutdown_sessions": {"type": "bool", "default": false},
+    "health": {"type": "bool", "default": false},
+    "agent": {"type": "bool", "default": false},
+    "fail_on_not_found": {"type": "bool", "default": false},
     "servers": {"type": "list", "elements": "dict", "options": {
       "name": {"type": "str", "required": true},
       "address": {"type": "str", "required": true},
@@ -74,7 +81,7 @@ pub const SPEC: &str = r#"{
       "backend": {"type": "list", "elements": "str", "default": []}
     }},
     "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
-    "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+    "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock", "aliases": ["socket"]},
     "validate": {"type": "str", "default": "haproxy -c -q -f %s"}
   },
   "mutually_exclusive": [["server", "servers"]],
@@ -166,16 +173,40 @@ pub enum Stickiness {
     Source,
 }
 
+/// A server's `weight` option: absolute, or a percentage of the weight it is
+/// configured with (`community.general.haproxy`'s `"50%"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weight {
+    Absolute(u16),
+    Percent(u16),
+}
+
+/// `community.general.haproxy`'s defaults for `wait_interval` and
+/// `wait_retries`, used for the one not given when the other is.
+pub const CG_WAIT_INTERVAL: i64 = 5;
+pub const CG_WAIT_RETRIES: i64 = 25;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Params {
-    pub name: String,
+    /// The backend; `None` (server level only): every backend that has the
+    /// server.
+    pub name: Option<String>,
     pub state: State,
     pub server: Option<String>,
     pub address: Option<String>,
     pub port: Option<i64>,
-    pub weight: Option<i64>,
+    /// An int, or a string of one, or `"N%"` (see `checks::weight_option`).
+    pub weight: Option<serde_json::Value>,
     pub wait: bool,
     pub wait_timeout: i64,
+    pub wait_interval: Option<i64>,
+    pub wait_retries: Option<i64>,
+    /// With `state=disabled`: drain first, then maintenance.
+    pub drain: bool,
+    pub shutdown_sessions: bool,
+    pub health: bool,
+    pub agent: bool,
+    pub fail_on_not_found: bool,
     pub servers: Option<Vec<ServerParam>>,
     pub balance: Balance,
     pub health_check: HealthCheck,
@@ -189,6 +220,28 @@ pub struct Params {
     pub config_path: String,
     pub admin_socket: String,
     pub validate: String,
+}
+
+impl Params {
+    /// The backend named by `name` (empty when none is: a server-level run
+    /// over every backend that has the server).
+    pub fn backend(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    /// How long `wait` waits: `wait_interval` x (`wait_retries` - 1) seconds
+    /// when either is given (as `community.general.haproxy` counts: its
+    /// first check is its first retry), else `wait_timeout`.
+    pub fn wait_limit(&self) -> std::time::Duration {
+        let secs = if self.wait_interval.is_some() || self.wait_retries.is_some() {
+            let interval = self.wait_interval.unwrap_or(CG_WAIT_INTERVAL).max(0);
+            let retries = self.wait_retries.unwrap_or(CG_WAIT_RETRIES).max(1);
+            interval.saturating_mul(retries - 1)
+        } else {
+            self.wait_timeout
+        };
+        std::time::Duration::from_secs(secs.unsigned_abs())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,5 +416,40 @@ mod tests {
             sticky,
             [Stickiness::None, Stickiness::Cookie, Stickiness::Source]
         );
+    }
+
+    /// `wait_interval` and `wait_retries` as community.general.haproxy
+    /// counts them (its checks are `range(1, wait_retries)`, a sleep after
+    /// each), its defaults for the one not given; else `wait_timeout`.
+    #[test]
+    fn wait_limit_follows_community_general_when_asked() {
+        let limit = |timeout: i64, interval: Option<i64>, retries: Option<i64>| {
+            let mut v: Value = serde_json::from_str(
+                r#"{"name": "web", "state": "present", "wait": true, "wait_timeout": 60,
+                "drain": false, "shutdown_sessions": false, "health": false, "agent": false,
+                "fail_on_not_found": false, "balance": "roundrobin", "forwardfor": true,
+                "stickiness": "none",
+                "health_check": {"method": "OPTIONS", "path": "/", "expect_status": 200, "interval": "2s", "rise": 2, "fall": 3},
+                "frontend": {"name": "http_in", "bind": "*:80"},
+                "cookie": {"name": "SERVERID", "key_file": "/k"},
+                "stats": {"enabled": false, "bind": "*:8404", "uri": "/s", "user": "stats", "password_file": "/p"},
+                "timeouts": {"connect": "5s", "client": "50s", "server": "50s", "http_request": "10s", "queue": "30s"},
+                "extra": {"global": [], "defaults": [], "frontend": [], "backend": []},
+                "config_path": "/c", "admin_socket": "/s", "validate": "x %s"}"#,
+            )
+            .expect("json");
+            v["wait_timeout"] = timeout.into();
+            v["wait_interval"] = serde_json::json!(interval);
+            v["wait_retries"] = serde_json::json!(retries);
+            let p: Params = serde_json::from_value(v).expect("params");
+            p.wait_limit().as_secs()
+        };
+        assert_eq!(limit(60, None, None), 60);
+        assert_eq!(limit(7, None, None), 7);
+        assert_eq!(limit(60, Some(5), Some(10)), 45);
+        assert_eq!(limit(60, Some(60), Some(60)), 3540);
+        assert_eq!(limit(60, Some(2), None), 48, "25 retries by default");
+        assert_eq!(limit(60, None, Some(3)), 10, "every 5 s by default");
+        assert_eq!(limit(60, Some(5), Some(1)), 0, "one check");
     }
 }

@@ -47,6 +47,10 @@ const ADMF_RMAINT: u32 = 0x20;
 /// `srv_op_state` of a server that is up.
 pub const OP_RUNNING: u8 = 2;
 
+/// `srv_check_state` / `srv_agent_state` bits (HAProxy's `CHK_ST_*`).
+const CHK_ST_CONFIGURED: u32 = 0x02;
+const CHK_ST_ENABLED: u32 = 0x04;
+
 /// One server as the running HAProxy has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtServer {
@@ -56,18 +60,48 @@ pub struct RtServer {
     pub op_state: u8,
     pub admin_flags: u32,
     pub weight: u16,
+    /// The health check's and the agent check's `CHK_ST_*` bits.
+    pub check_state: u32,
+    pub agent_state: u32,
 }
 
 impl RtServer {
+    /// The admin state; a server at weight 0 gets no new traffic, which is
+    /// what a drain is (a drained server read back from the file after a
+    /// reload runs at weight 0 without the drain flag).
     pub fn admin(&self) -> Admin {
+        match self.admin_by_flags() {
+            Admin::Ready if self.weight == 0 => Admin::Drain,
+            a => a,
+        }
+    }
+
+    /// The admin state by HAProxy's flags alone.
+    pub fn admin_by_flags(&self) -> Admin {
         // HAProxy's own SRV_ADMF_MAINT mask.
         if self.admin_flags & (ADMF_FMAINT | ADMF_IMAINT | ADMF_RMAINT) != 0 {
             Admin::Maint
-        } else if self.admin_flags & (ADMF_FDRAIN | ADMF_IDRAIN) != 0 || self.weight == 0 {
+        } else if self.admin_flags & (ADMF_FDRAIN | ADMF_IDRAIN) != 0 {
             Admin::Drain
         } else {
             Admin::Ready
         }
+    }
+
+    /// `(configured, enabled)` of the health check.
+    pub fn health(&self) -> (bool, bool) {
+        (
+            self.check_state & CHK_ST_CONFIGURED != 0,
+            self.check_state & CHK_ST_ENABLED != 0,
+        )
+    }
+
+    /// `(configured, enabled)` of the agent check.
+    pub fn agent(&self) -> (bool, bool) {
+        (
+            self.agent_state & CHK_ST_CONFIGURED != 0,
+            self.agent_state & CHK_ST_ENABLED != 0,
+        )
     }
 
     pub fn op_name(&self) -> &'static str {
@@ -225,6 +259,8 @@ pub fn parse_servers_state(answer: &str) -> Option<Vec<RtServer>> {
             op_state: get("srv_op_state").parse().unwrap_or(0),
             admin_flags: get("srv_admin_state").parse().unwrap_or(0),
             weight: get("srv_uweight").parse().unwrap_or(0),
+            check_state: get("srv_check_state").parse().unwrap_or(0),
+            agent_state: get("srv_agent_state").parse().unwrap_or(0),
         });
     }
     Some(servers)
@@ -276,6 +312,9 @@ mod tests {
             ("10.231.0.125", 80)
         );
         assert!(parse_servers_state("Can't find backend.\n").is_none());
+        assert_eq!(servers[0].health(), (true, true), "check state 6");
+        assert_eq!(servers[1].health(), (true, false), "check state 2");
+        assert_eq!(servers[0].agent(), (false, false));
         // Enabled after a reload from a config that had it `disabled`.
         let enabled = RtServer {
             admin_flags: 4,

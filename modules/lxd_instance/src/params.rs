@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Same names and defaults as `community.general.lxd_container`, plus ours
-/// (`config_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
+/// (`config_mode`, `devices_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
 /// `wait_for_ipv4_interfaces`, `server_cert`, `server_cert_fingerprint`,
 /// `description`, `show_secrets`).
 pub const SPEC: &str = r#"{
@@ -21,6 +21,7 @@ pub const SPEC: &str = r#"{
     "config_mode": {"type": "str", "default": "merge", "choices": ["merge", "replace"]},
     "ignore_volatile_options": {"type": "bool", "default": false},
     "devices": {"type": "dict"},
+    "devices_mode": {"type": "str", "choices": ["merge", "replace"]},
     "profiles": {"type": "list", "elements": "str"},
     "ephemeral": {"type": "bool"},
     "cloud_init": {"type": "dict", "options": {
@@ -102,7 +103,8 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// `config_mode`: whether keys the task does not name are kept.
+/// `config_mode` (and `devices_mode`): whether keys (devices) the task does
+/// not name are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigMode {
@@ -131,6 +133,8 @@ pub struct Params {
     pub config: Option<Map<String, Value>>,
     pub config_mode: ConfigMode,
     pub devices: Option<Map<String, Value>>,
+    /// `None`: as `config_mode`.
+    pub devices_mode: Option<ConfigMode>,
     pub profiles: Option<Vec<String>>,
     pub ephemeral: Option<bool>,
     pub cloud_init: Option<CloudInit>,
@@ -178,10 +182,12 @@ mod tests {
             assert_eq!(serde_json::to_value(v).ok(), Some(c.clone()));
             assert_eq!(Some(v.to_string().as_str()), c.as_str());
         }
-        let modes: Vec<ConfigMode> = choices("config_mode")
-            .into_iter()
-            .map(|c| serde_json::from_value(c).expect("config_mode"))
-            .collect();
-        assert_eq!(modes, [ConfigMode::Merge, ConfigMode::Replace]);
+        for option in ["config_mode", "devices_mode"] {
+            let modes: Vec<ConfigMode> = choices(option)
+                .into_iter()
+                .map(|c| serde_json::from_value(c).expect(option))
+                .collect();
+            assert_eq!(modes, [ConfigMode::Merge, ConfigMode::Replace], "{option}");
+        }
     }
 }

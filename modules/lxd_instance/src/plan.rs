@@ -22,7 +22,11 @@ pub struct Desired {
     pub profiles: Option<Vec<String>>,
     pub ephemeral: Option<bool>,
     pub description: Option<String>,
+    /// Config keys the task does not name are removed (`config_mode`).
     pub replace: bool,
+    /// Devices the task does not name are removed (`devices_mode`, else
+    /// `config_mode`).
+    pub replace_devices: bool,
 }
 
 /// What an update would change.
@@ -163,6 +167,7 @@ pub fn desired(p: &Params) -> Result<Desired> {
         ephemeral: p.ephemeral,
         description: p.description.clone(),
         replace: p.config_mode == ConfigMode::Replace,
+        replace_devices: p.devices_mode.unwrap_or(p.config_mode) == ConfigMode::Replace,
     })
 }
 
@@ -304,13 +309,15 @@ fn merge_config(current: &Value, d: &Desired, changes: &mut Vec<String>) -> Map<
     config
 }
 
-/// Devices: the instance's own (not those from profiles).
+/// Devices: the instance's own (not those from profiles). With
+/// `replace_devices` the ones given are the whole set, as
+/// community.general.lxd_container has it.
 fn merge_devices(current: &Value, d: &Desired, changes: &mut Vec<String>) -> Map<String, Value> {
     let old_devices = str_map(current.get("devices"));
     let Some(want) = &d.devices else {
         return old_devices;
     };
-    let mut devices = if d.replace {
+    let mut devices = if d.replace_devices {
         Map::new()
     } else {
         old_devices.clone()
@@ -523,6 +530,63 @@ mod tests {
         assert_eq!(update(&cur, &d), None);
         let d = desired(&params(json!({"devices": {"x": {"path": "/x"}}})));
         assert!(d.is_err());
+    }
+
+    /// `devices_mode: replace` makes the devices given the whole set (as
+    /// community.general.lxd_container does) while config keys still merge;
+    /// without it devices follow `config_mode`.
+    #[test]
+    fn devices_replace_or_merge() {
+        let mut cur = current();
+        cur["devices"] = json!({
+            "web": {"type": "proxy", "listen": "tcp:0.0.0.0:80", "connect": "tcp:127.0.0.1:80"},
+            "data": {"type": "disk", "source": "/srv/data", "path": "/data"},
+        });
+        let web = json!({"web": {"type": "proxy", "listen": "tcp:0.0.0.0:80", "connect": "tcp:127.0.0.1:80"}});
+
+        // Merge (the default): the device not given stays.
+        let d = desired(&params(json!({"devices": web}))).expect("desired");
+        assert!(!d.replace_devices);
+        assert_eq!(update(&cur, &d), None);
+
+        // Replace: it goes; config keys not given stay.
+        let d = desired(&params(
+            json!({"devices": web, "devices_mode": "replace", "config": {"limits.cpu": "2"}}),
+        ))
+        .expect("desired");
+        let u = update(&cur, &d).expect("change");
+        assert_eq!(
+            u.changes,
+            vec!["config limits.cpu: \"1\" -> \"2\"", "device data: removed"]
+        );
+        assert_eq!(u.body["devices"], web);
+        assert_eq!(u.body["config"]["user.note"], json!("x"));
+
+        // config_mode replace, devices_mode merge: keys go, devices stay.
+        let d = desired(&params(json!({"devices": web, "config_mode": "replace", "devices_mode": "merge", "config": {"limits.cpu": "1"}})))
+            .expect("desired");
+        let u = update(&cur, &d).expect("change");
+        assert_eq!(u.changes, vec!["config user.note: removed"]);
+        assert!(u.body["devices"].get("data").is_some());
+
+        // config_mode replace alone replaces devices too, as before.
+        let d = desired(&params(json!({"devices": web, "config_mode": "replace", "config": {"limits.cpu": "1", "user.note": "x"}})))
+            .expect("desired");
+        assert_eq!(
+            update(&cur, &d).expect("change").changes,
+            vec!["device data: removed"]
+        );
+
+        // No devices option: nothing about devices changes, in any mode.
+        let d = desired(&params(json!({"devices_mode": "replace"}))).expect("desired");
+        assert_eq!(update(&cur, &d), None);
+        // An empty set replaces with nothing.
+        let d =
+            desired(&params(json!({"devices": {}, "devices_mode": "replace"}))).expect("desired");
+        assert_eq!(
+            update(&cur, &d).expect("change").changes,
+            vec!["device web: removed", "device data: removed"]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn lifecycle_is_idempotent_with_check_mode_and_diff() {
@@ -157,6 +157,53 @@ fn lifecycle_is_idempotent_with_check_mode_and_diff() {
     assert_eq!(r["diff"]["after"], json!(""));
     assert_eq!(result(&run, "absent again")["changed"], json!(false));
     assert!(lxd_instance(&name).is_none(), "{name} still exists");
+}
+
+/// `devices` as community.general.lxd_container sets them
+/// (`devices_mode: replace`: the given devices are the whole set), next to
+/// the default, which keeps devices not listed; config keys merge either way.
+/// A stopped instance: created, never started, changed while stopped.
+#[test]
+fn devices_replace_or_merge_on_a_real_instance() {
+    let (name, _cleanup) = instance("t-lxd-dev");
+    let proxy = |port: u16| json!({"type": "proxy", "listen": format!("tcp:127.0.0.1:{port}"), "connect": "tcp:127.0.0.1:80"});
+    let stopped = |extra: Value| with(base_args(&name), with(json!({"state": "stopped"}), extra));
+    let two = stopped(json!({
+        "devices": {"a": proxy(8081), "b": proxy(8082)},
+        "config": {"user.note": "kept"},
+    }));
+    let only_a = stopped(json!({
+        "devices": {"a": proxy(8081)},
+        "devices_mode": "replace",
+        "config": {"user.other": "x"},
+    }));
+    let add_c = stopped(json!({"devices": {"c": proxy(8083)}}));
+    let run = play(vec![
+        task("two devices", two, json!({})),
+        task("replace with a", only_a.clone(), json!({"diff": true})),
+        task("replace again", only_a, json!({})),
+        task("merge c", add_c.clone(), json!({})),
+        task("merge again", add_c, json!({})),
+    ]);
+    run.assert_ok();
+    assert_eq!(result(&run, "two devices")["actions"], json!(["create"]));
+    let r = result(&run, "replace with a");
+    assert_eq!(r["actions"], json!(["apply_instance_configs"]), "{r}");
+    let log = r["log_verbose"].to_string();
+    assert!(log.contains("device b: removed"), "{r}");
+    assert_eq!(result(&run, "replace again")["changed"], json!(false));
+    assert_eq!(result(&run, "merge c")["changed"], json!(true));
+    assert_eq!(result(&run, "merge again")["changed"], json!(false));
+    let inst = lxd_instance(&name).expect("exists");
+    let mut devices: Vec<&String> = inst["devices"]
+        .as_object()
+        .map(|d| d.keys().collect())
+        .unwrap_or_default();
+    devices.sort();
+    assert_eq!(devices, ["a", "c"], "{inst}");
+    assert_eq!(inst["config"]["user.note"], json!("kept"), "config merged");
+    assert_eq!(inst["config"]["user.other"], json!("x"));
+    assert_eq!(status(&name).as_deref(), Some("Stopped"));
 }
 
 #[test]
