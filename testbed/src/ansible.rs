@@ -223,3 +223,24 @@ impl Run {
             .sum()
     }
 }
+
+/// A task running `module` (`ansible.legacy.<module>`) with `args`, YAML with
+/// one option per line; its failure is kept for the test to read
+/// (`ignore_errors`).
+pub fn module_task(module: &str, name: &str, args: &str) -> String {
+    format!(
+        "    - name: {name}\n      ansible.legacy.{module}:\n{}\n      ignore_errors: true\n",
+        args.lines()
+            .map(|l| format!("        {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// One play of `tasks` on the `targets` group, facts not gathered.
+pub fn play(name: &str, tasks: &[String]) -> String {
+    format!(
+        "- name: {name}\n  hosts: targets\n  gather_facts: false\n  tasks:\n{}",
+        tasks.concat()
+    )
+}

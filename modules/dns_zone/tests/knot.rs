@@ -16,20 +16,11 @@ use testbed::Container;
 const ZONE: &str = "t-knot.internal";
 
 fn task(name: &str, args: &str) -> String {
-    format!(
-        "    - name: {name}\n      ansible.legacy.dns_zone:\n{}\n      ignore_errors: true\n",
-        args.lines()
-            .map(|l| format!("        {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    )
+    testbed::ansible::module_task("dns_zone", name, args)
 }
 
 fn play(tasks: &[String]) -> String {
-    format!(
-        "- name: dns_zone\n  hosts: targets\n  gather_facts: false\n  tasks:\n{}",
-        tasks.concat()
-    )
+    testbed::ansible::play("dns_zone", tasks)
 }
 
 fn args(ns_ip: IpAddr, web: &str) -> String {

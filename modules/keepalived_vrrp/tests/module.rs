@@ -21,20 +21,11 @@ const KNOT_FILE: &str = "/run/keepalived/knot.down";
 const SHARED_LINK: &str = "/tmp/shared/keepalived.conf";
 
 fn task(name: &str, args: &str) -> String {
-    format!(
-        "    - name: {name}\n      ansible.legacy.keepalived_vrrp:\n{}\n      ignore_errors: true\n",
-        args.lines()
-            .map(|l| format!("        {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    )
+    testbed::ansible::module_task("keepalived_vrrp", name, args)
 }
 
 fn play(tasks: &[String]) -> String {
-    format!(
-        "- name: keepalived_vrrp\n  hosts: targets\n  gather_facts: false\n  tasks:\n{}",
-        tasks.concat()
-    )
+    testbed::ansible::play("keepalived_vrrp", tasks)
 }
 
 #[test]
