@@ -369,7 +369,7 @@ impl Config {
         } else if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?
+            serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?
         };
         Ok(cfg)
     }
@@ -424,10 +424,11 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let entries = doc
             .get("hosts")
-            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(serde_yaml_ng::Value::as_sequence)
             .ok_or_else(|| bad("no hosts: list".into()))?;
         const KEYS: [&str; 10] = [
             "name",
@@ -442,7 +443,7 @@ impl Config {
             "remote",
         ];
         for entry in entries {
-            let mut known = serde_yaml::Mapping::new();
+            let mut known = serde_yaml_ng::Mapping::new();
             for (k, v) in entry
                 .as_mapping()
                 .ok_or_else(|| bad("a hosts: entry is not a mapping".into()))?
@@ -451,7 +452,7 @@ impl Config {
                     known.insert(k.clone(), v.clone());
                 }
             }
-            let host: HostEntry = serde_yaml::from_value(serde_yaml::Value::Mapping(known))
+            let host: HostEntry = serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(known))
                 .map_err(|e| bad(e.to_string()))?;
             self.hosts.push(host);
         }

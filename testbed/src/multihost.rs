@@ -69,7 +69,7 @@ pub fn hosts() -> Vec<LxdHost> {
         )
     });
     let file: HostsFile =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for h in &file.hosts {
         crate::probe::check_route(h.address(), &lan_bridge())
             .unwrap_or_else(|e| panic!("{}: {e}", h.name));

@@ -9,13 +9,13 @@ use serde_json::{Map, Value};
 /// `min_examples` examples.
 pub fn assert_matches_spec(spec_json: &str, path: &std::path::Path, min_examples: usize) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("sidecar is YAML");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("sidecar is YAML");
     let doc = serde_json::to_value(doc).expect("as JSON");
     for key in ["DOCUMENTATION", "EXAMPLES", "RETURN"] {
         assert!(!doc[key].is_null(), "{key} missing");
     }
-    let examples: serde_yaml::Value =
-        serde_yaml::from_str(doc["EXAMPLES"].as_str().expect("EXAMPLES is text"))
+    let examples: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(doc["EXAMPLES"].as_str().expect("EXAMPLES is text"))
             .expect("EXAMPLES is YAML");
     let count = examples.as_sequence().map_or(0, |s| s.len());
     assert!(

@@ -325,7 +325,7 @@ fn ansible_lint_at_the_root_lints_what_make_test_lints() {
         test_sh.lines().any(|l| l.trim() == "ansible-lint"),
         "scripts/test.sh does not run plain `ansible-lint`"
     );
-    let config: serde_yaml::Value = serde_yaml::from_str(
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(project_root().join(".ansible-lint")).expect(".ansible-lint"),
     )
     .expect(".ansible-lint is YAML");

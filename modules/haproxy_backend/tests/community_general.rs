@@ -47,7 +47,7 @@ fn their_doc() -> Value {
 /// Its EXAMPLES, each task with the module's name (and the socket) ours.
 fn examples(doc: &Value) -> Vec<Value> {
     let text = doc["examples"].as_str().expect("EXAMPLES");
-    let tasks: Vec<Value> = serde_yaml::from_str(text).expect("EXAMPLES are YAML");
+    let tasks: Vec<Value> = serde_yaml_ng::from_str(text).expect("EXAMPLES are YAML");
     assert!(tasks.len() >= 10, "{} examples", tasks.len());
     tasks
         .into_iter()
@@ -137,7 +137,7 @@ impl Bed {
 
     fn playbook(tasks: &[Value]) -> String {
         let play = json!([{"hosts": "targets", "gather_facts": false, "tasks": tasks}]);
-        serde_yaml::to_string(&play).expect("YAML")
+        serde_yaml_ng::to_string(&play).expect("YAML")
     }
 
     fn run(&self, task: &Value) -> (Run, Value) {

@@ -85,7 +85,7 @@ pub fn cloud_config(v: &Value, header: bool) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         other => {
-            let yaml = serde_yaml::to_string(other).context("cannot render cloud-init data")?;
+            let yaml = serde_yaml_ng::to_string(other).context("cannot render cloud-init data")?;
             Ok(if header {
                 format!("#cloud-config\n{yaml}")
             } else {
@@ -419,7 +419,7 @@ pub fn view(instance: &Value, state: State, reveal: bool) -> Value {
 
 /// YAML text of a view, for Ansible's diff output.
 pub fn yaml(v: &Value) -> String {
-    serde_yaml::to_string(v).unwrap_or_else(|_| v.to_string())
+    serde_yaml_ng::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
 #[cfg(test)]
