@@ -586,6 +586,69 @@ fn notify(p: &Params) -> Result<Vec<NotifyScript>, String> {
     Ok(notify)
 }
 
+/// Keys the module writes into `global_defs` itself whenever a block runs a
+/// script; set by hand they would contradict it.
+const MANAGED_GLOBAL_DEFS: [&str; 2] = ["enable_script_security", "script_user"];
+
+/// `global_defs` as the lines to write, sorted by key so a reordered dict does
+/// not rewrite the file; `None` when the option is not given (the file's own
+/// lines stay). A key is a keepalived keyword (`vrrp_rt_priority`); its value
+/// is a string of words, a number, or `null`/`true` for a bare keyword
+/// (`vrrp_no_swap`); `false` leaves the key out. Block keywords (`{ }`) and
+/// quoting are refused: `keepalived -t` then judges what the words mean.
+pub fn global_defs(p: &Params) -> Result<Option<Vec<String>>, String> {
+    use serde_json::Value;
+    let Some(map) = &p.global_defs else {
+        return Ok(None);
+    };
+    let mut lines = vec![];
+    for (key, value) in map {
+        let option = format!("global_defs.{key}");
+        if key.is_empty()
+            || !key.starts_with(|c: char| c.is_ascii_lowercase())
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!(
+                "global_defs key {key:?} is not a keepalived keyword (lower-case letters, digits \
+                 and _, starting with a letter)"
+            ));
+        }
+        if MANAGED_GLOBAL_DEFS.contains(&key.as_str()) {
+            return Err(format!(
+                "{option} is written by the module whenever a vrrp_script or notify script is \
+                 set; leave it out"
+            ));
+        }
+        let words = match value {
+            Value::Null | Value::Bool(true) => String::new(),
+            Value::Bool(false) => continue,
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => {
+                syntax::one_line(&option, s).map_err(|f| f.msg)?;
+                for word in s.split_whitespace() {
+                    syntax::keepalived_word(&option, word).map_err(|f| f.msg)?;
+                }
+                s.split_whitespace().collect::<Vec<_>>().join(" ")
+            }
+            Value::Array(_) | Value::Object(_) => {
+                return Err(format!(
+                    "{option} must be a string, a number, true, false or null; keepalived blocks \
+                     ({{ ... }}) cannot be set here"
+                ))
+            }
+        };
+        lines.push(if words.is_empty() {
+            key.clone()
+        } else {
+            format!("{key} {words}")
+        });
+    }
+    lines.sort();
+    Ok(Some(lines))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -846,5 +909,43 @@ pub(crate) mod tests {
         ] {
             assert!(service(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn global_defs_become_sorted_lines() {
+        let p = params(json!({"global_defs": {
+            "vrrp_rt_priority": 50, "vrrp_no_swap": null, "enable_traps": false,
+            "router_id": "  lb1 ", "vrrp_garp_interval": 0.001, "vrrp_no_swap2": true,
+            "vrrp_mcast_group4": "224.0.0.18"}}));
+        assert_eq!(
+            global_defs(&p).expect("ok").expect("given"),
+            [
+                "router_id lb1",
+                "vrrp_garp_interval 0.001",
+                "vrrp_mcast_group4 224.0.0.18",
+                "vrrp_no_swap",
+                "vrrp_no_swap2",
+                "vrrp_rt_priority 50",
+            ]
+        );
+        assert_eq!(global_defs(&params(json!({}))).expect("ok"), None);
+        let empty = params(json!({"global_defs": {}}));
+        assert_eq!(global_defs(&empty).expect("ok"), Some(vec![]));
+    }
+
+    #[test]
+    fn global_defs_refuse_what_would_break_the_file() {
+        let refused = |defs: Value| {
+            global_defs(&params(json!({ "global_defs": defs }))).expect_err("must fail")
+        };
+        assert!(refused(json!({"Router_ID": "x"})).contains("not a keepalived keyword"));
+        assert!(refused(json!({"router id": "x"})).contains("not a keepalived keyword"));
+        assert!(refused(json!({"9lives": 1})).contains("not a keepalived keyword"));
+        assert!(refused(json!({"router_id": "lb1\nvrrp_strict"})).contains("U+000A"));
+        assert!(refused(json!({"router_id": "lb1 }"})).contains("global_defs.router_id"));
+        assert!(refused(json!({"router_id": "\"lb1\""})).contains("global_defs.router_id"));
+        assert!(refused(json!({"router_id": "a#b"})).contains("global_defs.router_id"));
+        assert!(refused(json!({"notification_email": ["a@b"]})).contains("blocks"));
+        assert!(refused(json!({"script_user": "nobody"})).contains("written by the module"));
     }
 }

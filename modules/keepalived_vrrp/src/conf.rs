@@ -318,14 +318,33 @@ impl Block {
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub blocks: Vec<Block>,
+    /// The `global_defs` lines set through the module's option, between our
+    /// markers inside `global_defs { }`.
+    pub global_defs: Vec<String>,
     pub foreign: bool,
 }
+
+const GLOBAL_DEFS_BEGIN: &str = "# BEGIN keepalived_vrrp global_defs";
+const GLOBAL_DEFS_END: &str = "# END keepalived_vrrp global_defs";
 
 pub fn parse(text: &str) -> Parsed {
     let mut parsed = Parsed::default();
     let mut current: Option<(String, String)> = None;
     let mut outside = String::new();
+    let mut globals: Option<Vec<String>> = None;
     for line in text.lines() {
+        if let Some(lines) = globals.as_mut() {
+            if line.trim() == GLOBAL_DEFS_END {
+                parsed.global_defs = globals.take().unwrap_or_default();
+            } else {
+                lines.push(line.trim().to_string());
+            }
+            continue;
+        }
+        if current.is_none() && line.trim() == GLOBAL_DEFS_BEGIN {
+            globals = Some(vec![]);
+            continue;
+        }
         if let Some((name, body)) = current.as_mut() {
             body.push_str(line);
             body.push('\n');
@@ -349,7 +368,11 @@ pub fn parse(text: &str) -> Parsed {
     if let Some((_, body)) = current {
         outside.push_str(&body);
     }
-    let ours = global_defs(true) + HEADER;
+    for line in globals.unwrap_or_default() {
+        outside.push_str(&line);
+        outside.push('\n');
+    }
+    let ours = global_defs(true, &[]) + HEADER;
     parsed.foreign = outside
         .lines()
         .map(str::trim)
@@ -388,21 +411,36 @@ pub fn auth_passes(text: &str) -> Vec<String> {
     out
 }
 
-fn global_defs(scripts: bool) -> String {
+/// `global_defs { }` with the script keys when `scripts`, and the lines of
+/// the module's option between markers; empty when it would hold nothing.
+fn global_defs(scripts: bool, lines: &[String]) -> String {
+    let mut s = String::new();
     if scripts {
-        "global_defs {\n    enable_script_security\n    script_user root\n}\n".into()
+        s.push_str("    enable_script_security\n    script_user root\n");
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(s, "    {GLOBAL_DEFS_BEGIN}");
+        for line in lines {
+            let _ = writeln!(s, "    {line}");
+        }
+        let _ = writeln!(s, "    {GLOBAL_DEFS_END}");
+    }
+    if s.is_empty() {
+        s
     } else {
-        String::new()
+        format!("global_defs {{\n{s}}}\n")
     }
 }
 
-/// The whole file: header, `global_defs` if any block runs scripts, the blocks.
-pub fn render_file(blocks: &[Block]) -> String {
+/// The whole file: header, `global_defs` if any block runs scripts or the
+/// option set keys, the blocks.
+pub fn render_file(blocks: &[Block], global_lines: &[String]) -> String {
     let mut s = String::from(HEADER);
     let scripts = blocks.iter().any(Block::uses_scripts);
-    if scripts {
+    let globals = global_defs(scripts, global_lines);
+    if !globals.is_empty() {
         s.push('\n');
-        s.push_str(&global_defs(true));
+        s.push_str(&globals);
     }
     for b in blocks {
         s.push('\n');
@@ -537,7 +575,7 @@ vrrp_instance VI_1 {
             ),
             "{text}"
         );
-        let block = &parse(&render_file(&with_block(vec![], "VI_1", Some(text)))).blocks[0];
+        let block = &parse(&render_file(&with_block(vec![], "VI_1", Some(text)), &[])).blocks[0];
         assert!(block.tracks("/run/keepalived/knot.down"));
         assert!(block.tracks_service(&crate::track::Service::named("knot")));
         assert!(!block.tracks_service(&crate::track::Service::named("unbound")));
@@ -566,7 +604,7 @@ vrrp_instance VI_1 {
         });
         let blocks = with_block(vec![], &a.name, Some(a.render()));
         let blocks = with_block(blocks, &b.name, Some(b.render()));
-        let file = render_file(&blocks);
+        let file = render_file(&blocks, &[]);
         assert!(file.contains("enable_script_security"));
         let parsed = parse(&file);
         assert!(!parsed.foreign, "{file}");
@@ -583,11 +621,11 @@ vrrp_instance VI_1 {
             vec!["10.231.0.20".parse::<IpAddr>().expect("ip")]
         );
         // Removing the scripted block drops global_defs again.
-        let file2 = render_file(&with_block(parsed.blocks, "VI_2", None));
+        let file2 = render_file(&with_block(parsed.blocks, "VI_2", None), &[]);
         assert!(!file2.contains("global_defs"));
         assert_eq!(
             file2,
-            render_file(&with_block(vec![], "VI_1", Some(a.render())))
+            render_file(&with_block(vec![], "VI_1", Some(a.render())), &[])
         );
     }
 
@@ -618,5 +656,30 @@ vrrp_instance VI_1 {
         assert_eq!(seconds(1.0), "1");
         assert_eq!(seconds(0.25), "0.25");
         assert_eq!(seconds(2.5), "2.5");
+    }
+
+    /// The option's lines live between markers inside `global_defs`, beside
+    /// the script keys; they read back as they were written and are not
+    /// foreign text, and a file without them has no `global_defs` at all.
+    #[test]
+    fn global_defs_lines_round_trip() {
+        let lines = vec![
+            "vrrp_no_swap".to_string(),
+            "vrrp_rt_priority 50".to_string(),
+        ];
+        let blocks = with_block(vec![], "VI_1", Some(sample().render()));
+        let file = render_file(&blocks, &lines);
+        assert!(file.contains(
+            "global_defs {\n    # BEGIN keepalived_vrrp global_defs\n    vrrp_no_swap\n    \
+             vrrp_rt_priority 50\n    # END keepalived_vrrp global_defs\n}\n"
+        ));
+        let parsed = parse(&file);
+        assert_eq!(parsed.global_defs, lines);
+        assert!(!parsed.foreign);
+        assert_eq!(render_file(&parsed.blocks, &parsed.global_defs), file);
+        assert!(!render_file(&parsed.blocks, &[]).contains("global_defs"));
+        // An unterminated marker is someone else's text.
+        let cut = file.replace("    # END keepalived_vrrp global_defs\n", "");
+        assert!(parse(&cut).foreign);
     }
 }

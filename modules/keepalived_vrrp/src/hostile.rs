@@ -212,7 +212,7 @@ fn options() -> Vec<Opt> {
 fn file_of(i: &Instance) -> String {
     let block = i.render();
     let blocks = conf::with_block(vec![], &i.name, Some(block.clone()));
-    let text = conf::render_file(&blocks);
+    let text = conf::render_file(&blocks, &[]);
     let parsed = conf::parse(&text);
     assert!(
         !parsed.foreign,

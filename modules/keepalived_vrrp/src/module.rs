@@ -55,7 +55,10 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
         &p.name,
         instance.as_ref().map(conf::Instance::render),
     );
-    let text = conf::render_file(&blocks);
+    let global_lines = checks::global_defs(&p)
+        .map_err(Fail::new)?
+        .unwrap_or_else(|| current.parsed.global_defs.clone());
+    let text = conf::render_file(&blocks, &global_lines);
     let file = config_file(&p, &text);
     let written = write_config(m, &p, &current, &file, &text)?;
     m.set_changed(written);

@@ -46,6 +46,7 @@ pub const SPEC: &str = r#"{
         "stop": {"type": "str"}
       }
     },
+    "global_defs": {"type": "dict"},
     "config_path": {"type": "path", "default": "/etc/keepalived/keepalived.conf"},
     "backup": {"type": "bool", "default": false}
   },
@@ -155,6 +156,8 @@ pub struct Params {
     #[serde(default, deserialize_with = "scripts_or_empty")]
     pub vrrp_script: Vec<Script>,
     pub notify: Option<Notify>,
+    /// File-level keys for `global_defs`; `None` keeps the ones in the file.
+    pub global_defs: Option<serde_json::Map<String, serde_json::Value>>,
     pub config_path: String,
     #[serde(default)]
     pub backup: bool,

@@ -246,6 +246,7 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
     assert_eq!(r["instances"]["VI_mod"]["state"], "MASTER", "{r}");
 
     track_services_come_and_go(&lb, &runner, good, &conf, &dropin);
+    global_defs_come_and_go(&lb, &runner, good, &conf);
 
     // v2 with a password: written, masked in the output.
     let v2 = "name: VI_v2\nvirtual_router_id: 123\nvrrp_version: 2\nauth_pass: pw123456\ntrack_haproxy: false\nvirtual_ipaddress: [\"10.231.0.23/24\"]";
@@ -428,4 +429,72 @@ fn track_services_come_and_go(
     assert_eq!(lb.read_file(KNOT_FILE).trim(), "0");
     let run = runner.run(&play(&[task("Good", good)]));
     assert_eq!(run.task("Good", &lb.name)["changed"], false);
+}
+
+/// `global_defs` keys: written between markers and live after the reload;
+/// a task without the option keeps them; a keyword keepalived does not know
+/// fails `keepalived -t` and leaves the file as it was; `{}` takes them out
+/// and the file is as before.
+fn global_defs_come_and_go(lb: &Container, runner: &Runner, good: &str, conf: &str) {
+    let with_defs = format!(
+        "{good}\nglobal_defs:\n  router_id: t-ka-mod\n  vrrp_garp_master_refresh: 60\n  \
+         vrrp_no_swap: null\n  enable_traps: false"
+    );
+    let run = runner.run(&play(&[task("Globals", &with_defs)]));
+    run.assert_ok();
+    assert_eq!(run.task("Globals", &lb.name)["changed"], true);
+    let conf_defs = lb.read_file(CONF);
+    assert!(
+        conf_defs.contains(
+            "global_defs {\n    # BEGIN keepalived_vrrp global_defs\n    router_id t-ka-mod\n    \
+             vrrp_garp_master_refresh 60\n    vrrp_no_swap\n    \
+             # END keepalived_vrrp global_defs\n}\n"
+        ),
+        "{conf_defs}"
+    );
+    lb.sh("systemctl is-active --quiet keepalived");
+    // The instance keeps its VIP through the reload.
+    lb.sh("for i in $(seq 100); do ip -o addr show | grep -qF ' 10.231.0.22/' && exit 0; sleep 0.1; done; exit 1");
+
+    let run = runner.run(&play(&[task("Without", good)]));
+    run.assert_ok();
+    assert_eq!(run.task("Without", &lb.name)["changed"], false);
+    assert_eq!(lb.read_file(CONF), conf_defs);
+
+    let unknown = format!("{good}\nglobal_defs:\n  vrrp_no_such_keyword: 1");
+    let run = runner.run(&play(&[task("Unknown", &unknown)]));
+    let r = run.task("Unknown", &lb.name);
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vrrp_no_such_keyword"),
+        "keepalived's own complaint is not in the message: {r}"
+    );
+    assert_eq!(lb.read_file(CONF), conf_defs, "a refused file was written");
+
+    let hostile = format!("{good}\nglobal_defs:\n  router_id: \"x\\n}}\\nvrrp_instance X {{\"");
+    let run = runner.run(&play(&[task("Hostile", &hostile)]));
+    let r = run.task("Hostile", &lb.name);
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("global_defs.router_id must not contain U+000A"),
+        "{r}"
+    );
+
+    let run = runner.run(&play(&[task(
+        "Cleared",
+        &format!("{good}\nglobal_defs: {{}}"),
+    )]));
+    run.assert_ok();
+    assert_eq!(run.task("Cleared", &lb.name)["changed"], true);
+    assert_eq!(
+        lb.read_file(CONF),
+        conf,
+        "clearing global_defs left something"
+    );
 }
