@@ -51,6 +51,20 @@ pub fn query(
     ask(&socket, SocketAddr::new(server, 53), name, kind)
 }
 
+/// `query` through the project's bridge with a 2 s timeout, for tests: a
+/// query that gets no answer panics, naming it.
+pub fn expect_answer(server: IpAddr, name: &str, kind: &str) -> Answer {
+    query(server, &crate::bridge(), name, kind, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{kind} {name} at {server}: {e}"))
+}
+
+/// The serial `server` serves for `zone` (no final dot), for tests.
+pub fn serial(server: IpAddr, zone: &str) -> u32 {
+    expect_answer(server, &format!("{zone}."), "SOA")
+        .serial
+        .unwrap_or_else(|| panic!("no SOA for {zone} at {server}"))
+}
+
 /// The name to ask for a PTR of `addr` (`21.0.231.10.in-addr.arpa.`).
 pub fn reverse_name(addr: IpAddr) -> String {
     match addr {

@@ -10,23 +10,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use testbed::container::instance_ipv4;
-use testbed::dns::{query, reverse_name, Answer, DnsProbe, DnsReport};
+use testbed::dns::{expect_answer, reverse_name, serial, DnsProbe, DnsReport};
 use testbed::topology::Topology;
 use testbed::Probe;
 
 const VIP: &str = "10.231.0.31";
 const VRID: &str = "131";
-
-fn ask(server: IpAddr, name: &str, kind: &str) -> Answer {
-    query(
-        server,
-        &testbed::bridge(),
-        name,
-        kind,
-        Duration::from_secs(2),
-    )
-    .unwrap_or_else(|e| panic!("{kind} {name} at {server}: {e}"))
-}
 
 fn vip() -> IpAddr {
     VIP.parse().expect("VIP")
@@ -34,12 +23,6 @@ fn vip() -> IpAddr {
 
 fn address(instance: &str) -> IpAddr {
     IpAddr::V4(instance_ipv4(instance).unwrap_or_else(|| panic!("{instance} has no IPv4")))
-}
-
-fn serial(zone: &str) -> u32 {
-    ask(vip(), &format!("{zone}."), "SOA")
-        .serial
-        .expect("an SOA")
 }
 
 /// A query loop for `name` through the VIP while `f` runs.
@@ -80,10 +63,10 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
     for instance in [lb(1), lb(2), web(1), web(2)] {
         let addr = address(&instance);
         for server in servers {
-            let a = ask(server, &fqdn(&instance), "A");
+            let a = expect_answer(server, &fqdn(&instance), "A");
             assert_eq!(a.addresses, vec![addr], "{instance} at {server}: {a:?}");
             assert!(a.authoritative, "{a:?}");
-            let ptr = ask(server, &reverse_name(addr), "PTR");
+            let ptr = expect_answer(server, &reverse_name(addr), "PTR");
             assert_eq!(
                 ptr.names,
                 vec![fqdn(&instance)],
@@ -91,8 +74,11 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
             );
         }
     }
-    assert_eq!(ask(vip(), &fqdn("www"), "A").addresses, vec![vip()]);
-    let ns = ask(vip(), &format!("{zone}."), "NS");
+    assert_eq!(
+        expect_answer(vip(), &fqdn("www"), "A").addresses,
+        vec![vip()]
+    );
+    let ns = expect_answer(vip(), &format!("{zone}."), "NS");
     assert_eq!(ns.names, vec![fqdn(&lb(1)), fqdn(&lb(2))], "{ns:?}");
 
     // From an instance: its resolver is the VIP and the LBs, the zone its search domain.
@@ -109,7 +95,7 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
         .contains("vrrp-lxd managed"));
 
     // Nothing resolves through to the outside, and the refusal is immediate.
-    let outside = ask(vip(), "example.com.", "A");
+    let outside = expect_answer(vip(), "example.com.", "A");
     assert_eq!(outside.rcode, "Refused", "{outside:?}");
     assert!(outside.elapsed < Duration::from_millis(200), "{outside:?}");
     let started = Instant::now();
@@ -126,7 +112,7 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
     );
 
     // A converged re-run changes nothing, the serial included.
-    let before = serial(&zone);
+    let before = serial(vip(), &zone);
     let rerun = topo.playbook("site.yml", &[]);
     rerun.assert_ok();
     assert_eq!(
@@ -135,16 +121,16 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
         "a converged re-run changed something:\n{}",
         rerun.stdout
     );
-    assert_eq!(serial(&zone), before);
+    assert_eq!(serial(vip(), &zone), before);
 
     // Growth publishes the new name before the playbook ends; removal withdraws it.
     topo.playbook("add_web.yml", &[]).assert_ok();
-    let a = ask(vip(), &fqdn(&web(3)), "A");
+    let a = expect_answer(vip(), &fqdn(&web(3)), "A");
     assert_eq!(a.addresses, vec![address(&web(3))], "{a:?}");
-    assert!(serial(&zone) > before);
+    assert!(serial(vip(), &zone) > before);
     topo.playbook("remove_web.yml", &[]).assert_ok();
     for server in servers {
-        let gone = ask(server, &fqdn(&web(3)), "A");
+        let gone = expect_answer(server, &fqdn(&web(3)), "A");
         assert_eq!(
             gone.rcode,
             "NXDomain",
