@@ -2,7 +2,7 @@
 //! failed JSON result with ansible-core's exact message and a non-zero exit; the
 //! binaries are static, and the ones that only do JSON work stay under 1 MiB.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
@@ -21,19 +21,6 @@ const TARGET_SIDE: [&str; 4] = [
     "apache_site",
     "dns_zone",
 ];
-
-fn binary(name: &str) -> PathBuf {
-    let dist = std::env::var_os("VRRP_DIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist"));
-    let path = dist.join("library").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make build` first",
-        path.display()
-    );
-    path
-}
 
 fn run(bin: &Path, args: Option<&Value>) -> (i32, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,17 +42,16 @@ fn run(bin: &Path, args: Option<&Value>) -> (i32, Value) {
 }
 
 fn reference(spec: &Value, cases: &[Value]) -> Vec<Value> {
-    let python =
-        std::env::var("VRRP_VENV").unwrap_or_else(|_| "/opt/vrrp-lxd/venv".into()) + "/bin/python";
+    let python = testbed::venv_bin("python");
     let input: Vec<Value> = cases
         .iter()
         .map(|a| json!({"name": "m", "spec": spec, "args": a}))
         .collect();
     let mut child = Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/reference/ansible_reference.py"
-        ))
+        .arg(
+            testbed::project_root()
+                .join("modules/ansible_module/tests/reference/ansible_reference.py"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -113,7 +99,7 @@ fn bad_inputs(spec: &Value) -> Vec<Value> {
 #[test]
 fn bad_input_fails_with_ansible_core_messages() {
     for module in MODULES {
-        let bin = binary(module);
+        let bin = testbed::module_binary(module);
         let (code, out) = run(&bin, None);
         assert_eq!(
             (code, &out["failed"]),
@@ -170,10 +156,15 @@ fn is_static(path: &Path) -> bool {
 #[test]
 fn binaries_are_static_and_small() {
     for module in MODULES {
-        assert!(is_static(&binary(module)), "{module} is dynamically linked");
+        assert!(
+            is_static(&testbed::module_binary(module)),
+            "{module} is dynamically linked"
+        );
     }
     for module in TARGET_SIDE {
-        let size = std::fs::metadata(binary(module)).expect("stat").len();
+        let size = std::fs::metadata(testbed::module_binary(module))
+            .expect("stat")
+            .len();
         assert!(size < 1024 * 1024, "{module} is {size} bytes, over 1 MiB");
     }
 }
