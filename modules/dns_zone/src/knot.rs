@@ -74,6 +74,17 @@ template:
 }
 
 /// Whether systemd knows knot.service (the `knot` package is installed).
+/// Whether Knot starts at boot; `systemctl is-enabled` exits non-zero for
+/// anything but enabled.
+pub fn enabled() -> bool {
+    service::run_bounded("systemctl", &["is-enabled", UNIT], CONTROL_TIMEOUT)
+        .is_ok_and(|s| s.trim() == "enabled")
+}
+
+pub fn enable() -> Result<(), Fail> {
+    service::run_bounded("systemctl", &["enable", UNIT], CONTROL_TIMEOUT).map(|_| ())
+}
+
 pub fn installed() -> bool {
     service::run_bounded(
         "systemctl",

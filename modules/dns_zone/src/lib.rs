@@ -80,7 +80,17 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
 
     if !check && p.reload && (changed || !ansible_module::service::is_active(knot::UNIT)) {
         let did = knot::apply(config.changed, &changed_zones)?;
+        m.set_changed(changed || did == "started");
         m.set("server", did);
+    }
+    // The server the zones are for runs at boot too: one module run instead
+    // of a separate `systemd_service` task on every name server.
+    if p.reload && !knot::enabled() {
+        m.set_changed(true);
+        m.set("enabled", true);
+        if !check {
+            knot::enable()?;
+        }
     }
     for file in &stale {
         if !check {

@@ -86,6 +86,27 @@ fn serves_the_zone_converges_and_refuses_bad_input() {
     assert_eq!(result(&again, "Zone", &ns)["changed"], false);
     assert_eq!(serial(ip, ZONE), serial_1);
 
+    // Knot runs at boot as well: enabled by the first run, and again after
+    // someone disabled it (changed, the zone untouched); a Knot stopped by
+    // hand is started (changed).
+    let is_enabled = || {
+        ns.sh("systemctl is-enabled knot || true")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(is_enabled(), "enabled");
+    ns.sh("systemctl disable knot && systemctl stop knot");
+    let back = runner.run(&play(&[task("Zone", &args(ip, "10.231.0.201"))]));
+    back.assert_ok();
+    let r = result(&back, "Zone", &ns);
+    assert_eq!(
+        (&r["changed"], &r["enabled"], &r["server"]),
+        (&true.into(), &true.into(), &"started".into()),
+        "{r}"
+    );
+    assert_eq!(is_enabled(), "enabled");
+    assert_eq!(serial(ip, ZONE), serial_1);
+
     // Bad input: a clear message, and the served zone as it was.
     let before = ns.read_file(&format!("/etc/knot/zones/{ZONE}.zone"));
     let bad_cases = [

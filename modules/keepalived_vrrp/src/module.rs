@@ -68,6 +68,7 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
     apply_tracking(m, &p, instance.as_ref(), &blocks)?;
 
     let action = ensure_service(m, &p, &file, &current, written)?;
+    ensure_enabled(m, &p)?;
     let just_changed = action.is_some() && !m.check_mode();
     report_facts(m, &p, instance.as_ref(), &blocks, just_changed);
     Ok(())
@@ -225,15 +226,29 @@ fn ensure_service(
             Err(cause) => return Err(cause),
         };
         action = Some(done);
-        if done == "started" {
-            let enabled = systemctl(&["is-enabled", UNIT]).unwrap_or_default();
-            if enabled.trim() != "enabled" {
-                let _ = systemctl(&["enable", UNIT]);
-            }
-        }
     }
     m.set("service", action);
     Ok(action)
+}
+
+/// keepalived enabled at boot whenever an instance is present, so that a
+/// play needs no separate `systemd_service` task (a second module run per
+/// load balancer) for it. `systemctl is-enabled` exits non-zero for
+/// anything but enabled, which reads as "not enabled".
+fn ensure_enabled(m: &mut Module, p: &Params) -> Result<(), Fail> {
+    if !p.present() {
+        return Ok(());
+    }
+    let enabled = systemctl(&["is-enabled", UNIT]).unwrap_or_default();
+    if enabled.trim() == "enabled" {
+        return Ok(());
+    }
+    m.set_changed(true);
+    m.set("enabled", true);
+    if !m.check_mode() {
+        systemctl(&["enable", UNIT])?;
+    }
+    Ok(())
 }
 
 /// Puts `old` back after keepalived refused the new file, reloads it with

@@ -247,6 +247,7 @@ fn bad_input_fails_cleanly_check_mode_writes_nothing_and_reruns_change_nothing()
 
     track_services_come_and_go(&lb, &runner, good, &conf, &dropin);
     global_defs_come_and_go(&lb, &runner, good, &conf);
+    kept_enabled_at_boot(&lb, &runner, good);
 
     // v2 with a password: written, masked in the output.
     let v2 = "name: VI_v2\nvirtual_router_id: 123\nvrrp_version: 2\nauth_pass: pw123456\ntrack_haproxy: false\nvirtual_ipaddress: [\"10.231.0.23/24\"]";
@@ -497,4 +498,34 @@ fn global_defs_come_and_go(lb: &Container, runner: &Runner, good: &str, conf: &s
         conf,
         "clearing global_defs left something"
     );
+}
+
+/// With an instance present, keepalived stays enabled at boot: a node where
+/// someone disabled it is enabled again (changed, in check mode only
+/// reported), and an enabled one is left alone.
+fn kept_enabled_at_boot(lb: &Container, runner: &Runner, good: &str) {
+    let is_enabled = || {
+        lb.sh("systemctl is-enabled keepalived || true")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(is_enabled(), "enabled");
+    lb.sh("systemctl disable keepalived");
+    let check = runner.clone().check().run(&play(&[task("Enable", good)]));
+    check.assert_ok();
+    let r = check.task("Enable", &lb.name);
+    assert_eq!(
+        (r["changed"].clone(), r["enabled"].clone()),
+        (true.into(), true.into()),
+        "{r}"
+    );
+    assert_eq!(is_enabled(), "disabled", "check mode enabled keepalived");
+    let run = runner.run(&play(&[task("Enable", good)]));
+    run.assert_ok();
+    assert_eq!(run.task("Enable", &lb.name)["changed"], true);
+    assert_eq!(is_enabled(), "enabled");
+    let again = runner.run(&play(&[task("Enable", good)]));
+    let r = again.task("Enable", &lb.name);
+    assert_eq!(r["changed"], false, "{r}");
+    assert!(r.get("enabled").is_none(), "{r}");
 }
