@@ -2,10 +2,11 @@
 # Builds the vrrp_lxd.ha collection tarball into dist/ (make collection).
 #
 # Assembles a staging directory from:
-#   collection/            galaxy.yml, README.md, meta/runtime.yml, the inventory plugin
+#   collection/            galaxy.yml, README.md, meta/runtime.yml, the inventory plugin,
+#                          changelogs/ (CHANGELOG.rst is made from them), tests/sanity/
 #   dist/library/<m>       module binaries   -> plugins/modules/<m>      (0755)
 #   dist/library/<m>.yml   ansible-doc docs  -> plugins/modules/<m>.yml  (sidecar)
-#   dist/bin/lxd_inventory inventory binary  -> bin/lxd_inventory
+#   dist/bin/lxd_inventory inventory binary  -> libexec/lxd_inventory
 #   roles/, playbooks/     copied; `ansible.legacy.<m>` becomes `<ns>.<coll>.<m>`
 # then runs `ansible-galaxy collection build`. Safe to run again: the staging
 # directory is rebuilt each time and the tarball of this version is replaced.
@@ -21,7 +22,7 @@ out="${COLLECTION_OUT:-$dist}"
 venv="${VRRP_VENV:-/opt/vrrp-lxd/venv}"
 galaxy="$venv/bin/ansible-galaxy"
 [[ -x "$galaxy" ]] || galaxy="$(command -v ansible-galaxy || true)"
-modules=(lxd_instance haproxy_backend keepalived_vrrp apache_site dns_zone)
+modules=(lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone)
 
 die() { echo "build-collection: $*" >&2; exit 1; }
 
@@ -41,15 +42,28 @@ done
 stage="$(mktemp -d "${TMPDIR:-/tmp}/vrrp-lxd-collection.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 dest="$stage/ansible_collections/$ns/$coll"
-mkdir -p "$dest/plugins/modules" "$dest/bin"
+# The inventory binary goes to libexec/, not bin/: ansible-test sanity lints
+# every file in a collection's bin/ as a Python script.
+mkdir -p "$dest/plugins/modules" "$dest/libexec"
 
 cp -R "$root/collection/." "$dest/"
 
+# Two ansible-test ignores per binary module, beside those in collection/tests/sanity/.
+# validate-modules opens every file in plugins/modules as text: on a binary it
+# stops with UnicodeDecodeError, so the binary is skipped and its sidecar is
+# what validate-modules checks (schema, options, examples, return values).
 for m in "${modules[@]}"; do
   install -m 0755 "$dist/library/$m" "$dest/plugins/modules/$m"
   install -m 0644 "$dist/library/$m.yml" "$dest/plugins/modules/$m.yml"
+  for ignores in "$dest"/tests/sanity/ignore-*.txt; do
+    [[ -f "$ignores" ]] || continue
+    printf '%s\n' \
+      "plugins/modules/$m validate-modules!skip  # static binary module: validate-modules reads every module as text and stops with UnicodeDecodeError; plugins/modules/$m.yml, its documentation, is validated" \
+      "plugins/modules/$m.yml validate-modules:missing-gplv3-license  # Apache-2.0 (galaxy.yml), not GPLv3: validate-modules asks every plugin for a GPLv3 header" \
+      >>"$ignores"
+  done
 done
-install -m 0755 "$dist/bin/lxd_inventory" "$dest/bin/lxd_inventory"
+install -m 0755 "$dist/bin/lxd_inventory" "$dest/libexec/lxd_inventory"
 
 for d in roles playbooks; do
   if [[ -d "$root/$d" ]]; then
@@ -100,6 +114,20 @@ if ((${#targets[@]})); then
     die "references to ansible.legacy modules left after rewriting"
   fi
 fi
+
+# CHANGELOG.rst from changelogs/: the releases in changelog.yaml and, as this
+# version, the fragments not released yet (`antsibull-changelog release` in
+# collection/ at release time moves them into changelog.yaml).
+changelog="$venv/bin/antsibull-changelog"
+[[ -x "$changelog" ]] || changelog="$(command -v antsibull-changelog || true)"
+[[ -n "$changelog" ]] || die "antsibull-changelog not found (run scripts/setup-host.sh)"
+if compgen -G "$dest/changelogs/fragments/*.yml" >/dev/null; then
+  (cd "$dest" && PATH="$venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$stage" "$changelog" release --version "$version" >&2)
+else
+  (cd "$dest" && PATH="$venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$stage" "$changelog" generate >&2)
+fi
+rm -f "$dest/changelogs/.plugin-cache.yaml"
+[[ -s "$dest/CHANGELOG.rst" ]] || die "antsibull-changelog wrote no CHANGELOG.rst"
 
 mkdir -p "$out"
 "$galaxy" collection build "$dest" --output-path "$out" --force >/dev/null

@@ -58,6 +58,15 @@ else
   step "venv: up to date ($VRRP_VENV)"
 fi
 
+# ansible-test's virtual environments for the collection's sanity test
+# (scripts/collection-sanity.sh), from the package index; made again only when
+# ansible-test's pinned requirements change.
+if ! out="$(bash "$here/collection-sanity.sh" --prime 2>&1)"; then
+  echo "$out" >&2
+  exit 1
+fi
+step "${out##*$'\n'}"
+
 # Every container runs systemd, which holds inotify instances; the kernel's default
 # of 128 per user runs out at a few dozen containers (LXD's production settings).
 sysctl_conf=/etc/sysctl.d/60-vrrp-lxd.conf

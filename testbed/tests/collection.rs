@@ -160,7 +160,7 @@ fn collection_builds_installs_and_documents_every_module() {
             "{m}.yml sidecar missing"
         );
     }
-    assert!(root.join("bin/lxd_inventory").is_file());
+    assert!(root.join("libexec/lxd_inventory").is_file());
     assert!(root.join("plugins/inventory/lxd_inventory.py").is_file());
     assert!(root.join("meta/runtime.yml").is_file());
     for p in PLAYBOOKS {

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: lxd_inventory
 short_description: LXD instances, their addresses and groups from one API request
 description:
-  - Runs the static C(lxd_inventory) binary shipped in this collection (C(bin/lxd_inventory))
+  - Runs the static C(lxd_inventory) binary shipped in this collection (C(libexec/lxd_inventory))
     with C(--list) and loads what it prints, that is every instance, its IPv4 as C(ansible_host),
     the groups named in the C(user.ansible.groups) config key, and automatic groups.
   - The binary makes one C(GET /1.0/instances?recursion=2) request to the LXD API,
@@ -145,9 +145,9 @@ _SSH_VARS = ("ansible_connection", "ansible_user")
 
 
 def _bundled_binary():
-    # plugins/inventory/lxd_inventory.py -> <collection>/bin/lxd_inventory
+    # plugins/inventory/lxd_inventory.py -> <collection>/libexec/lxd_inventory
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "bin", "lxd_inventory"))
+    return os.path.normpath(os.path.join(here, "..", "..", "libexec", "lxd_inventory"))
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
