@@ -106,7 +106,34 @@ pub(crate) fn render(
         }
         (true, None) => return Err(Fail::new("internal error: no cookie key")),
     };
-    let default_server = format!("inter {} rise {} fall {}", hc.interval, hc.rise, hc.fall);
+    let mut default_server = format!(
+        "inter {} fastinter {} rise {} fall {}",
+        hc.interval, hc.fast_interval, hc.rise, hc.fall
+    );
+    if hc.observe != "none" {
+        default_server.push_str(&format!(
+            " observe {} error-limit {} on-error {}",
+            hc.observe, hc.error_limit, hc.on_error
+        ));
+    }
+    let r = &p.retry;
+    let conditions = match r.conditions.join(" ") {
+        c if c.is_empty() => "none".to_string(),
+        c => c,
+    };
+    // A request a server may have acted on is sent again only when its
+    // method is one the client may repeat itself: a POST that a server
+    // dropped half-way is answered with an error, never run twice.
+    let replay = match r.replay_methods.join(" ") {
+        m if m.is_empty() => String::new(),
+        m => format!(" unless {{ method {m} }}"),
+    };
+    let retry = vec![
+        format!("option redispatch {}", r.redispatch),
+        format!("retries {}", r.retries),
+        format!("retry-on {conditions}"),
+        format!("http-request disable-l7-retry{replay}"),
+    ];
     let tls = p.frontend.tls.as_ref().filter(|_| present);
     let layout = Layout {
         admin_socket: p.admin_socket.clone(),
@@ -140,6 +167,7 @@ pub(crate) fn render(
         backend: present.then(|| BackendCfg {
             name: p.backend().to_string(),
             balance: balance.clone(),
+            retry,
             check_method: hc.method.clone(),
             check_path: hc.path.clone(),
             expect_status,

@@ -69,22 +69,29 @@ pub fn options(p: &Params) -> Result<(), Fail> {
     }
 
     let hc = &p.health_check;
-    if hc.method.is_empty() || !hc.method.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(Fail::new(format!(
-            "health_check.method must be an HTTP method in capitals, got: {:?}",
-            hc.method
-        )));
-    }
+    method("health_check.method", &hc.method)?;
     expect_status(hc.expect_status)?;
-    if !(1..=100).contains(&hc.rise) || !(1..=100).contains(&hc.fall) {
-        return Err(Fail::new(
-            "health_check.rise and health_check.fall must be between 1 and 100",
-        ));
+    for (option, value, min, max) in [
+        ("health_check.rise", hc.rise, 1, 100),
+        ("health_check.fall", hc.fall, 1, 100),
+        ("health_check.error_limit", hc.error_limit, 1, 1000),
+        ("retry.retries", p.retry.retries, 0, 100),
+        ("retry.redispatch", p.retry.redispatch, -100, 100),
+    ] {
+        if !(min..=max).contains(&value) {
+            return Err(Fail::new(format!(
+                "{option} must be between {min} and {max}, got: {value}"
+            )));
+        }
+    }
+    for (i, m) in p.retry.replay_methods.iter().enumerate() {
+        method(&format!("retry.replay_methods[{i}]"), m)?;
     }
     name("frontend.name", &p.frontend.name)?;
     for (option, value) in [
         ("health_check.path", &hc.path),
         ("health_check.interval", &hc.interval),
+        ("health_check.fast_interval", &hc.fast_interval),
         ("frontend.bind", &p.frontend.bind),
         ("cookie.name", &p.cookie.name),
         ("stats.bind", &p.stats.bind),
@@ -216,6 +223,8 @@ const BACKEND_OWNED: &[(&str, &str)] = &[
     ("default-server", "health_check"),
     ("balance", "balance"),
     ("dynamic-cookie-key", "cookie.key"),
+    ("retries", "retry.retries"),
+    ("retry-on", "retry.conditions"),
 ];
 
 /// One line of `extra.<section>`: it stays on its line and inside its
@@ -255,6 +264,17 @@ pub fn extra_line(option: &str, line: &str) -> Result<(), Fail> {
                 "{option} must not set {keyword:?}: the module writes it from {owner}, got: {line:?}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// An HTTP method: a token of capitals (`GET`, `PROPFIND`), one word of
+/// haproxy.cfg.
+pub fn method(option: &str, value: &str) -> Result<(), Fail> {
+    if value.is_empty() || value.len() > 32 || !value.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(Fail::new(format!(
+            "{option} must be an HTTP method in capitals, got: {value:?}"
+        )));
     }
     Ok(())
 }

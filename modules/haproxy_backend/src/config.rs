@@ -461,6 +461,8 @@ pub struct FrontendTls {
 pub struct BackendCfg {
     pub name: String,
     pub balance: String,
+    /// Retry and redispatch lines, before the health check.
+    pub retry: Vec<String>,
     pub check_method: String,
     pub check_path: String,
     pub expect_status: u16,
@@ -519,8 +521,7 @@ pub fn render(l: &Layout) -> String {
     write_lines(&mut s, &l.extra_global);
     let _ = writeln!(
         s,
-        "\ndefaults\n    log global\n    mode http\n    option httplog\n    option dontlognull\n    \
-         option redispatch\n    retries 3"
+        "\ndefaults\n    log global\n    mode http\n    option httplog\n    option dontlognull"
     );
     for (name, value) in &l.timeouts {
         let _ = writeln!(s, "    timeout {name} {value}");
@@ -534,6 +535,7 @@ pub fn render(l: &Layout) -> String {
         if needs_consistent_hash(&b.balance) {
             let _ = writeln!(s, "    hash-type consistent");
         }
+        write_lines(&mut s, &b.retry);
         let _ = writeln!(
             s,
             "    option httpchk {} {}\n    http-check expect status {}",
@@ -652,6 +654,7 @@ mod tests {
             backend: Some(BackendCfg {
                 name: "web".into(),
                 balance: "roundrobin".into(),
+                retry: vec!["retries 3".into()],
                 check_method: "OPTIONS".into(),
                 check_path: "/".into(),
                 expect_status: 200,

@@ -144,6 +144,18 @@ fn options() -> Vec<Opt> {
             |p| p.health_check.interval.clone(),
         ),
         opt(
+            "health_check.fast_interval",
+            |v| json!({"health_check": {"fast_interval": v}}),
+            MARKER,
+            |p| p.health_check.fast_interval.clone(),
+        ),
+        opt(
+            "retry.replay_methods",
+            |v| json!({"retry": {"replay_methods": ["GET", v]}}),
+            "ZQMARK",
+            |p| p.retry.replay_methods.get(1).cloned().unwrap_or_default(),
+        ),
+        opt(
             "frontend.name",
             |v| json!({"frontend": {"name": v}}),
             MARKER,

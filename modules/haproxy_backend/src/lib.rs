@@ -68,6 +68,111 @@ mod tests {
         assert!(ansible_module::ModuleSpec::try_from_json(super::params::SPEC).is_ok());
     }
 
+    /// The file check mode would write, or the failure, for `extra` options.
+    fn rendered(extra: Value) -> (serde_json::Map<String, Value>, bool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |f: &str| dir.path().join(f).display().to_string();
+        let mut a = json!({
+            "name": "web",
+            "servers": [{"name": "a", "address": "10.0.0.1"}],
+            "config_path": at("haproxy.cfg"),
+            "admin_socket": at("admin.sock"),
+            "validate": "true %s",
+            "_ansible_check_mode": true,
+            "_ansible_diff": true,
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            a[k] = v;
+        }
+        let args = a.as_object().cloned().unwrap_or_default();
+        ansible_module::execute("haproxy_backend", &super::spec(), args, super::run)
+    }
+
+    /// By default a GET, HEAD or OPTIONS a server dropped goes to another
+    /// server, any other method only when its connection failed; a refused
+    /// connection has the server checked at the fast interval.
+    #[test]
+    fn retries_replay_only_what_a_client_may_repeat() {
+        let (out, failed) = rendered(json!({}));
+        assert!(!failed, "{out:?}");
+        let after = out["diff"]["after"].as_str().unwrap_or_default();
+        assert!(
+            after.contains(
+                "    balance roundrobin\n    option redispatch 1\n    retries 3\n    \
+                 retry-on conn-failure empty-response response-timeout 0rtt-rejected 502 503 504\n    \
+                 http-request disable-l7-retry unless { method GET HEAD OPTIONS }\n    option httpchk "
+            ),
+            "{after}"
+        );
+        assert!(
+            after.contains(
+                "    default-server inter 2s fastinter 500ms rise 2 fall 3 observe layer4 error-limit 1 on-error fastinter\n"
+            ),
+            "{after}"
+        );
+        assert_eq!(after.matches("retries").count(), 1, "{after}");
+
+        let (out, failed) = rendered(json!({
+            "retry": {"conditions": [], "replay_methods": [], "retries": 0, "redispatch": -1},
+            "health_check": {"observe": "none"},
+        }));
+        assert!(!failed, "{out:?}");
+        let after = out["diff"]["after"].as_str().unwrap_or_default();
+        assert!(
+            after.contains(
+                "    option redispatch -1\n    retries 0\n    retry-on none\n    http-request disable-l7-retry\n"
+            ),
+            "{after}"
+        );
+        assert!(
+            after.contains("    default-server inter 2s fastinter 500ms rise 2 fall 3\n"),
+            "{after}"
+        );
+
+        for (extra, want) in [
+            (
+                json!({"retry": {"replay_methods": ["GET", "post"]}}),
+                "retry.replay_methods[1] must be an HTTP method in capitals, got: \"post\"",
+            ),
+            (
+                json!({"retry": {"replay_methods": ["GET }"]}}),
+                "retry.replay_methods[0] must be an HTTP method",
+            ),
+            (
+                json!({"retry": {"conditions": ["conn-failure", "429"]}}),
+                "value of conditions must be one or more of: none, conn-failure,",
+            ),
+            (
+                json!({"retry": {"retries": 101}}),
+                "retry.retries must be between 0 and 100, got: 101",
+            ),
+            (
+                json!({"retry": {"redispatch": -101}}),
+                "retry.redispatch must be between -100 and 100",
+            ),
+            (
+                json!({"health_check": {"error_limit": 0}}),
+                "health_check.error_limit must be between 1 and 1000",
+            ),
+            (
+                json!({"health_check": {"fast_interval": "1s;x"}}),
+                "health_check.fast_interval must not contain ';'",
+            ),
+            (
+                json!({"health_check": {"observe": "layer3"}}),
+                "value of observe must be one of: none, layer4, layer7",
+            ),
+            (
+                json!({"extra": {"backend": ["retry-on none"]}}),
+                "the module writes it from retry.conditions",
+            ),
+        ] {
+            let (out, failed) = rendered(extra.clone());
+            let msg = out["msg"].as_str().unwrap_or_default();
+            assert!(failed && msg.contains(want), "{extra}: {msg}");
+        }
+    }
+
     /// A bool for an int option is an int to Ansible (Python's `True` is 1):
     /// `port: true` is port 1, not "internal error: parameters do not match
     /// the module's types".

@@ -36,8 +36,23 @@ pub const SPEC: &str = r#"{
       "path": {"type": "str", "default": "/"},
       "expect_status": {"type": "int", "default": 200},
       "interval": {"type": "str", "default": "2s"},
+      "fast_interval": {"type": "str", "default": "500ms"},
       "rise": {"type": "int", "default": 2},
-      "fall": {"type": "int", "default": 3}
+      "fall": {"type": "int", "default": 3},
+      "observe": {"type": "str", "default": "layer4", "choices": ["none", "layer4", "layer7"]},
+      "error_limit": {"type": "int", "default": 1},
+      "on_error": {"type": "str", "default": "fastinter",
+                   "choices": ["fastinter", "fail-check", "sudden-death", "mark-down"]}
+    }},
+    "retry": {"type": "dict", "apply_defaults": true, "options": {
+      "retries": {"type": "int", "default": 3},
+      "redispatch": {"type": "int", "default": 1},
+      "conditions": {"type": "list", "elements": "str",
+                     "default": ["conn-failure", "empty-response", "response-timeout", "0rtt-rejected", "502", "503", "504"],
+                     "choices": ["none", "conn-failure", "empty-response", "junk-response", "response-timeout",
+                                 "0rtt-rejected", "all-retryable-errors",
+                                 "401", "403", "404", "408", "425", "500", "501", "502", "503", "504"]},
+      "replay_methods": {"type": "list", "elements": "str", "default": ["GET", "HEAD", "OPTIONS"]}
     }},
     "forwardfor": {"type": "bool", "default": true},
     "frontend": {"type": "dict", "apply_defaults": true, "options": {
@@ -210,6 +225,7 @@ pub struct Params {
     pub servers: Option<Vec<ServerParam>>,
     pub balance: Balance,
     pub health_check: HealthCheck,
+    pub retry: Retry,
     pub forwardfor: bool,
     pub frontend: Frontend,
     pub stickiness: Stickiness,
@@ -260,8 +276,28 @@ pub struct HealthCheck {
     pub path: String,
     pub expect_status: i64,
     pub interval: String,
+    /// `fastinter`: the check interval while a server is changing state.
+    pub fast_interval: String,
     pub rise: i64,
     pub fall: i64,
+    /// `observe`: `none`, `layer4` or `layer7`.
+    pub observe: String,
+    pub error_limit: i64,
+    pub on_error: String,
+}
+
+/// `retry`: what HAProxy does with a request whose server failed it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Retry {
+    pub retries: i64,
+    /// `option redispatch <n>`: another server on every n-th retry (0 never,
+    /// negative counts back from the last retry).
+    pub redispatch: i64,
+    /// `retry-on` keywords (the spec's choices); empty is `none`.
+    pub conditions: Vec<String>,
+    /// Methods whose requests may be sent again once a server had them; the
+    /// others are retried only when the connection failed (nothing was sent).
+    pub replay_methods: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -429,7 +465,9 @@ mod tests {
                 "drain": false, "shutdown_sessions": false, "health": false, "agent": false,
                 "fail_on_not_found": false, "balance": "roundrobin", "forwardfor": true,
                 "stickiness": "none",
-                "health_check": {"method": "OPTIONS", "path": "/", "expect_status": 200, "interval": "2s", "rise": 2, "fall": 3},
+                "health_check": {"method": "OPTIONS", "path": "/", "expect_status": 200, "interval": "2s", "fast_interval": "500ms",
+                                 "rise": 2, "fall": 3, "observe": "layer4", "error_limit": 1, "on_error": "mark-down"},
+                "retry": {"retries": 3, "redispatch": 1, "conditions": [], "replay_methods": []},
                 "frontend": {"name": "http_in", "bind": "*:80"},
                 "cookie": {"name": "SERVERID", "key_file": "/k"},
                 "stats": {"enabled": false, "bind": "*:8404", "uri": "/s", "user": "stats", "password_file": "/p"},
