@@ -73,6 +73,26 @@ impl Container {
         Self::launch_with(prefix, LaunchOpts::default())
     }
 
+    /// One container per prefix, launched side by side (most of the wait is
+    /// boot time), in the order given, each booted. Every launch is joined
+    /// before any is judged, so the ones that worked are deleted when another
+    /// failed; a launch that failed is tried once more.
+    pub fn launch_booted(prefixes: &[&'static str]) -> Vec<Container> {
+        let handles: Vec<_> = prefixes
+            .iter()
+            .map(|&prefix| std::thread::spawn(move || Container::launch(prefix)))
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        let mut all = vec![];
+        for (result, &prefix) in results.into_iter().zip(prefixes) {
+            all.push(result.unwrap_or_else(|_| Container::launch(prefix)));
+        }
+        for c in &all {
+            c.wait_booted();
+        }
+        all
+    }
+
     /// Launches and waits for the DHCP address; a launch that gets no address in
     /// time (it happens on a loaded host) is deleted and tried once more.
     pub fn launch_with(prefix: &str, opts: LaunchOpts) -> Container {

@@ -117,19 +117,9 @@ struct Seen {
 
 impl Bed {
     fn up() -> Bed {
-        let handles: Vec<_> = ["t-cg-lb", "t-cg-web"]
-            .into_iter()
-            .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
-            .collect();
-        let mut all: Vec<Container> = vec![];
-        for (h, prefix) in handles.into_iter().zip(["t-cg-lb", "t-cg-web"]) {
-            all.push(h.join().unwrap_or_else(|_| Container::launch(prefix)));
-        }
+        let mut all = Container::launch_booted(&["t-cg-lb", "t-cg-web"]);
         let web = all.pop().expect("web");
         let lb = all.pop().expect("lb");
-        for c in [&lb, &web] {
-            c.wait_booted();
-        }
         web.sh("hostname > /var/www/html/index.html && head -c 50000000 /dev/zero > /var/www/html/big.bin");
         lb.sh("systemctl disable --now apache2 >/dev/null 2>&1; systemctl is-active haproxy");
         Bed { lb, web }

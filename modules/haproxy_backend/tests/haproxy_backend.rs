@@ -25,26 +25,8 @@ struct Bed {
 
 impl Bed {
     fn up() -> Bed {
-        // Launch the three in parallel: most of the wait is boot time.
-        let handles: Vec<_> = ["t-hap-lb", "t-hap-web", "t-hap-web"]
-            .into_iter()
-            .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
-            .collect();
-        // Join every launch before judging any, so the ones that worked are
-        // deleted if another failed; a launch that failed (no DHCP lease in
-        // time on a busy host) is tried once more.
-        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        let mut all: Vec<Container> = vec![];
-        for (result, prefix) in results
-            .into_iter()
-            .zip(["t-hap-lb", "t-hap-web", "t-hap-web"])
-        {
-            all.push(result.unwrap_or_else(|_| Container::launch(prefix)));
-        }
+        let mut all = Container::launch_booted(&["t-hap-lb", "t-hap-web", "t-hap-web"]);
         let lb = all.remove(0);
-        for c in std::iter::once(&lb).chain(all.iter()) {
-            c.wait_booted();
-        }
         for w in &all {
             // The page names the host on its first line (what the probe counts).
             w.sh("hostname > /var/www/html/index.html && systemctl is-active apache2");

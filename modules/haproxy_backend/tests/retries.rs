@@ -34,22 +34,8 @@ struct Bed {
 
 impl Bed {
     fn up() -> Bed {
-        let prefixes = ["t-rt-lb", "t-rt-web", "t-rt-web"];
-        let handles: Vec<_> = prefixes
-            .into_iter()
-            .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
-            .collect();
-        // Every launch is joined before any is judged, so the ones that
-        // worked are deleted when another failed.
-        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        let mut all: Vec<Container> = vec![];
-        for (result, prefix) in results.into_iter().zip(prefixes) {
-            all.push(result.unwrap_or_else(|_| Container::launch(prefix)));
-        }
+        let mut all = Container::launch_booted(&["t-rt-lb", "t-rt-web", "t-rt-web"]);
         let lb = all.remove(0);
-        for c in std::iter::once(&lb).chain(all.iter()) {
-            c.wait_booted();
-        }
         // A killed Apache stays dead until the test starts it (Debian's
         // unit would restart it at once: Restart=on-abort).
         for w in &all {

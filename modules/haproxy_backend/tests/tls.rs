@@ -33,22 +33,8 @@ struct Bed {
 
 impl Bed {
     fn up() -> Bed {
-        let prefixes = ["t-tls-lb", "t-tls-web", "t-tls-web"];
-        let handles: Vec<_> = prefixes
-            .into_iter()
-            .map(|prefix| std::thread::spawn(move || Container::launch(prefix)))
-            .collect();
-        // Join every launch before judging any (the ones that worked are
-        // deleted if another failed); a failed launch is tried once more.
-        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        let mut all: Vec<Container> = vec![];
-        for (result, prefix) in results.into_iter().zip(prefixes) {
-            all.push(result.unwrap_or_else(|_| Container::launch(prefix)));
-        }
+        let mut all = Container::launch_booted(&["t-tls-lb", "t-tls-web", "t-tls-web"]);
         let lb = all.remove(0);
-        for c in std::iter::once(&lb).chain(all.iter()) {
-            c.wait_booted();
-        }
         for w in &all {
             // The page names the host; a log of the scheme HAProxy reports.
             w.write_file(
