@@ -29,6 +29,14 @@ MH_CHECK=0 bash "$here/multihost/up.sh"
 cargo test --workspace -- --ignored --test-threads=1 two_hosts
 [[ "${KEEP:-0}" == 1 ]] || bash "$here/multihost/down.sh"
 
+step "an LXD cluster of three nested hosts: the test bed, then its end-to-end test"
+if [[ "${KEEP:-0}" != 1 ]]; then
+  trap 'bash "$here/multihost/down.sh" >/dev/null 2>&1 || true; MH_CLUSTER=1 bash "$here/multihost/down.sh" >/dev/null 2>&1 || true' EXIT
+fi
+MH_CLUSTER=1 MH_CHECK=0 bash "$here/multihost/up.sh"
+cargo test -p testbed --test e2e_cluster -- --ignored --test-threads=1
+[[ "${KEEP:-0}" == 1 ]] || MH_CLUSTER=1 bash "$here/multihost/down.sh"
+
 if [[ -d roles && -d playbooks ]]; then
   # .ansible-lint says what: the production profile over roles/, playbooks/,
   # awx/ and molecule/, the same as `ansible-lint` run at the root by hand.

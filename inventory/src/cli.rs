@@ -187,6 +187,26 @@ fn read_host(host: &LxdHost, cfg: &Config) -> Result<HostListing, HostFailure> {
 /// (see [`fill_states`]).
 fn read_host_inner(host: &LxdHost, cfg: &Config) -> anyhow::Result<HostListing> {
     let lxd = lxd_api::Client::connect(host.url.as_deref(), &host.tls())?;
+    // A cluster's members come with their status from a second request, made
+    // while the instances are read: the listing costs no more time.
+    std::thread::scope(|s| {
+        let members = host.cluster.then(|| s.spawn(|| lxd.cluster_members()));
+        let mut listing = read_instances(&lxd, host, cfg)?;
+        if let Some(m) = members {
+            listing.members = m
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading the cluster members failed"))?
+                .context("reading the cluster members")?;
+        }
+        Ok(listing)
+    })
+}
+
+fn read_instances(
+    lxd: &lxd_api::Client,
+    host: &LxdHost,
+    cfg: &Config,
+) -> anyhow::Result<HostListing> {
     let items = match cfg.address_source {
         AddressSource::State => lxd.list_instances_full(Some(&host.project))?,
         AddressSource::Leases => {
@@ -219,11 +239,12 @@ fn read_host_inner(host: &LxdHost, cfg: &Config) -> anyhow::Result<HostListing> 
         .collect::<Result<_, _>>()
         .context("unexpected instance list from LXD")?;
     if cfg.address_source == AddressSource::Leases {
-        fill_states(&lxd, &host.project, cfg, &mut instances)?;
+        fill_states(lxd, &host.project, cfg, &mut instances)?;
     }
     Ok(HostListing {
         host: for_connection_vars(host)?,
         instances,
+        members: Vec::new(),
     })
 }
 

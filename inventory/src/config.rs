@@ -125,6 +125,10 @@ pub struct HostEntry {
     pub project: Option<String>,
     #[serde(default)]
     pub remote: Option<String>,
+    /// The endpoint is an LXD cluster: its members (and their status) are read
+    /// too, with one more request.
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 /// One LXD host to read, every default applied.
@@ -139,6 +143,8 @@ pub struct LxdHost {
     pub server_cert_fingerprint: Option<String>,
     pub project: String,
     pub remote: Option<String>,
+    /// Read the cluster's members as well (`cluster: true` on the entry).
+    pub cluster: bool,
 }
 
 impl LxdHost {
@@ -430,7 +436,7 @@ impl Config {
             .get("hosts")
             .and_then(serde_yaml_ng::Value::as_sequence)
             .ok_or_else(|| bad("no hosts: list".into()))?;
-        const KEYS: [&str; 10] = [
+        const KEYS: [&str; 11] = [
             "name",
             "url",
             "client_cert",
@@ -441,6 +447,7 @@ impl Config {
             "server_cert_fingerprint",
             "project",
             "remote",
+            "cluster",
         ];
         for entry in entries {
             let mut known = serde_yaml_ng::Mapping::new();
@@ -641,6 +648,7 @@ impl Config {
                 server_cert_fingerprint: self.server_cert_fingerprint.clone(),
                 project: self.project.clone(),
                 remote: self.remote.clone(),
+                cluster: false,
             }];
         }
         self.hosts
@@ -664,6 +672,7 @@ impl Config {
                     server_cert_fingerprint: h.server_cert_fingerprint.clone(),
                     project: h.project.clone().unwrap_or_else(|| self.project.clone()),
                     remote: h.remote.clone(),
+                    cluster: h.cluster,
                 }
             })
             .collect()

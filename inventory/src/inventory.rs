@@ -76,7 +76,15 @@ pub fn is_listed(inst: &Instance, cfg: &Config) -> bool {
 pub struct HostListing {
     pub host: LxdHost,
     pub instances: Vec<Instance>,
+    /// The cluster's members when the host is a cluster (`cluster: true`),
+    /// else empty.
+    pub members: Vec<lxd_api::ClusterMember>,
 }
+
+/// The `all.vars` map of each cluster's members (`<vars_prefix>cluster_members`):
+/// cluster name -> `[{name, status, message, roles, url}]`, in LXD's order. The
+/// playbooks place instances on the members it lists.
+pub const CLUSTER_MEMBERS_VAR: &str = "cluster_members";
 
 /// Two hosts with an instance of the same name: Ansible host names are unique.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +101,7 @@ impl Inventory {
     pub fn build(instances: &[Instance], cfg: &Config) -> Self {
         let mut inv = Self::default();
         if let Some(host) = cfg.lxd_hosts().first() {
-            inv.add_host(host, instances, cfg);
+            inv.add_host(host, instances, &[], cfg);
         }
         inv.finish(cfg, Vec::new());
         inv
@@ -123,7 +131,7 @@ impl Inventory {
         }
         let mut inv = Self::default();
         for l in listings {
-            inv.add_host(&l.host, &l.instances, cfg);
+            inv.add_host(&l.host, &l.instances, &l.members, cfg);
         }
         inv.finish(cfg, warnings);
         Ok(inv)
@@ -138,20 +146,59 @@ impl Inventory {
                 .vars
                 .extend(connection_vars(cfg));
         }
+        // Hosts left out first, then what the listings themselves warn about.
+        let mut all = warnings;
+        all.append(&mut self.warnings);
         self.groups
             .entry("all".into())
             .or_default()
             .vars
-            .insert(WARNINGS_VAR.into(), json!(warnings));
-        self.warnings = warnings;
+            .insert(WARNINGS_VAR.into(), json!(all));
+        self.warnings = all;
     }
 
-    /// Add the instances of one host.
-    fn add_host(&mut self, host: &LxdHost, instances: &[Instance], cfg: &Config) {
+    /// Add the instances of one host (and, for a cluster, its members).
+    fn add_host(
+        &mut self,
+        host: &LxdHost,
+        instances: &[Instance],
+        members: &[lxd_api::ClusterMember],
+        cfg: &Config,
+    ) {
         let inv = self;
         let rules = &cfg.groups;
         let p = cfg.vars_prefix.as_str();
         let by = |kind: &str| rules.by.iter().any(|b| b == kind);
+        let member_status: BTreeMap<&str, String> = members
+            .iter()
+            .map(|m| (m.server_name.as_str(), m.status.to_lowercase()))
+            .collect();
+        if host.cluster {
+            let list: Vec<Value> = members
+                .iter()
+                .map(|m| {
+                    json!({"name": m.server_name, "status": m.status.to_lowercase(),
+                           "message": m.message, "roles": m.roles, "url": m.url})
+                })
+                .collect();
+            let all = inv.groups.entry("all".into()).or_default();
+            let map = all
+                .vars
+                .entry(format!("{p}{CLUSTER_MEMBERS_VAR}"))
+                .or_insert_with(|| json!({}));
+            if let Some(map) = map.as_object_mut() {
+                map.insert(host.name.clone(), Value::Array(list));
+            }
+            // A group per member, also while it has no instance, so that
+            // `hosts: location_<member>` names a member rather than nothing.
+            if by("location") {
+                for m in members {
+                    inv.groups
+                        .entry(safe_name(&format!("location_{}", m.server_name)))
+                        .or_default();
+                }
+            }
+        }
         let host_group = (by("host") && !rules.all.is_empty())
             .then(|| safe_name(&format!("{HOST_GROUP_PREFIX}{}", host.name)));
         let host_vars = host_connection_vars(cfg, host);
@@ -193,6 +240,24 @@ impl Inventory {
             vars.insert(format!("{p}architecture"), inst.architecture.clone().into());
             if clustered(inst) {
                 vars.insert(format!("{p}location"), inst.location.clone().into());
+                if let Some(st) = member_status.get(inst.location.as_str()) {
+                    vars.insert(format!("{p}location_status"), st.clone().into());
+                    // Offline (or blocked): LXD cannot say how the instance
+                    // is; it stays listed, under its last known status.
+                    // Until LXD has noticed (cluster.offline_threshold), the
+                    // member still reads online and the instance `error`.
+                    if st != "online" && st != "evacuated" {
+                        inv.warnings.push(format!(
+                            "instance {} is on cluster member {} of {}, which is {st}",
+                            inst.name, inst.location, host.name
+                        ));
+                    } else if status == "error" {
+                        inv.warnings.push(format!(
+                            "instance {} on cluster member {} of {} is in error (is the member reachable?)",
+                            inst.name, inst.location, host.name
+                        ));
+                    }
+                }
             }
             vars.insert(format!("{p}project"), project.clone().into());
             vars.insert(format!("{p}profiles"), json!(inst.profiles));
@@ -274,6 +339,10 @@ impl Inventory {
             }
             if !g.vars.is_empty() {
                 obj.insert("vars".into(), Value::Object(g.vars.clone()));
+            }
+            // Ansible reads `{}` as a host of that name (a "malformed group").
+            if obj.is_empty() {
+                obj.insert("hosts".into(), json!([]));
             }
             out.insert(name.clone(), Value::Object(obj));
         }
@@ -622,6 +691,7 @@ mod tests {
             .map(|(host, a)| HostListing {
                 host,
                 instances: parse_answer(a).expect("parses"),
+                members: Vec::new(),
             })
             .collect()
     }
@@ -771,5 +841,77 @@ mod tests {
             v["lxdhost_lxd1"]["vars"],
             json!({"ansible_lxd_remote": "lxd1", "ansible_lxd_project": "prod"})
         );
+    }
+
+    const CLUSTER: &str = r#"{"type": "sync", "metadata": [
+        {"name": "cl-lb-01", "status": "Running", "type": "container", "location": "cl-host-1",
+         "project": "default", "profiles": ["default", "macvlan"], "architecture": "x86_64",
+         "config": {"user.ansible.groups": "lb"}, "expanded_config": {},
+         "state": {"status": "Running", "network": {"eth0": {"addresses": [
+            {"family": "inet", "address": "10.233.0.150", "netmask": "24", "scope": "global"}]}}}},
+        {"name": "cl-web-02", "status": "Error", "type": "container", "location": "cl-host-2",
+         "project": "default", "profiles": ["default", "macvlan"], "architecture": "x86_64",
+         "config": {"user.ansible.groups": "web"}, "expanded_config": {}, "state": null}
+    ]}"#;
+
+    fn member(name: &str, status: &str) -> lxd_api::ClusterMember {
+        lxd_api::ClusterMember {
+            server_name: name.into(),
+            url: format!("https://{name}:8443"),
+            status: status.into(),
+            message: String::new(),
+            roles: vec!["database".into()],
+            database: true,
+            failure_domain: "default".into(),
+        }
+    }
+
+    #[test]
+    fn cluster_members_groups_status_and_an_instance_on_an_offline_member() {
+        let cfg = Config::from_text(
+            std::path::Path::new("x.yml"),
+            &format!(
+                "hosts:\n- {{name: cl, cluster: true, url: 'https://10.233.0.11:8443', server_cert_fingerprint: '{FP}'}}\n"
+            ),
+        )
+        .expect("parses");
+        let mut l = listings(&cfg, &[CLUSTER]);
+        l[0].members = vec![
+            member("cl-host-1", "Online"),
+            member("cl-host-2", "Offline"),
+            member("cl-host-3", "Evacuated"),
+        ];
+        let inv = Inventory::merge(&l, &cfg, Vec::new()).expect("merges");
+        let v = inv.list_json();
+        let hv = &v["_meta"]["hostvars"];
+        assert_eq!(hv["cl-lb-01"]["lxd_location"], "cl-host-1");
+        assert_eq!(hv["cl-lb-01"]["lxd_location_status"], "online");
+        assert_eq!(hv["cl-lb-01"]["lxd_host"], "cl");
+        assert_eq!(hosts(&v, "location_cl_host_1"), ["cl-lb-01"]);
+        // Every member has its group, an empty one too (written so that
+        // Ansible reads a group, not a host).
+        assert_eq!(v["location_cl_host_3"], json!({"hosts": []}));
+        // On the offline member: listed, with its member's status, and named
+        // in the warnings rather than dropped.
+        assert_eq!(hv["cl-web-02"]["lxd_status"], "error");
+        assert_eq!(hv["cl-web-02"]["lxd_location_status"], "offline");
+        assert_eq!(hosts(&v, "stopped"), ["cl-web-02"]);
+        assert_eq!(
+            v["all"]["vars"][WARNINGS_VAR],
+            json!(["instance cl-web-02 is on cluster member cl-host-2 of cl, which is offline"])
+        );
+        let members = &v["all"]["vars"]["lxd_cluster_members"]["cl"];
+        assert_eq!(members[0]["name"], "cl-host-1");
+        assert_eq!(members[1]["status"], "offline");
+        assert_eq!(members[2]["status"], "evacuated");
+    }
+
+    #[test]
+    fn hosts_without_cluster_have_no_member_variable() {
+        let cfg = two_hosts();
+        let v = Inventory::merge(&listings(&cfg, &[RUNNING, OTHER_HOST]), &cfg, Vec::new())
+            .expect("merges")
+            .list_json();
+        assert!(v["all"]["vars"].get("lxd_cluster_members").is_none());
     }
 }

@@ -253,7 +253,12 @@ class Connection(ConnectionBase):
         limit = int(self.get_option("command_timeout"))
         # LXD answers the wait when the command ended or the limit passed,
         # whichever is first; the socket gets a margin over that.
-        done = self._request("GET", "%s/wait?timeout=%d" % (op_url, limit), timeout=limit + 30)
+        # A cluster member answers for an instance on another member with an
+        # operation URL that carries a query (?project=...): /wait goes
+        # before it, or LXD reads the whole thing as the operation's id.
+        op_path, sep, op_query = op_url.partition("?")
+        wait_url = "%s/wait?timeout=%d%s" % (op_path, limit, "&" + op_query if sep else "")
+        done = self._request("GET", wait_url, timeout=limit + 30)
         meta = done.get("metadata") or {}
         if meta.get("status") in ("Running", "Pending"):
             try:

@@ -53,7 +53,9 @@ in_range() {  # ADDRESS: inside the LAN bridge's DHCP range?
 }
 
 names=()
-for i in "${!MH_HOSTS[@]}"; do names+=("mh-smoke-$((i + 1))"); done
+smoke_prefix=mh-smoke
+[[ "$MH_CLUSTER" != 1 ]] || smoke_prefix=cl-smoke
+for i in "${!MH_HOSTS[@]}"; do names+=("$smoke_prefix-$((i + 1))"); done
 
 cleanup() {
   [[ "${KEEP:-0}" == 1 ]] && return 0
@@ -73,9 +75,16 @@ for i in "${!MH_HOSTS[@]}"; do
   lxc info "$h" >/dev/null 2>&1 || mh_die "$h does not exist: run scripts/multihost/up.sh"
   mh_step "check: $h: lxc launch $VRRP_IMAGE $n -p default -p $MH_NESTED_PROFILE"
   t=$SECONDS
+  # On the cluster every member sees every instance: --target puts each on its own.
+  target=()
+  [[ "$MH_CLUSTER" != 1 ]] || target=(--target "$h")
   timeout "$MH_TIMEOUT" lxc exec "$h" -- lxc --project default launch "$VRRP_IMAGE" "$n" \
-    -p default -p "$MH_NESTED_PROFILE" >/dev/null || mh_die "$h: launch of $n failed or took over ${MH_TIMEOUT}s"
+    -p default -p "$MH_NESTED_PROFILE" "${target[@]}" >/dev/null || mh_die "$h: launch of $n failed or took over ${MH_TIMEOUT}s"
   echo "    launched in $((SECONDS - t))s"
+  if [[ "$MH_CLUSTER" == 1 ]]; then
+    at="$(lxc exec "$h" -- lxc query "/1.0/instances/$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"])')"
+    [[ "$at" == "$h" ]] || mh_die "$n was placed on $at, not on its target $h"
+  fi
 done
 
 declare -A ip

@@ -3,6 +3,22 @@
 # shellcheck shell=bash
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/env.sh"
 
+# MH_CLUSTER=1: the cluster test bed instead, three hosts joined as one LXD
+# cluster (`make cluster-up`), on a LAN of its own so that both beds can be up
+# at once.
+MH_CLUSTER="${MH_CLUSTER:-0}"
+if [[ "$MH_CLUSTER" == 1 ]]; then
+  MH_BRIDGE="${MH_BRIDGE:-vrrpcl0}"
+  MH_BRIDGE_ADDR="${MH_BRIDGE_ADDR:-10.233.0.1/24}"
+  MH_DHCP_RANGE="${MH_DHCP_RANGE:-10.233.0.100-10.233.0.199}"
+  MH_POOL="${MH_POOL:-vrrp-cl}"
+  MH_PROFILE="${MH_PROFILE:-vrrp-cl-host}"
+  MH_HOSTS="${MH_HOSTS:-cl-host-1 cl-host-2 cl-host-3}"
+  MH_ADDRS="${MH_ADDRS:-10.233.0.11 10.233.0.12 10.233.0.13}"
+  MH_ETC="${MH_ETC:-/etc/vrrp-lxd/cluster}"
+  # The name the topology settings give the cluster (its one hosts.yml entry).
+  MH_CLUSTER_NAME="${MH_CLUSTER_NAME:-cl}"
+fi
 MH_BRIDGE="${MH_BRIDGE:-vrrplan0}"                 # the LAN the two hosts share
 MH_BRIDGE_ADDR="${MH_BRIDGE_ADDR:-10.232.0.1/24}"
 MH_DHCP_RANGE="${MH_DHCP_RANGE:-10.232.0.100-10.232.0.199}"   # nested instances get these

@@ -8,6 +8,10 @@
 #     dir pool, default + macvlan profiles), the project image imported locally
 #   - a client certificate trusted by both; $MH_ETC/hosts.yml lists URL, pinned server
 #     fingerprint, client cert/key and the macvlan profile for each host
+# With MH_CLUSTER=1 (`make cluster-up`): three hosts on a LAN of their own, the
+# first bootstrapping an LXD cluster and the others joining it with tokens; the
+# image, the trust and the pinned certificate are the cluster's, and hosts.yml
+# has one entry for it (members are read from the cluster).
 # Every step checks before it acts, so a second run is quick. Then runs check.sh
 # (one instance per host, cross-host ping) unless MH_CHECK=0.
 # Needs scripts/setup-host.sh to have run (LXD up, image imported). Undo: down.sh.
@@ -279,14 +283,25 @@ UNIT
   fi
   lxc exec "$h" -- mountpoint -q /sys/fs/cgroup/cpuacct \
     || mh_die "$h: /sys/fs/cgroup/cpuacct is not a mount (cgroup fix did not run?)"
+}
 
+# A standalone host: its own preseed, image, trust and certificate.
+configure_host() {  # HOST ADDR
+  local h="$1" addr="$2"
   if ! lxd_configured "$h" "$addr"; then
     mh_step "$h: lxd init --preseed (https $addr:$MH_PORT, dir pool, default + $MH_NESTED_PROFILE profiles)"
     preseed "$h" "$addr" | lxc exec "$h" -- lxd init --preseed
     lxd_configured "$h" "$addr" || mh_die "$h: LXD not configured after preseed"
   fi
 
-  local have_fp
+  import_image "$h"
+  trust_controller "$h"
+  pin_certificate "$h" "$h" /var/lib/lxd/server.crt
+}
+
+# Imports the project image unless the host (or cluster) has this very one.
+import_image() {  # HOST
+  local h="$1" have_fp
   have_fp="$(lxc exec "$h" -- lxc image info "$VRRP_IMAGE" 2>/dev/null | awk '/^Fingerprint:/ {print $2}' || true)"
   if [[ "$have_fp" != "$outer_fp" ]]; then
     export_image
@@ -302,27 +317,109 @@ UNIT
     have_fp="$(lxc exec "$h" -- lxc image info "$VRRP_IMAGE" | awk '/^Fingerprint:/ {print $2}')"
     [[ "$have_fp" == "$outer_fp" ]] || mh_die "$h: imported image has fingerprint $have_fp, not $outer_fp"
   fi
+}
 
+trust_controller() {  # HOST
+  local h="$1"
   if ! lxc exec "$h" -- lxc query "/1.0/certificates/$client_fp" >/dev/null 2>&1; then
     mh_step "$h: trusting the controller certificate ($client_fp)"
     lxc file push --quiet "$client_crt" "$h/root/vrrp-lxd-controller.crt"
     lxc exec "$h" -- lxc config trust add /root/vrrp-lxd-controller.crt --name vrrp-lxd-controller
     lxc exec "$h" -- rm -f /root/vrrp-lxd-controller.crt
   fi
+}
 
-  # The server certificate read over `lxc exec` (a channel we trust) is what we pin.
-  local crt="$MH_ETC/$h.server.crt" tmp
+# The certificate read over `lxc exec` (a channel we trust) is what we pin.
+pin_certificate() {  # HOST NAME PATH-IN-HOST
+  local h="$1" name="$2" crt="$MH_ETC/$2.server.crt" tmp
   tmp="$(mktemp)"
-  lxc exec "$h" -- cat /var/lib/lxd/server.crt >"$tmp"
+  lxc exec "$h" -- cat "$3" >"$tmp"
   if cmp -s "$tmp" "$crt"; then rm -f "$tmp"; else mv "$tmp" "$crt"; chmod 644 "$crt"; fi
-  server_fp[$h]="$(mh_cert_fp "$crt")"
-  server_spki[$h]="$(mh_cert_spki "$crt")"
+  server_fp[$name]="$(mh_cert_fp "$crt")"
+  server_spki[$name]="$(mh_cert_spki "$crt")"
+}
+
+# ---------------------------------------------------------------- the cluster (MH_CLUSTER=1)
+member_of_cluster() {  # HOST: its LXD is a cluster member
+  [[ "$(lxc exec "$1" -- lxc query /1.0/cluster 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("enabled"))' 2>/dev/null)" == True ]]
+}
+
+cluster_size() {  # HOST: members that are online, as the cluster sees them
+  lxc exec "$1" -- lxc query '/1.0/cluster/members?recursion=1' 2>/dev/null \
+    | python3 -c 'import json,sys; print(sum(m["status"] == "Online" for m in json.load(sys.stdin)))'
+}
+
+# The first host bootstraps the cluster: the same preseed as a standalone host
+# plus `cluster.enabled`. Enabling clustering replaces the server certificate
+# with the cluster's, so the pin is taken only after this.
+bootstrap_cluster() {  # HOST ADDR
+  local h="$1" addr="$2"
+  if ! member_of_cluster "$h"; then
+    mh_step "$h: lxd init --preseed, bootstrapping the cluster (https $addr:$MH_PORT)"
+    { preseed "$h" "$addr"
+      printf 'cluster:\n  server_name: %s\n  enabled: true\n' "$h"
+    } | lxc exec "$h" -- timeout "$MH_TIMEOUT" lxd init --preseed
+    member_of_cluster "$h" || mh_die "$h: not clustered after the preseed"
+  fi
+  lxd_configured "$h" "$addr" || mh_die "$h: cluster bootstrapped but not configured"
+}
+
+# Any other host joins with a token from the first. A joining LXD must be
+# empty: no preseed of its own, the pool's member-specific `source` given
+# through member_config (empty: LXD's default directory for a `dir` pool).
+join_cluster() {  # HOST ADDR FIRST
+  local h="$1" addr="$2" first="$3" token
+  member_of_cluster "$h" && return 0
+  mh_step "$h: joining the cluster through $first"
+  # A token left by an interrupted run would make `cluster add` refuse.
+  lxc exec "$first" -- lxc cluster revoke-token "$h" >/dev/null 2>&1 || true
+  token="$(lxc exec "$first" -- lxc cluster add "$h" --quiet 2>/dev/null | tail -n1)" \
+    || mh_die "$first: no join token for $h"
+  [[ -n "$token" ]] || mh_die "$first: empty join token for $h"
+  cat <<YAML | lxc exec "$h" -- timeout "$MH_TIMEOUT" lxd init --preseed \
+    || mh_die "$h: joining the cluster failed"
+cluster:
+  enabled: true
+  server_name: $h
+  server_address: $addr:$MH_PORT
+  cluster_token: $token
+  member_config:
+  - entity: storage-pool
+    name: default
+    key: source
+    value: ""
+YAML
+  member_of_cluster "$h" || mh_die "$h: not a cluster member after joining"
 }
 
 lxd_installed "${MH_HOSTS[0]}" && lxd_installed "${MH_HOSTS[-1]}" || fetch_debs
 for i in "${!MH_HOSTS[@]}"; do
   setup_host "${MH_HOSTS[$i]}" "${MH_ADDRS[$i]}"
 done
+if [[ "$MH_CLUSTER" == 1 ]]; then
+  first="${MH_HOSTS[0]}"
+  bootstrap_cluster "$first" "${MH_ADDRS[0]}"
+  for i in "${!MH_HOSTS[@]}"; do
+    ((i == 0)) || join_cluster "${MH_HOSTS[$i]}" "${MH_ADDRS[$i]}" "$first"
+  done
+  size="$(cluster_size "$first")"
+  [[ "$size" == "${#MH_HOSTS[@]}" ]] || mh_die "the cluster has $size online member(s), not ${#MH_HOSTS[@]}"
+  # Cluster-wide from here on: the image (replicated to the members by LXD
+  # itself, never from an image server), the controller's trust, and one
+  # certificate that every member presents.
+  import_image "$first"
+  trust_controller "$first"
+  pin_certificate "$first" "$MH_CLUSTER_NAME" /var/lib/lxd/cluster.crt
+  for h in "${MH_HOSTS[@]}"; do
+    server_fp[$h]="${server_fp[$MH_CLUSTER_NAME]}"
+    server_spki[$h]="${server_spki[$MH_CLUSTER_NAME]}"
+  done
+else
+  for i in "${!MH_HOSTS[@]}"; do
+    configure_host "${MH_HOSTS[$i]}" "${MH_ADDRS[$i]}"
+  done
+fi
 
 # ---------------------------------------------------------------- verify over the LAN
 https_up() { curl -sk -o /dev/null --max-time 3 "https://$1:$MH_PORT/1.0"; }
@@ -343,6 +440,25 @@ done
 # ---------------------------------------------------------------- hosts.yml
 hosts_yml="$MH_ETC/hosts.yml"
 {
+  if [[ "$MH_CLUSTER" == 1 ]]; then
+    # One entry: the cluster, reached through its first member; the members
+    # (placement targets) are read from the cluster itself.
+    echo "# Written by scripts/multihost/up.sh: the cluster test bed. Do not edit."
+    echo "hosts:"
+    cat <<YAML
+  - name: $MH_CLUSTER_NAME
+    cluster: true
+    url: https://${MH_ADDRS[0]}:$MH_PORT
+    server_cert_fingerprint: ${server_fp[$MH_CLUSTER_NAME]}
+    server_cert: $MH_ETC/$MH_CLUSTER_NAME.server.crt
+    client_cert: $client_crt
+    client_key: $client_key
+    project: default
+    image: $VRRP_IMAGE
+    profiles: [default, $MH_NESTED_PROFILE]
+    network: $MH_NESTED_PROFILE
+YAML
+  else
   echo "# Written by scripts/multihost/up.sh: the two-host test bed. Do not edit."
   echo "hosts:"
   for i in "${!MH_HOSTS[@]}"; do
@@ -360,6 +476,7 @@ hosts_yml="$MH_ETC/hosts.yml"
     network: $MH_NESTED_PROFILE
 YAML
   done
+  fi
   cat <<YAML
 lan:
   bridge: $MH_BRIDGE

@@ -6,6 +6,7 @@
 //! built by `make build`; without them they fail with a message saying so.
 
 pub mod ansible;
+pub mod cluster;
 pub mod container;
 pub mod dns;
 pub mod https;

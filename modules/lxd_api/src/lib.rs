@@ -27,6 +27,7 @@
 //! modules stay free of HTTP and TLS code.
 
 mod client;
+mod cluster;
 mod error;
 mod tls;
 
@@ -34,6 +35,7 @@ pub use client::{
     detect_socket, encode, token_secret, with_query, Client, Endpoint, ExecOutput, Reply,
     DEBIAN_SOCKET, SNAP_SOCKET,
 };
+pub use cluster::{ClusterMember, MemberAction};
 pub use error::{Error, Result};
 pub use reqwest::Method;
 pub use tls::{fingerprint, fingerprint_hex, fingerprint_of_pem_file, TlsOptions};

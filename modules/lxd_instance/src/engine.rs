@@ -68,6 +68,9 @@ pub fn run(m: &mut Module) -> Result<()> {
             if let Some(s) = out.cloud_init_status {
                 m.set("cloud_init_status", s);
             }
+            if let Some(l) = out.location {
+                m.set("location", l);
+            }
             if let Some(view) = &out.after {
                 m.set("instance", view);
             }
@@ -81,6 +84,14 @@ pub fn run(m: &mut Module) -> Result<()> {
                 .into()),
         },
     }
+}
+
+/// The member an instance document names; a standalone LXD says `none`.
+fn member_of(doc: &Value) -> Option<String> {
+    doc.get("location")
+        .and_then(Value::as_str)
+        .filter(|l| !l.is_empty() && *l != "none")
+        .map(str::to_string)
 }
 
 fn path_of(p: &Option<String>) -> Option<PathBuf> {
@@ -149,6 +160,8 @@ struct Outcome {
     addresses: Option<Value>,
     ipv4_address: Option<String>,
     cloud_init_status: Option<String>,
+    /// The cluster member the instance is on (clustered LXD only).
+    location: Option<String>,
     after: Option<Value>,
     diff: Diff,
 }
@@ -267,10 +280,31 @@ impl Engine<'_> {
         } else {
             Running::default()
         };
+        let location = match (&after_doc, &found.doc) {
+            (None, _) => None,
+            (Some(_), Some(cur)) => member_of(cur),
+            // LXD picks the member (or honours target) only when it creates
+            // the instance: its document before that cannot say where.
+            (Some(_), None) if !self.check => self
+                .lxd
+                .instance(&self.p.name, self.project())?
+                .as_ref()
+                .and_then(member_of),
+            (Some(_), None) => None,
+        };
+        if let (Some(cur), Some(want)) = (&found.doc, self.p.target.as_deref()) {
+            if let Some(at) = member_of(cur).filter(|at| !want.is_empty() && at != want) {
+                self.warnings.push(format!(
+                    "instance {} is on cluster member {at}, not {want}; target only applies when an instance is created",
+                    self.p.name
+                ));
+            }
+        }
         Ok(Outcome {
             addresses: running.addresses,
             ipv4_address: running.ipv4_address,
             cloud_init_status: running.cloud_init_status,
+            location,
             after,
             diff,
         })

@@ -1,0 +1,188 @@
+//! `lxd_cluster_member`: an Ansible module that evacuates an LXD cluster
+//! member (its instances stopped or moved to the others, no new ones placed
+//! there) and restores it, through the cluster's API (unix socket or HTTPS
+//! with a pinned certificate).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ansible_module::{Fail, Module, ModuleSpec};
+use anyhow::Result;
+use lxd_api::{Client, ClusterMember, Endpoint, MemberAction, TlsOptions};
+use serde::Deserialize;
+use serde_json::json;
+
+const SPEC: &str = r#"{
+  "argument_spec": {
+    "name": {"type": "str", "required": true},
+    "state": {"type": "str", "required": true, "choices": ["evacuated", "online"]},
+    "mode": {"type": "str", "choices": ["stop", "migrate", "live-migrate"]},
+    "timeout": {"type": "int", "default": 600},
+    "url": {"type": "str"},
+    "client_cert": {"type": "path", "aliases": ["cert_file"]},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": false},
+    "server_cert": {"type": "path"},
+    "server_cert_fingerprint": {"type": "str"}
+  },
+  "supports_check_mode": true
+}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Evacuated,
+    Online,
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    name: String,
+    state: State,
+    mode: Option<String>,
+    timeout: i64,
+    url: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    server_cert: Option<String>,
+    server_cert_fingerprint: Option<String>,
+}
+
+fn path_of(p: &Option<String>) -> Option<PathBuf> {
+    p.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from)
+}
+
+/// What the member's status means for the asked state: `None` when it is
+/// there already, else the action that gets it there.
+fn action_for(status: &str, want: State) -> Option<MemberAction> {
+    let evacuated = status.eq_ignore_ascii_case("evacuated");
+    match want {
+        State::Evacuated if !evacuated => Some(MemberAction::Evacuate),
+        State::Online if evacuated => Some(MemberAction::Restore),
+        _ => None,
+    }
+}
+
+fn member_json(m: &ClusterMember) -> serde_json::Value {
+    json!({"name": m.server_name, "url": m.url, "status": m.status,
+           "message": m.message, "roles": m.roles})
+}
+
+fn run(m: &mut Module) -> Result<()> {
+    let p: Params = m.parse()?;
+    if p.timeout < 1 {
+        return Err(Fail::new(format!(
+            "timeout must be at least 1 second, got {}",
+            p.timeout
+        ))
+        .into());
+    }
+    let tls = TlsOptions {
+        client_cert: path_of(&p.client_cert),
+        client_key: path_of(&p.client_key),
+        server_cert: path_of(&p.server_cert),
+        server_cert_fingerprint: p.server_cert_fingerprint.clone().filter(|s| !s.is_empty()),
+    };
+    let endpoint = match p.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => Endpoint::parse(u)?,
+        None => Endpoint::Unix(lxd_api::detect_socket()?),
+    };
+    let mut lxd = Client::for_endpoint(endpoint.clone(), &tls)?;
+    let timeout = Duration::from_secs(p.timeout.unsigned_abs());
+    lxd.set_operation_timeout(timeout);
+    if !lxd.is_trusted()? {
+        return Err(Fail::new(format!(
+            "LXD at {endpoint} does not trust this client certificate: add it on the cluster with `lxc config trust add`"
+        ))
+        .into());
+    }
+    if !lxd.is_clustered()? {
+        return Err(Fail::new(format!("LXD at {endpoint} is not a cluster")).into());
+    }
+    let Some(before) = lxd.cluster_member(&p.name)? else {
+        let names: Vec<String> = lxd
+            .cluster_members()?
+            .into_iter()
+            .map(|m| m.server_name)
+            .collect();
+        return Err(Fail::new(format!(
+            "the LXD cluster at {endpoint} has no member {}; its members: {}",
+            p.name,
+            names.join(", ")
+        ))
+        .into());
+    };
+    m.set("old_status", &before.status);
+    let Some(action) = action_for(&before.status, p.state) else {
+        m.set("status", &before.status);
+        m.set("member", member_json(&before));
+        return Ok(());
+    };
+    m.set_changed(true);
+    m.set("action", action.as_str());
+    if m.check_mode() {
+        m.set("status", &before.status);
+        m.set("member", member_json(&before));
+        return Ok(());
+    }
+    let mode = match action {
+        MemberAction::Evacuate => p.mode.as_deref(),
+        MemberAction::Restore => None,
+    };
+    let started = std::time::Instant::now();
+    lxd.set_member_state(&p.name, action, mode, timeout)
+        .map_err(|e| {
+            Fail::new(format!(
+                "{} of cluster member {}: {e}",
+                action.as_str(),
+                p.name
+            ))
+            .with("action", action.as_str())
+        })?;
+    m.set(
+        "seconds",
+        (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+    );
+    let after = lxd.cluster_member(&p.name)?.unwrap_or(before);
+    m.set("status", &after.status);
+    m.set("member", member_json(&after));
+    Ok(())
+}
+
+fn main() {
+    ansible_module::run("lxd_cluster_member", ModuleSpec::from_json(SPEC), run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_member_not_in_the_asked_state_is_acted_on() {
+        assert_eq!(
+            action_for("Online", State::Evacuated),
+            Some(MemberAction::Evacuate)
+        );
+        assert_eq!(action_for("Evacuated", State::Evacuated), None);
+        assert_eq!(
+            action_for("Evacuated", State::Online),
+            Some(MemberAction::Restore)
+        );
+        assert_eq!(action_for("Online", State::Online), None);
+        // An offline member is not evacuated: LXD says why when asked.
+        assert_eq!(
+            action_for("Offline", State::Evacuated),
+            Some(MemberAction::Evacuate)
+        );
+    }
+
+    #[test]
+    fn every_choice_reads_as_a_state() {
+        let spec: serde_json::Value = serde_json::from_str(SPEC).expect("spec");
+        for c in spec["argument_spec"]["state"]["choices"]
+            .as_array()
+            .expect("choices")
+        {
+            serde_json::from_value::<State>(c.clone()).expect("state");
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! End to end on an LXD cluster (`make cluster-up`): three members behind one
+//! HTTPS endpoint. site.yml spreads each tier over the members (the rule used
+//! across separate hosts, members in LXD's order) and `lxd_instance` reports
+//! where each instance landed; the inventory answers with a group per member
+//! and the members' status; evacuate_host.yml takes the member holding the
+//! VIP out of service and restore_host.yml brings it back, neither failing a
+//! request of the 20 ms probe; an instance on a member that goes offline
+//! stays in the inventory, named in its warnings.
+//!
+//! Runs in `make test` after the cluster is raised; alone:
+//! `MH_CLUSTER=1 scripts/multihost/up.sh && cargo test -p testbed --test e2e_cluster -- --ignored`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testbed::ansible::{Run, Runner};
+use testbed::cluster::Cluster;
+use testbed::container::lxc;
+use testbed::{dist_binary, keep, project_root, Probe, Report};
+
+struct Topology {
+    prefix: String,
+    vip: &'static str,
+    vrid: &'static str,
+    cluster: Cluster,
+    scratch: tempfile::TempDir,
+}
+
+impl Topology {
+    fn new(vip: &'static str, vrid: &'static str) -> Topology {
+        let cluster = Cluster::get();
+        let scratch = tempfile::tempdir().expect("tempdir");
+        // The inventory reads the same hosts file the playbooks place by.
+        std::fs::write(
+            scratch.path().join("lxd_inventory.yml"),
+            format!(
+                "hosts_file: {}\nconnection: lxd_api\n",
+                testbed::cluster::hosts_file().display()
+            ),
+        )
+        .expect("inventory config");
+        Topology {
+            prefix: testbed::unique_name("t-cl") + "-",
+            vip,
+            vrid,
+            cluster,
+            scratch,
+        }
+    }
+
+    fn inventory_config(&self) -> PathBuf {
+        self.scratch.path().join("lxd_inventory.yml")
+    }
+
+    fn name(&self, base: &str) -> String {
+        format!("{}{base}", self.prefix)
+    }
+
+    fn playbook(&self, playbook: &str, extra: &[(&str, &str)]) -> Run {
+        let mut runner = Runner::project()
+            .env(
+                "LXD_INVENTORY_CONFIG",
+                &self.inventory_config().display().to_string(),
+            )
+            .extra_var("vrrp_prefix", &self.prefix)
+            .extra_var("vrrp_vip", self.vip)
+            .extra_var("vrrp_vrid", self.vrid)
+            .extra_var(
+                "vrrp_hosts_file",
+                &testbed::cluster::hosts_file().display().to_string(),
+            );
+        for (k, v) in extra {
+            runner = runner.extra_var(k, v);
+        }
+        let started = Instant::now();
+        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
+        eprintln!(
+            "{playbook} {extra:?}: rc {} in {:.1} s, changed {}",
+            run.rc,
+            started.elapsed().as_secs_f64(),
+            run.changed_total()
+        );
+        run
+    }
+
+    /// `lxd_inventory --list` as Ansible runs it, and how long it took.
+    fn inventory(&self) -> (Value, Duration) {
+        let started = Instant::now();
+        let out = Command::new(dist_binary("lxd_inventory"))
+            .arg("--list")
+            .env("LXD_INVENTORY_CONFIG", self.inventory_config())
+            .output()
+            .expect("run lxd_inventory");
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "lxd_inventory: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            serde_json::from_slice(&out.stdout).expect("inventory JSON"),
+            took,
+        )
+    }
+
+    fn placement(&self) -> BTreeMap<String, String> {
+        self.cluster.placement(&self.prefix)
+    }
+
+    /// The load balancers whose interface carries the VIP.
+    fn holders(&self) -> Vec<String> {
+        self.placement()
+            .into_keys()
+            .filter(|n| n.starts_with(&self.name("lb-")))
+            .filter(|n| {
+                let out = self
+                    .cluster
+                    .lxc(&["exec", n, "--", "ip", "-4", "-o", "addr", "show"]);
+                String::from_utf8_lossy(&out.stdout).contains(&format!("inet {}/", self.vip))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until exactly one LB holds the VIP; returns it.
+    fn wait_one_holder(&self, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let holders = self.holders();
+            if let [one] = holders.as_slice() {
+                return one.clone();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no single VIP holder: {holders:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn probe(&self) -> Probe {
+        Probe::via(&format!("http://{}/", self.vip), &self.cluster.bridge)
+            .expect("the VIP is routed through the cluster's LAN bridge")
+    }
+
+    fn settle(&self, what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
+        self.probe().settle(what, timeout, done)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if keep() {
+            eprintln!("KEEP=1: leaving the {}* instances", self.prefix);
+            return;
+        }
+        // LXD 5.0 refuses a second delete while the first is still running
+        // on another member ("A matching non-reusable operation..."): ask
+        // again until nothing is left, bounded.
+        let start = Instant::now();
+        while !self.placement().is_empty() && start.elapsed() < Duration::from_secs(120) {
+            for name in self.placement().into_keys() {
+                let _ = self.cluster.lxc(&["delete", "-f", &name]);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            let dir = std::path::Path::new(&home)
+                .join(".config/vrrp-lxd")
+                .join(self.prefix.trim_end_matches('-'));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn serves_exactly(report: &Report, names: &[String]) -> bool {
+    report.failed == 0
+        && names
+            .iter()
+            .all(|n| report.backends.keys().any(|b| b.contains(n.as_str())))
+        && report
+            .backends
+            .keys()
+            .all(|b| names.iter().any(|n| b.contains(n.as_str())))
+}
+
+/// A group name as Ansible makes it safe (the inventory's `location_<member>`).
+fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn group_hosts(inv: &Value, group: &str) -> Vec<String> {
+    inv[group]["hosts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no group {group} in the inventory"))
+        .iter()
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the cluster test bed: make cluster-up"]
+fn cluster_spread_inventory_evacuate_and_restore() {
+    let t = Topology::new("10.233.0.20", "160");
+    let members: Vec<String> = t
+        .cluster
+        .members()
+        .into_iter()
+        .map(|m| m.server_name)
+        .collect();
+    assert_eq!(members.len(), 3, "the bed has three members: {members:?}");
+    let (m1, m2, m3) = (&members[0], &members[1], &members[2]);
+
+    // Spread: the tiers round robin over the members, in LXD's order.
+    let run = t.playbook("site.yml", &[("lb_count", "2"), ("web_count", "3")]);
+    run.assert_ok();
+    let placed = t.placement();
+    for (base, member) in [
+        ("lb-01", m1),
+        ("lb-02", m2),
+        ("web-01", m1),
+        ("web-02", m2),
+        ("web-03", m3),
+    ] {
+        assert_eq!(
+            placed.get(&t.name(base)),
+            Some(member),
+            "{base}: {placed:?}"
+        );
+    }
+    assert_eq!(placed.len(), 5, "{placed:?}");
+    // lxd_instance says where each instance landed.
+    for (base, member) in [("lb-01", m1), ("web-03", m3)] {
+        let launch = run.task(
+            "lxd_host : Launch the instances and wait for their addresses",
+            &format!("launch.{}", t.name(base)),
+        );
+        assert_eq!(
+            launch["results"][0]["location"].as_str(),
+            Some(member.as_str()),
+            "{base}: {launch:#}"
+        );
+    }
+    let webs: Vec<String> = ["web-01", "web-02", "web-03"]
+        .iter()
+        .map(|b| t.name(b))
+        .collect();
+    t.settle(
+        "the three web nodes behind the VIP",
+        Duration::from_secs(60),
+        |r| serves_exactly(r, &webs),
+    );
+    let holder = t.wait_one_holder(Duration::from_secs(20));
+    let lbs = [t.name("lb-01"), t.name("lb-02")];
+    let other_lb = lbs.iter().find(|l| **l != holder).expect("two LBs").clone();
+    let evacuee = placed[&holder].clone();
+
+    // The inventory: one group per member, the members and their status.
+    let (inv, took) = t.inventory();
+    eprintln!(
+        "lxd_inventory --list on the cluster, 5 instances: {:.3} s",
+        took.as_secs_f64()
+    );
+    let loc = |m: &str| format!("location_{}", safe(m));
+    let mine = |hosts: Vec<String>| -> Vec<String> {
+        hosts
+            .into_iter()
+            .filter(|h| h.starts_with(&t.prefix))
+            .collect()
+    };
+    assert_eq!(
+        mine(group_hosts(&inv, &loc(m1))),
+        [t.name("lb-01"), t.name("web-01")]
+    );
+    assert_eq!(
+        mine(group_hosts(&inv, &loc(m2))),
+        [t.name("lb-02"), t.name("web-02")]
+    );
+    assert_eq!(mine(group_hosts(&inv, &loc(m3))), [t.name("web-03")]);
+    let hv = &inv["_meta"]["hostvars"];
+    assert_eq!(hv[t.name("lb-01")]["lxd_location"], m1.as_str());
+    assert_eq!(hv[t.name("lb-01")]["lxd_location_status"], "online");
+    assert_eq!(
+        hv[t.name("lb-01")]["lxd_host"],
+        t.cluster.entry.name.as_str()
+    );
+    let listed: Vec<&str> = inv["all"]["vars"]["lxd_cluster_members"][&t.cluster.entry.name]
+        .as_array()
+        .expect("the cluster's members in all.vars")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(listed, [m1.as_str(), m2.as_str(), m3.as_str()]);
+
+    // Evacuate the VIP holder's member: its web node drained, the VIP
+    // handed over, then its instances stopped; not one request fails.
+    let stays: Vec<String> = webs
+        .iter()
+        .filter(|w| placed[*w] != evacuee)
+        .cloned()
+        .collect();
+    let running = t.probe().max_duration(Duration::from_secs(300)).start();
+    let started = Instant::now();
+    let run = t.playbook("evacuate_host.yml", &[("host", &evacuee)]);
+    let playbook_s = started.elapsed().as_secs_f64();
+    let report = running.stop();
+    run.assert_ok();
+    let evacuated = run.task("Evacuate it (stop)", "localhost");
+    eprintln!(
+        "evacuate_host.yml {evacuee}: {playbook_s:.1} s (LXD's evacuation {} s); probe {} ok, {} failed, longest outage {:.0} ms",
+        evacuated["seconds"], report.ok, report.failed, report.longest_outage_ms
+    );
+    assert_eq!(report.failed, 0, "evacuate_host.yml: {report:?}");
+    t.cluster
+        .wait_member(&evacuee, "Evacuated", Duration::from_secs(10));
+    assert_eq!(
+        t.holders(),
+        vec![other_lb.clone()],
+        "the VIP left {evacuee}"
+    );
+    t.settle(
+        "the other members' web nodes",
+        Duration::from_secs(30),
+        |r| serves_exactly(r, &stays),
+    );
+    let (inv, _) = t.inventory();
+    let hv = &inv["_meta"]["hostvars"];
+    assert_eq!(hv[&holder]["lxd_status"], "stopped");
+    assert_eq!(hv[&holder]["lxd_location_status"], "evacuated");
+    assert!(mine(group_hosts(&inv, &loc(&evacuee))).is_empty());
+
+    // Restore it: its instances start again, its web node comes back into
+    // rotation and its LB takes the VIP back (keepalived's default,
+    // preemption). That move resets a connection open on the old holder at
+    // that instant, as every VIP move does (docs/performance.md, "Soak"):
+    // one failed request at most.
+    let running = t.probe().max_duration(Duration::from_secs(400)).start();
+    let started = Instant::now();
+    let run = t.playbook("restore_host.yml", &[("host", &evacuee)]);
+    let playbook_s = started.elapsed().as_secs_f64();
+    t.settle("every web node again", Duration::from_secs(60), |r| {
+        serves_exactly(r, &webs)
+    });
+    let report = running.stop();
+    run.assert_ok();
+    eprintln!(
+        "restore_host.yml {evacuee}: {playbook_s:.1} s; probe {} ok, {} failed, longest outage {:.0} ms",
+        report.ok, report.failed, report.longest_outage_ms
+    );
+    assert!(report.failed <= 1, "restore_host.yml: {report:?}");
+    let back = Instant::now();
+    while t.holders() != [holder.clone()] {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the restored LB did not take the VIP back: {:?}",
+            t.holders()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    t.cluster
+        .wait_member(&evacuee, "Online", Duration::from_secs(10));
+
+    // A member lost: its instance stays in the inventory, named in the
+    // warnings, once LXD has noticed (cluster.offline_threshold, 20 s).
+    let out = lxc(&["stop", "-f", m3]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.cluster
+        .wait_member(m3, "Offline", Duration::from_secs(90));
+    let (inv, took) = t.inventory();
+    eprintln!(
+        "lxd_inventory --list with {m3} offline: {:.3} s",
+        took.as_secs_f64()
+    );
+    let web3 = t.name("web-03");
+    let hv = &inv["_meta"]["hostvars"][&web3];
+    assert_eq!(hv["lxd_location"], m3.as_str(), "{web3}: {hv:#}");
+    assert_eq!(hv["lxd_location_status"], "offline", "{web3}: {hv:#}");
+    let warnings = inv["all"]["vars"]["lxd_inventory_warnings"].to_string();
+    assert!(
+        warnings.contains(&web3) && warnings.contains("offline"),
+        "{warnings}"
+    );
+    let out = lxc(&["start", m3]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.cluster
+        .wait_member(m3, "Online", Duration::from_secs(120));
+
+    t.playbook("teardown.yml", &[]).assert_ok();
+    assert!(
+        t.placement().is_empty(),
+        "teardown left {:?}",
+        t.placement()
+    );
+}
