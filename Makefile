@@ -7,20 +7,22 @@ TARGET   := x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
 VENV     ?= /opt/vrrp-lxd/venv
 export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
-MODULES  := lxd_instance haproxy_backend keepalived_vrrp apache_site dns_zone
+MODULES  := lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
 
 # The goal the host check (scripts/preflight.sh) sizes free disk for.
-PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up,$(MAKECMDGOALS)),test,up)
+PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up cluster-up,$(MAKECMDGOALS)),test,up)
 
-.PHONY: help preflight setup build up test lint molecule bench collection clean down hosts-up hosts-down
+.PHONY: help preflight setup build up test lint molecule bench soak collection clean down hosts-up hosts-down cluster-up cluster-down
 
 help:
 	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
 	@echo "make test        lint, unit, protocol-differential, integration and end-to-end tests on the real LXD, molecule"
 	@echo "make down        delete the topology made by make up"
 	@echo "make bench       benchmarks (failover, growth, inventory, module cost); prints a table"
+	@echo "make soak        10 min of steady load through the VIP while a seeded schedule breaks and heals"
+	@echo "                 the topology, quiet then with CPU burners (SOAK_MIN=, SOAK_SEED=, KEEP=1)"
 	@echo "make setup       only prepare this host (every step checks before it acts)"
 	@echo "make build       only build the static binaries into dist/"
 	@echo "make lint        rustfmt, clippy and unused dependencies (cargo-machete)"
@@ -29,6 +31,9 @@ help:
 	@echo "make hosts-up    two nested LXD hosts on a LAN bridge (macvlan, HTTPS, pinned certificates),"
 	@echo "                 then $(LB_COUNT) LB + $(WEB_COUNT) web spread over both"
 	@echo "make hosts-down  remove them (make down does too)"
+	@echo "make cluster-up  three nested LXD hosts joined as one LXD cluster (one HTTPS endpoint),"
+	@echo "                 then $(LB_COUNT) LB + $(WEB_COUNT) web spread over its members"
+	@echo "make cluster-down remove it (make down does too)"
 	@echo "make clean       remove dist/"
 	@echo "make preflight   only check this host (root, OS, Rust, free disk, LXD answering); changes nothing"
 	@echo "make help        this list"
@@ -80,6 +85,9 @@ molecule: setup build
 bench: setup build
 	@bash bench/run.sh
 
+soak: setup build
+	@BENCH_ONLY=soak BENCH_SOAK_MIN=$(or $(SOAK_MIN),10) BENCH_SOAK_SEED=$(or $(SOAK_SEED),1) bash bench/run.sh
+
 collection: build
 	@bash scripts/build-collection.sh
 
@@ -89,6 +97,13 @@ hosts-up: setup build
 
 hosts-down:
 	@bash scripts/multihost/down.sh
+
+cluster-up: setup build
+	@MH_CLUSTER=1 bash scripts/multihost/up.sh
+	@MH_CLUSTER=1 bash scripts/multihost/deploy.sh
+
+cluster-down:
+	@MH_CLUSTER=1 bash scripts/multihost/down.sh
 
 clean:
 	rm -rf dist

@@ -26,6 +26,12 @@ hostloss   Two LXD hosts (the test bed of `make hosts-up`): site.yml spreads 2 L
            the surviving HAProxy marks the dead web node DOWN, failed requests), the
            host started again and site.yml re-run; inventory over two hosts against
            one. Skipped in a full run when the test bed is not up.
+soak       bench/soak.py: its own 2 LB + 2 web topology, a steady open-loop 50
+           requests a second (GET and POST) through the VIP for BENCH_SOAK_MIN
+           minutes (2.5) while a seeded schedule kills, stops and restarts HAProxy,
+           the holder instance and Apache and runs add_web/remove_web; quiet and
+           with CPU burners; per event kind the failed GETs and POSTs, the longest
+           outage, VIP moves no event explains (`make soak`: 10 minutes).
 sizes      module binaries in dist/library.
 
 Every instance is named bench-* and deleted at the end (KEEP=1 keeps them); the
@@ -1132,7 +1138,7 @@ def tasks_rep(res: dict, rep: int, hosts: list[str], inv: Path, books: dict, env
 
 # ================================================================ sizes
 
-CONTROLLER_MODULES = {"lxd_instance"}
+CONTROLLER_MODULES = {"lxd_instance", "lxd_cluster_member"}
 
 
 def bench_sizes(res: dict) -> None:
@@ -2012,7 +2018,7 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
 # ================================================================ main
 
 def main() -> int:
-    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "sizes"]
+    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "soak", "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -2052,6 +2058,10 @@ def main() -> int:
                 bench_tasks(res, work)
             elif s == "hostloss":
                 bench_hostloss(res, work)
+            elif s == "soak":
+                sys.path.insert(0, str(BENCH))
+                import soak  # noqa: E402 - next to this file
+                soak.bench_soak(res, work, sys.modules[__name__])
             elif s == "sizes":
                 bench_sizes(res)
         except Exception as e:  # noqa: BLE001 - recorded; the other sections still run
@@ -2074,7 +2084,10 @@ def main() -> int:
 
     import report_dns  # noqa: E402 - next to this file
 
-    table = report_hostloss.merge(report_dns.merge(report.markdown(results), results), results)
+    import report_soak  # noqa: E402 - next to this file
+
+    table = report_soak.merge(report_hostloss.merge(report_dns.merge(report.markdown(results), results), results),
+                              results)
     md_path.write_text(table)
     print()
     print(table)

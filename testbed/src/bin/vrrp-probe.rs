@@ -10,6 +10,11 @@ use clap::Parser;
 /// --ca for --server-name; for dns://IP/NAME, one A query for NAME) every INTERVAL to
 /// an IP routed through the project's bridge, or loopback, until DURATION passes
 /// or STOP_FILE appears; prints a JSON report.
+///
+/// With --rate (http:// only) the requests leave on a fixed schedule whether or
+/// not earlier ones answered (open loop, one connection and thread each), every
+/// --post-every'th of them a POST; the report adds per-method counts, the errors
+/// by kind, the runs of failures and each failed request's time.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -28,6 +33,12 @@ struct Args {
     duration_s: f64,
     #[arg(long, default_value_t = 500)]
     timeout_ms: u64,
+    /// Open loop at this many requests per second (overrides --interval-ms).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// With --rate: every Nth request is a POST with a small form body (0: none).
+    #[arg(long, default_value_t = 0)]
+    post_every: u32,
     /// Stop early once this file exists.
     #[arg(long)]
     stop_file: Option<PathBuf>,
@@ -73,7 +84,22 @@ fn main() -> anyhow::Result<()> {
         let running = probe.clone().start();
         wait(args.stop_file.as_deref(), probe.max_duration);
         serde_json::to_string(&running.stop())?
+    } else if let Some(rate) = args.rate {
+        if !(0.1..=200.0).contains(&rate) {
+            anyhow::bail!("--rate must be 0.1..200 requests per second, got {rate}");
+        }
+        let probe = testbed::Probe::new(&args.url)?
+            .interval(Duration::from_secs_f64(1.0 / rate))
+            .timeout(timeout)
+            .max_duration(max);
+        let max = probe.max_duration;
+        let running = probe.open_loop(args.post_every).start();
+        wait(args.stop_file.as_deref(), max);
+        serde_json::to_string(&running.stop())?
     } else {
+        if args.post_every > 0 {
+            anyhow::bail!("--post-every needs --rate");
+        }
         let probe = testbed::Probe::new(&args.url)?
             .interval(interval)
             .timeout(timeout)
