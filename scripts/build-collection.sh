@@ -84,7 +84,19 @@ for d in "$dest"/playbooks/*_plugins; do
     [[ -f "$f" ]] || continue
     install -m 0644 "$f" "$dest/plugins/$type/"
     if [[ "$type" == filter ]]; then
-      filter_names+=("$(basename "$f" .py)")
+      # A file may define several filters: the names are the keys of the
+      # dict its FilterModule.filters() returns.
+      mapfile -t -O "${#filter_names[@]}" filter_names < <(python3 - "$f" <<'PY'
+import ast, sys
+for node in ast.walk(ast.parse(open(sys.argv[1]).read())):
+    if isinstance(node, ast.FunctionDef) and node.name == "filters":
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Dict):
+                for key in sub.keys:
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        print(key.value)
+PY
+)
     else
       plugin_names+=("$(basename "$f" .py)")
     fi
@@ -105,10 +117,11 @@ if ((${#targets[@]})); then
     find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) \
       -exec sed -i -E "s/(['\"])$name(['\"])/\\1$ns.$coll.$name\\2/g; s/^(\\s*ansible_connection:\\s*)$name\\s*$/\\1$ns.$coll.$name/" {} +
   done
-  # A filter (`| name(`) is called by its FQCN from a collection's playbooks.
+  # A filter (`| name(`, `map('name', ...)`) is called by its FQCN from a
+  # collection's playbooks.
   for name in "${filter_names[@]}"; do
     find "${targets[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) \
-      -exec sed -i -E "s/\\|(\\s*)$name\\b/|\\1$ns.$coll.$name/g" {} +
+      -exec sed -i -E "s/\\|(\\s*)$name\\b/|\\1$ns.$coll.$name/g; s/\\b(map|select|reject)\\((['\"])$name(['\"])/\\1(\\2$ns.$coll.$name\\3/g" {} +
   done
   if grep -rEn "\\bansible\\.legacy\\.($alternation)\\b" "${targets[@]}"; then
     die "references to ansible.legacy modules left after rewriting"
