@@ -400,7 +400,8 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
             Duration::from_secs(15),
         );
         let returned = lbs.holders(VIP);
-        let lost = stop.fast.failed + back.fast.failed;
+        let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
+        let lost = stop_lost + back_lost;
         let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
         let answered_by = stop.fast.backends.len();
         phases.push(stop);
@@ -427,11 +428,19 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
             vec![0],
             "HAProxy back: the fast VIP returned to lb1"
         );
+        // The stop is a hand-over and loses nothing; the return is a VIP move
+        // by preemption, which resets a connection open on the old holder at
+        // that instant (docs/performance.md, "Soak"): one at most.
         soft_eq!(
             problems,
-            lost,
+            stop_lost,
             0,
-            "planned stop and return lost requests (attempt {attempt})"
+            "planned stop lost requests (attempt {attempt})"
+        );
+        soft!(
+            problems,
+            back_lost <= 1,
+            "HAProxy back: {back_lost} lost, more than the one connection a VIP move may reset (attempt {attempt})"
         );
         break;
     }
@@ -691,7 +700,8 @@ fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &m
             Duration::from_secs(15),
         );
         let returned = lbs.holders(VIP);
-        let lost = stop.fast.failed + back.fast.failed;
+        let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
+        let lost = stop_lost + back_lost;
         let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
         phases.push(stop);
         phases.push(back);
@@ -717,11 +727,18 @@ fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &m
             vec![0],
             "knot back: the VIP returned to lb1"
         );
+        // As for HAProxy: the stop loses nothing, the return by preemption
+        // may reset the one connection open at that instant.
         soft_eq!(
             problems,
-            lost,
+            stop_lost,
             0,
-            "planned knot stop and return lost requests (attempt {attempt})"
+            "planned knot stop lost requests (attempt {attempt})"
+        );
+        soft!(
+            problems,
+            back_lost <= 1,
+            "knot back: {back_lost} lost, more than the one connection a VIP move may reset (attempt {attempt})"
         );
         break;
     }
