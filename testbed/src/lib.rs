@@ -46,6 +46,16 @@ pub fn profile() -> String {
     env_or("VRRP_PROFILE", "vrrp-lxd")
 }
 
+/// Every module binary `make build` puts into `dist/library` (its MODULES).
+pub const MODULES: [&str; 6] = [
+    "lxd_instance",
+    "lxd_cluster_member",
+    "haproxy_backend",
+    "keepalived_vrrp",
+    "apache_site",
+    "dns_zone",
+];
+
 /// The Ansible venv made by the set-up script.
 pub fn venv_bin(tool: &str) -> PathBuf {
     PathBuf::from(env_or("VRRP_VENV", "/opt/vrrp-lxd/venv"))

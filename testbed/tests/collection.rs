@@ -12,16 +12,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use testbed::ansible::{path_with_venv, Runner};
 use testbed::container::lxc;
-use testbed::{project_root, unique_name, venv_bin, Container};
+use testbed::{project_root, unique_name, venv_bin, Container, MODULES};
 
 const NS: &str = "vrrp_lxd.ha";
-const MODULES: [&str; 5] = [
-    "lxd_instance",
-    "haproxy_backend",
-    "keepalived_vrrp",
-    "apache_site",
-    "dns_zone",
-];
 const PLAYBOOKS: [&str; 4] = ["site", "add_web", "add_lb", "remove_web"];
 
 /// The collection built into and installed under a temp dir.

@@ -7,13 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
 
-const MODULES: [&str; 5] = [
-    "lxd_instance",
-    "haproxy_backend",
-    "keepalived_vrrp",
-    "apache_site",
-    "dns_zone",
-];
+use testbed::MODULES;
 /// Modules that run on the targets and carry no HTTP/TLS stack.
 const TARGET_SIDE: [&str; 4] = [
     "haproxy_backend",
