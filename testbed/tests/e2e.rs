@@ -126,11 +126,14 @@ fn topology_from_nothing_through_every_outage_and_growth() {
         first,
         "the VIP stayed on {first} without HAProxy"
     );
+    // Its return moves the VIP back by preemption: a request in flight to the
+    // backup at that instant may be lost (docs/performance.md, "Soak"): one
+    // at most.
     let ((), r) = probed(|| {
         topo.sh(&first, "systemctl start haproxy");
         std::thread::sleep(Duration::from_secs(2));
     });
-    assert_eq!(r.failed, 0, "HAProxy back on {first}: {r:?}");
+    assert!(r.failed <= 1, "HAProxy back on {first}: {r:?}");
 
     // HAProxy down on the other LB alone: nothing to see from outside.
     let other = if first == lb(1) { lb(2) } else { lb(1) };
