@@ -201,6 +201,23 @@ class Topo:
         return sorted(out)
 
 
+def kill_and_restart(topo: Topo, ev: dict, target: str, unit: str, kill: str) -> None:
+    """A crash: `kill` on `target`, then systemd's restart of `unit` (started by
+    hand, and noted, if systemd has not within 15 s)."""
+    topo.R.lxc_exec(target, kill, timeout=30)
+    if not topo.wait_active(target, unit, 15):
+        ev["note"] = "not restarted by systemd within 15 s; started"
+        topo.R.lxc_exec(target, f"systemctl start {unit}", check=False, timeout=60)
+
+
+def stop_and_start(topo: Topo, ev: dict, target: str, unit: str) -> None:
+    """A planned stop of `unit` on `target`, and its start 5 s later."""
+    topo.R.lxc_exec(target, f"systemctl stop {unit}", timeout=60)
+    time.sleep(5)
+    ev["restart"] = time.time()
+    topo.R.lxc_exec(target, f"systemctl start {unit}", timeout=60)
+
+
 def run_event(topo: Topo, kind: str, rnd: random.Random) -> dict:
     R = topo.R
     ev: dict = {"kind": kind, "start": time.time()}
@@ -213,15 +230,9 @@ def run_event(topo: Topo, kind: str, rnd: random.Random) -> dict:
             ev["target"] = holder
             ev["fired"] = time.time()
             if kind == "haproxy_kill":
-                R.lxc_exec(holder, "kill -9 $(systemctl show -p MainPID --value haproxy)", timeout=30)
-                if not topo.wait_active(holder, "haproxy", 15):
-                    ev["note"] = "not restarted by systemd within 15 s; started"
-                    R.lxc_exec(holder, "systemctl start haproxy", check=False, timeout=60)
+                kill_and_restart(topo, ev, holder, "haproxy", "kill -9 $(systemctl show -p MainPID --value haproxy)")
             elif kind == "haproxy_stop":
-                R.lxc_exec(holder, "systemctl stop haproxy", timeout=60)
-                time.sleep(5)
-                ev["restart"] = time.time()
-                R.lxc_exec(holder, "systemctl start haproxy", timeout=60)
+                stop_and_start(topo, ev, holder, "haproxy")
             else:
                 R.sh(["lxc", "stop", "-f", holder], timeout=60)
                 time.sleep(3)
@@ -234,15 +245,9 @@ def run_event(topo: Topo, kind: str, rnd: random.Random) -> dict:
             ev["target"] = web
             ev["fired"] = time.time()
             if kind == "apache_kill":
-                R.lxc_exec(web, "pkill -9 -x apache2", timeout=30)
-                if not topo.wait_active(web, "apache2", 15):
-                    ev["note"] = "not restarted by systemd within 15 s; started"
-                    R.lxc_exec(web, "systemctl start apache2", check=False, timeout=60)
+                kill_and_restart(topo, ev, web, "apache2", "pkill -9 -x apache2")
             else:
-                R.lxc_exec(web, "systemctl stop apache2", timeout=60)
-                time.sleep(5)
-                ev["restart"] = time.time()
-                R.lxc_exec(web, "systemctl start apache2", timeout=60)
+                stop_and_start(topo, ev, web, "apache2")
             if not topo.wait_active(web, "apache2", 30):
                 raise RuntimeError(f"apache2 on {web} not active")
         else:

@@ -439,43 +439,35 @@ done
 
 # ---------------------------------------------------------------- hosts.yml
 hosts_yml="$MH_ETC/hosts.yml"
+# One settings entry: an LXD host, or the cluster reached through a member.
+host_entry() {  # name address [cluster]
+  echo "  - name: $1"
+  [[ -z "${3:-}" ]] || echo "    cluster: true"
+  cat <<YAML
+    url: https://$2:$MH_PORT
+    server_cert_fingerprint: ${server_fp[$1]}
+    server_cert: $MH_ETC/$1.server.crt
+    client_cert: $client_crt
+    client_key: $client_key
+    project: default
+    image: $VRRP_IMAGE
+    profiles: [default, $MH_NESTED_PROFILE]
+    network: $MH_NESTED_PROFILE
+YAML
+}
 {
   if [[ "$MH_CLUSTER" == 1 ]]; then
     # One entry: the cluster, reached through its first member; the members
     # (placement targets) are read from the cluster itself.
     echo "# Written by scripts/multihost/up.sh: the cluster test bed. Do not edit."
     echo "hosts:"
-    cat <<YAML
-  - name: $MH_CLUSTER_NAME
-    cluster: true
-    url: https://${MH_ADDRS[0]}:$MH_PORT
-    server_cert_fingerprint: ${server_fp[$MH_CLUSTER_NAME]}
-    server_cert: $MH_ETC/$MH_CLUSTER_NAME.server.crt
-    client_cert: $client_crt
-    client_key: $client_key
-    project: default
-    image: $VRRP_IMAGE
-    profiles: [default, $MH_NESTED_PROFILE]
-    network: $MH_NESTED_PROFILE
-YAML
+    host_entry "$MH_CLUSTER_NAME" "${MH_ADDRS[0]}" cluster
   else
-  echo "# Written by scripts/multihost/up.sh: the two-host test bed. Do not edit."
-  echo "hosts:"
-  for i in "${!MH_HOSTS[@]}"; do
-    h="${MH_HOSTS[$i]}"
-    cat <<YAML
-  - name: $h
-    url: https://${MH_ADDRS[$i]}:$MH_PORT
-    server_cert_fingerprint: ${server_fp[$h]}
-    server_cert: $MH_ETC/$h.server.crt
-    client_cert: $client_crt
-    client_key: $client_key
-    project: default
-    image: $VRRP_IMAGE
-    profiles: [default, $MH_NESTED_PROFILE]
-    network: $MH_NESTED_PROFILE
-YAML
-  done
+    echo "# Written by scripts/multihost/up.sh: the two-host test bed. Do not edit."
+    echo "hosts:"
+    for i in "${!MH_HOSTS[@]}"; do
+      host_entry "${MH_HOSTS[$i]}" "${MH_ADDRS[$i]}"
+    done
   fi
   cat <<YAML
 lan:

@@ -98,6 +98,23 @@ impl Runner {
         self.run_file(&playbook, Some(dir.path()))
     }
 
+    /// Runs one of the project's `playbooks/` with `extra` variables and
+    /// says how it went (rc, seconds, changed) on stderr.
+    pub fn playbook(mut self, playbook: &str, extra: &[(&str, &str)]) -> Run {
+        for (k, v) in extra {
+            self = self.extra_var(k, v);
+        }
+        let started = std::time::Instant::now();
+        let run = self.run_file(&project_root().join("playbooks").join(playbook), None);
+        eprintln!(
+            "{playbook} {extra:?}: rc {} in {:.1} s, changed {}",
+            run.rc,
+            started.elapsed().as_secs_f64(),
+            run.changed_total()
+        );
+        run
+    }
+
     /// Runs a playbook file (e.g. one of `playbooks/`).
     pub fn run_file(&self, playbook: &Path, scratch: Option<&Path>) -> Run {
         let tmp;

@@ -3,11 +3,9 @@
 //! own name prefix, VIP and router id, so it never touches a topology made by
 //! `make up`. Its instances are deleted when it is dropped (unless `KEEP=1`).
 
-use std::time::Instant;
-
 use crate::ansible::{Run, Runner};
 use crate::container::lxc;
-use crate::{keep, project_root};
+use crate::keep;
 
 pub struct Topology {
     /// `t-<tag>-<pid>-`: every instance name starts with it.
@@ -37,22 +35,11 @@ impl Topology {
 
     /// Runs one of `playbooks/` with the topology's variables and `extra`.
     pub fn playbook(&self, playbook: &str, extra: &[(&str, &str)]) -> Run {
-        let mut runner = Runner::project()
+        Runner::project()
             .extra_var("vrrp_prefix", &self.prefix)
             .extra_var("vrrp_vip", &self.vip)
-            .extra_var("vrrp_vrid", &self.vrid);
-        for (k, v) in extra {
-            runner = runner.extra_var(k, v);
-        }
-        let started = Instant::now();
-        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
-        eprintln!(
-            "{playbook} {extra:?}: rc {} in {:.1} s, changed {}",
-            run.rc,
-            started.elapsed().as_secs_f64(),
-            run.changed_total()
-        );
-        run
+            .extra_var("vrrp_vrid", &self.vrid)
+            .playbook(playbook, extra)
     }
 
     pub fn instances(&self) -> Vec<String> {

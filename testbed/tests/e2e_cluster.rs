@@ -19,7 +19,7 @@ use serde_json::Value;
 use testbed::ansible::{Run, Runner};
 use testbed::cluster::Cluster;
 use testbed::container::lxc;
-use testbed::{dist_binary, keep, project_root, Probe, Report};
+use testbed::{dist_binary, keep, Probe, Report};
 
 struct Topology {
     prefix: String,
@@ -60,7 +60,7 @@ impl Topology {
     }
 
     fn playbook(&self, playbook: &str, extra: &[(&str, &str)]) -> Run {
-        let mut runner = Runner::project()
+        let runner = Runner::project()
             .env(
                 "LXD_INVENTORY_CONFIG",
                 &self.inventory_config().display().to_string(),
@@ -72,18 +72,7 @@ impl Topology {
                 "vrrp_hosts_file",
                 &testbed::cluster::hosts_file().display().to_string(),
             );
-        for (k, v) in extra {
-            runner = runner.extra_var(k, v);
-        }
-        let started = Instant::now();
-        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
-        eprintln!(
-            "{playbook} {extra:?}: rc {} in {:.1} s, changed {}",
-            run.rc,
-            started.elapsed().as_secs_f64(),
-            run.changed_total()
-        );
-        run
+        runner.playbook(playbook, extra)
     }
 
     /// `lxd_inventory --list` as Ansible runs it, and how long it took.

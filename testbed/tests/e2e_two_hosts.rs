@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use testbed::ansible::{Run, Runner};
 use testbed::container::lxc;
 use testbed::multihost::{self, LxdHost};
-use testbed::{keep, project_root, Probe, Report};
+use testbed::{keep, Probe, Report};
 
 struct Topology {
     prefix: String,
@@ -59,7 +59,7 @@ impl Topology {
     }
 
     fn playbook(&self, playbook: &str) -> Run {
-        let mut runner = Runner::project()
+        Runner::project()
             .env(
                 "LXD_INVENTORY_CONFIG",
                 &self.inventory_config().display().to_string(),
@@ -69,19 +69,8 @@ impl Topology {
             .extra_var(
                 "vrrp_hosts_file",
                 &multihost::hosts_file().display().to_string(),
-            );
-        for (k, v) in &self.vars {
-            runner = runner.extra_var(k, v);
-        }
-        let started = Instant::now();
-        let run = runner.run_file(&project_root().join("playbooks").join(playbook), None);
-        eprintln!(
-            "{playbook}: rc {} in {:.1} s, changed {}",
-            run.rc,
-            started.elapsed().as_secs_f64(),
-            run.changed_total()
-        );
-        run
+            )
+            .playbook(playbook, &self.vars)
     }
 
     /// Instance name -> the host it runs on, read from each host's LXD.
