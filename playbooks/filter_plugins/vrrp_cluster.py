@@ -89,14 +89,19 @@ def vrrp_hosts_by_name(hosts):
     return out
 
 
-def vrrp_where(hostvars, hosts_by_name, default):
-    """The placement host of one instance (its inventory variables): its
-    cluster member when it is on a cluster the settings list, else its LXD host."""
-    host = hostvars.get("lxd_host", default)
-    location = hostvars.get("lxd_location")
-    if location and hosts_by_name.get(location, {}).get("cluster") == host:
-        return location
-    return host
+def vrrp_where(instances, hosts_by_name, default):
+    """Where each instance is placed, by inventory name. `instances` are their
+    inventory variables (`names | map('extract', hostvars)`); the place is the
+    cluster member when the instance is on a cluster the settings list, else
+    its LXD host (`default` where the inventory names none)."""
+    out = {}
+    for variables in instances:
+        host = variables.get("lxd_host", default)
+        location = variables.get("lxd_location")
+        if location and hosts_by_name.get(location, {}).get("cluster") == host:
+            host = location
+        out[variables["inventory_hostname"]] = host
+    return out
 
 
 class FilterModule:

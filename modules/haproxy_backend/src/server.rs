@@ -100,6 +100,15 @@ fn not_found(p: &Params, info: &BackendInfo, server_name: &str) -> bool {
         && !matches!(p.state, State::Absent | State::Present)
 }
 
+/// Whether the task only acts on a server that is already there: it gives no
+/// address to add one and does not ask for it to exist. For such a task a
+/// missing file, backend or running backend is one more "not found", so an
+/// LB whose HAProxy is not set up yet is nothing to do unless
+/// `fail_on_not_found` says otherwise.
+fn acts_on_existing(p: &Params) -> bool {
+    p.address.is_none() && p.state != State::Present
+}
+
 /// A server not found is a warning, or with `fail_on_not_found` an error.
 fn report_not_found(m: &mut Module, p: &Params, what: String) -> Result<(), Fail> {
     if p.fail_on_not_found {
@@ -130,8 +139,15 @@ impl Target {
     }
 }
 
-fn read_file(m: &mut Module, p: &Params) -> Result<Old, Fail> {
-    read_config(m, &p.config_path)?.ok_or_else(|| {
+/// The file as it is; `None` when it is missing and the task does not fail
+/// for it.
+fn read_file(m: &mut Module, p: &Params) -> Result<Option<Old>, Fail> {
+    let old = read_config(m, &p.config_path)?;
+    if old.is_none() && acts_on_existing(p) {
+        report_not_found(m, p, format!("{} does not exist", p.config_path))?;
+        return Ok(None);
+    }
+    old.map(Some).ok_or_else(|| {
         Fail::new(match &p.name {
             Some(b) => format!(
                 "{} does not exist: set up backend {b} first (run the module without server)",
@@ -176,6 +192,14 @@ fn target(
 ) -> Result<Option<Target>, Fail> {
     let p = ctx.p;
     let Some(info) = config::parse_backend(text, backend) else {
+        if acts_on_existing(p) {
+            report_not_found(
+                m,
+                p,
+                format!("backend {backend} not found in {}", p.config_path),
+            )?;
+            return Ok(None);
+        }
         return Err(Fail::new(format!(
             "backend {backend} not found in {}: set it up first (run the module without server)",
             p.config_path
@@ -191,7 +215,20 @@ fn target(
         )?;
         return Ok(None);
     }
-    let running = running_servers(ctx, backend)?;
+    let Some(running) = running_servers(ctx, backend)? else {
+        if acts_on_existing(p) {
+            report_not_found(
+                m,
+                p,
+                format!(
+                    "backend {backend} is in {} but not in the running HAProxy",
+                    p.config_path
+                ),
+            )?;
+            return Ok(None);
+        }
+        return Err(not_running(p, backend));
+    };
     let change = wanted(p, backend, &info, server_name)?;
     Ok(Some(Target {
         backend: backend.to_string(),
@@ -201,19 +238,19 @@ fn target(
     }))
 }
 
-/// The backend's servers in the running HAProxy, which must have it.
-fn running_servers(ctx: &Ctx, backend: &str) -> Result<Vec<RtServer>, Fail> {
-    let p = ctx.p;
-    let running = ctx
-        .sock
+/// The backend's servers in the running HAProxy; `None` when it does not
+/// run that backend.
+fn running_servers(ctx: &Ctx, backend: &str) -> Result<Option<Vec<RtServer>>, Fail> {
+    ctx.sock
         .servers(backend)
-        .map_err(|e| Fail::new(e.to_string()))?;
-    running.ok_or_else(|| {
-        Fail::new(format!(
-            "backend {backend} is in {} but not in the running HAProxy: run the module without server to reload it",
-            p.config_path
-        ))
-    })
+        .map_err(|e| Fail::new(e.to_string()))
+}
+
+fn not_running(p: &Params, backend: &str) -> Fail {
+    Fail::new(format!(
+        "backend {backend} is in {} but not in the running HAProxy: run the module without server to reload it",
+        p.config_path
+    ))
 }
 
 pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> anyhow::Result<()> {
@@ -221,7 +258,11 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
     checks::name("server", server_name)?;
     m.set("server", server_name);
     hide_kept_secrets(m, p);
-    let old = read_file(m, p)?;
+    let Some(old) = read_file(m, p)? else {
+        m.set("backends", Vec::<String>::new());
+        m.set("actions", &ctx.actions);
+        return Ok(());
+    };
     let names = backend_names(p, &old.text, server_name)?;
     if names.is_empty() && p.state != State::Absent {
         report_not_found(
@@ -295,6 +336,7 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
                 t.was(server_name)
             } else {
                 running_servers(&ctx, &t.backend)?
+                    .ok_or_else(|| not_running(p, &t.backend))?
                     .into_iter()
                     .filter(|r| r.name == server_name)
                     .collect()
@@ -871,13 +913,52 @@ mod tests {
             .as_str()
             .unwrap_or_default()
             .starts_with("server nope is in no backend of "));
-        // A backend named that is not there stays an error.
-        let (out, failed) = bed.run(json!({"state": "disabled", "host": "lb1", "backend": "nope"}));
-        assert!(failed);
+        // So is a backend that is not there (community.general.haproxy skips
+        // it), and a file that is not there: an LB not set up yet.
+        let missing = bed.at("missing.cfg");
+        let fresh = bed.at("fresh.cfg");
+        std::fs::write(
+            &fresh,
+            bed.file() + "\nbackend fresh\n    server lb1 10.0.0.1:80 weight 100 check\n",
+        )
+        .expect("write");
+        for (task, msg) in [
+            (
+                json!({"state": "disabled", "host": "lb1", "backend": "nope"}),
+                "backend nope not found in ".to_string(),
+            ),
+            (
+                json!({"state": "drain", "host": "lb1", "backend": "www", "config_path": missing}),
+                format!("{missing} does not exist"),
+            ),
+            (
+                json!({"state": "enabled", "host": "lb1", "backend": "fresh", "config_path": fresh}),
+                format!("backend fresh is in {fresh} but not in the running HAProxy"),
+            ),
+        ] {
+            let out = bed.ok(task.clone());
+            assert_eq!(out["changed"], json!(false), "{out:#}");
+            assert!(warned(&out, &msg), "{out:#}");
+            let mut strict = task;
+            strict["fail_on_not_found"] = json!(true);
+            let (out, failed) = bed.run(strict);
+            assert!(failed, "{out:#}");
+            assert!(
+                out["msg"].as_str().unwrap_or_default().starts_with(&msg),
+                "{out:#}"
+            );
+        }
+        // Adding a server needs the file and the backend whatever the option.
+        let (out, failed) = bed.run(
+            json!({"state": "enabled", "host": "web9", "backend": "nope",
+            "address": "10.0.0.9"}),
+        );
+        assert!(failed, "{out:#}");
         assert!(out["msg"]
             .as_str()
             .unwrap_or_default()
             .starts_with("backend nope not found"));
+        assert!(!std::path::Path::new(&missing).exists());
         assert_eq!(bed.file(), before);
         assert!(bed.fake.sent().is_empty());
         // Removing what is not there is no warning.
