@@ -254,6 +254,14 @@ pub fn module_task(module: &str, name: &str, args: &str) -> String {
     )
 }
 
+/// A play of one task, named after `module`, running it with `args` (YAML
+/// already indented for the task: 8 spaces); a failure fails the run.
+pub fn module_play(module: &str, args: &str) -> String {
+    format!(
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: {module}\n      ansible.legacy.{module}:\n{args}\n"
+    )
+}
+
 /// One play of `tasks` on the `targets` group, facts not gathered.
 pub fn play(name: &str, tasks: &[String]) -> String {
     format!(

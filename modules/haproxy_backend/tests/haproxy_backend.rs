@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use testbed::ansible::{Run, Runner};
+use testbed::ansible::{module_play, Run, Runner};
 use testbed::{Container, Probe};
 
 const CONFIG: &str = "/etc/haproxy/haproxy.cfg";
@@ -48,9 +48,7 @@ impl Bed {
     }
 
     fn run(&self, args: &str, extra: &[&str]) -> Run {
-        let playbook = format!(
-            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
-        );
+        let playbook = module_play("haproxy_backend", args);
         let mut runner = self.runner();
         for a in extra {
             runner = runner.arg(a);
@@ -69,9 +67,7 @@ impl Bed {
 
     /// Runs the task in a thread (for a drain that waits).
     fn task_in_background(&self, args: &str) -> std::thread::JoinHandle<Run> {
-        let playbook = format!(
-            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
-        );
+        let playbook = module_play("haproxy_backend", args);
         let runner = self.runner();
         std::thread::spawn(move || runner.run(&playbook))
     }

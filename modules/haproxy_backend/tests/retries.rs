@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use testbed::ansible::Runner;
+use testbed::ansible::{module_play, Runner};
 use testbed::{Container, Probe};
 
 /// Counts each request as it arrives (before any answer: a server killed
@@ -64,9 +64,7 @@ impl Bed {
         }
         args.push_str(extra);
         let args: String = args.lines().map(|l| format!("  {l}\n")).collect();
-        let playbook = format!(
-            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
-        );
+        let playbook = module_play("haproxy_backend", &args);
         Runner::for_containers(&[&self.lb])
             .run(&playbook)
             .assert_ok();

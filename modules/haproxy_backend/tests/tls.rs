@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use testbed::ansible::{Run, Runner};
+use testbed::ansible::{module_play, Run, Runner};
 use testbed::https::{HttpsProbe, TestCa};
 use testbed::Container;
 
@@ -50,9 +50,7 @@ impl Bed {
     }
 
     fn run(&self, args: &str, extra: &[&str]) -> (Run, Value) {
-        let playbook = format!(
-            "- hosts: targets\n  gather_facts: false\n  tasks:\n    - name: haproxy_backend\n      ansible.legacy.haproxy_backend:\n{args}\n"
-        );
+        let playbook = module_play("haproxy_backend", args);
         let mut runner = Runner::for_containers(&[&self.lb]);
         for a in extra {
             runner = runner.arg(a);
