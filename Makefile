@@ -14,7 +14,7 @@ WEB_COUNT ?= 2
 # The goal the host check (scripts/preflight.sh) sizes free disk for.
 PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up cluster-up,$(MAKECMDGOALS)),test,up)
 
-.PHONY: help preflight setup build up test lint molecule bench soak collection clean down hosts-up hosts-down cluster-up cluster-down
+.PHONY: help preflight setup build build-aarch64 up test lint molecule bench soak collection clean down hosts-up hosts-down cluster-up cluster-down
 
 help:
 	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
@@ -25,6 +25,8 @@ help:
 	@echo "                 the topology, quiet then with CPU burners (SOAK_MIN=, SOAK_SEED=, KEEP=1)"
 	@echo "make setup       only prepare this host (every step checks before it acts)"
 	@echo "make build       only build the static binaries into dist/"
+	@echo "make build-aarch64 the same binaries for arm64 hosts into dist/aarch64/ (a cross build;"
+	@echo "                 make collection then ships both, make test runs them under qemu-user)"
 	@echo "make lint        rustfmt, clippy and unused dependencies (cargo-machete)"
 	@echo "make molecule    the molecule scenarios default and scale"
 	@echo "make collection  the vrrp_lxd.ha collection tarball (binaries inside)"
@@ -60,6 +62,10 @@ build:
 	@install -m 0755 $(RELEASE)/lxd_inventory dist/bin/lxd_inventory
 	@install -m 0755 $(RELEASE)/vrrp-probe dist/bin/vrrp-probe
 	@ls -l dist/library dist/bin | awk 'NF>5 {printf "    %-20s %8d bytes\n", $$9, $$5}'
+
+build-aarch64:
+	@echo "==> building static binaries (aarch64-unknown-linux-gnu)"
+	@bash scripts/build-aarch64.sh
 
 up: setup build
 	@bash scripts/preflight.sh lxd up

@@ -7,6 +7,9 @@
 #   dist/library/<m>       module binaries   -> plugins/modules/<m>      (0755)
 #   dist/library/<m>.yml   ansible-doc docs  -> plugins/modules/<m>.yml  (sidecar)
 #   dist/bin/lxd_inventory inventory binary  -> libexec/lxd_inventory
+#   dist/aarch64/library/<m>, dist/aarch64/bin/lxd_inventory (make build-aarch64)
+#                          arm64 builds      -> libexec/aarch64/ (only when dist/aarch64/
+#                          exists; plugins/action/ runs them on aarch64 hosts)
 #   roles/, playbooks/     copied; `ansible.legacy.<m>` becomes `<ns>.<coll>.<m>`
 # then runs `ansible-galaxy collection build`. Safe to run again: the staging
 # directory is rebuilt each time and the tarball of this version is replaced.
@@ -38,6 +41,16 @@ for m in "${modules[@]}"; do
 done
 [[ -x "$dist/bin/lxd_inventory" ]] || missing+=("$dist/bin/lxd_inventory")
 ((${#missing[@]} == 0)) || die "missing (run \`make build\` first): ${missing[*]}"
+# The arm64 builds are optional (a cross build: make build-aarch64); once
+# dist/aarch64 exists it must hold all of them.
+with_aarch64=0
+if [[ -d "$dist/aarch64" ]]; then
+  with_aarch64=1
+  for b in "${modules[@]/#/library/}" bin/lxd_inventory; do
+    [[ -x "$dist/aarch64/$b" ]] || missing+=("$dist/aarch64/$b")
+  done
+  ((${#missing[@]} == 0)) || die "missing (run \`make build-aarch64\` or remove $dist/aarch64): ${missing[*]}"
+fi
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/vrrp-lxd-collection.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
@@ -64,6 +77,13 @@ for m in "${modules[@]}"; do
   done
 done
 install -m 0755 "$dist/bin/lxd_inventory" "$dest/libexec/lxd_inventory"
+if ((with_aarch64)); then
+  mkdir -p "$dest/libexec/aarch64"
+  for m in "${modules[@]}"; do
+    install -m 0755 "$dist/aarch64/library/$m" "$dest/libexec/aarch64/$m"
+  done
+  install -m 0755 "$dist/aarch64/bin/lxd_inventory" "$dest/libexec/aarch64/lxd_inventory"
+fi
 
 for d in roles playbooks; do
   if [[ -d "$root/$d" ]]; then

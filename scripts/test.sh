@@ -18,6 +18,11 @@ else
   echo "unused dependencies not checked: cargo-machete is not installed (cargo install --locked cargo-machete --version 0.9.2)"
 fi
 
+# testbed/tests/aarch64.rs and the collection tests need the arm64 builds;
+# a warm rebuild is a relink at most.
+step "arm64 binaries (dist/aarch64), for the tests under qemu-user"
+bash "$here/build-aarch64.sh"
+
 step "unit, protocol-differential and integration tests (real LXD)"
 cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"
 

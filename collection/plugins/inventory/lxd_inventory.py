@@ -115,6 +115,7 @@ keyed_groups:
 
 import json
 import os
+import platform
 import subprocess
 
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -144,10 +145,21 @@ _ENV = {
 _SSH_VARS = ("ansible_connection", "ansible_user")
 
 
+# The binary bounds each API request itself (the timeout option); this bounds
+# the whole listing, a request per LXD host and one per instance at most.
+_RUN_LIMIT = 300
+
+
 def _bundled_binary():
-    # plugins/inventory/lxd_inventory.py -> <collection>/libexec/lxd_inventory
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "libexec", "lxd_inventory"))
+    # plugins/inventory/lxd_inventory.py -> <collection>/libexec/lxd_inventory;
+    # an arm64 controller runs libexec/aarch64/lxd_inventory where the
+    # collection was built with the arm64 binaries.
+    libexec = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "libexec"))
+    if platform.machine() in ("aarch64", "arm64"):
+        arm64 = os.path.join(libexec, "aarch64", "lxd_inventory")
+        if os.path.exists(arm64):
+            return arm64
+    return os.path.join(libexec, "lxd_inventory")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -182,7 +194,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 env=self._environment(),
                 capture_output=True,
                 check=False,
+                timeout=_RUN_LIMIT,
             )
+        except subprocess.TimeoutExpired as e:
+            raise AnsibleParserError(f"{binary} --list did not finish within {_RUN_LIMIT} s") from e
         except OSError as e:
             raise AnsibleParserError(f"cannot run {binary!r}: {e}") from e
         stderr = proc.stderr.decode(errors="replace").strip()
