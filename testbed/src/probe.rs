@@ -50,6 +50,32 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
 }
 
+impl Report {
+    /// No failure, and every answer came from one of `names` (a backend's
+    /// first line contains its name).
+    pub fn serves_only(&self, names: &[String]) -> bool {
+        self.failed == 0
+            && !self.backends.is_empty()
+            && self
+                .backends
+                .keys()
+                .all(|b| names.iter().any(|n| b.contains(n.as_str())))
+    }
+
+    /// No failure, and each of `names` answered at least once.
+    pub fn serves_all(&self, names: &[String]) -> bool {
+        self.failed == 0
+            && names
+                .iter()
+                .all(|n| self.backends.keys().any(|b| b.contains(n.as_str())))
+    }
+
+    /// Both: exactly `names` answered, and nothing failed.
+    pub fn serves_exactly(&self, names: &[String]) -> bool {
+        self.serves_only(names) && self.serves_all(names)
+    }
+}
+
 /// Checks that `ip` is loopback or routed via `bridge`, using the kernel's answer.
 pub fn check_route(ip: IpAddr, bridge: &str) -> Result<()> {
     if ip.is_loopback() {

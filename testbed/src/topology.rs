@@ -95,11 +95,15 @@ impl Drop for Topology {
         for name in self.instances() {
             let _ = lxc(&["delete", "-f", &name]);
         }
-        if let Some(home) = std::env::var_os("HOME") {
-            let dir = std::path::Path::new(&home)
-                .join(".config/vrrp-lxd")
-                .join(self.prefix.trim_end_matches('-'));
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(controller_dir(&self.prefix));
     }
+}
+
+/// What the playbooks keep on the controller for the topology named by
+/// `prefix` (its generated secrets, CA and certificates):
+/// `~/.config/vrrp-lxd/<prefix without the trailing dash>`.
+pub fn controller_dir(prefix: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+        .join(".config/vrrp-lxd")
+        .join(prefix.trim_end_matches('-'))
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use testbed::topology::Topology;
+use testbed::topology::{controller_dir, Topology};
 use testbed::{Probe, Report};
 
 const VIP: &str = "10.231.0.30";
@@ -22,22 +22,6 @@ fn sample(d: Duration) -> Report {
 /// Probes in short rounds until `done` holds for one round (or the timeout).
 fn settle(what: &str, timeout: Duration, done: impl Fn(&Report) -> bool) -> Report {
     probe().settle(what, timeout, done)
-}
-
-fn only_backends(report: &Report, names: &[String]) -> bool {
-    report.failed == 0
-        && !report.backends.is_empty()
-        && report
-            .backends
-            .keys()
-            .all(|b| names.iter().any(|n| b.contains(n.as_str())))
-}
-
-fn all_backends(report: &Report, names: &[String]) -> bool {
-    report.failed == 0
-        && names
-            .iter()
-            .all(|n| report.backends.keys().any(|b| b.contains(n.as_str())))
 }
 
 /// Runs `f` with the probe going; returns the probe's report.
@@ -68,7 +52,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     // Round robin across both web nodes, nothing failed.
     let webs = vec![web(1), web(2)];
     let report = settle("round robin", Duration::from_secs(30), |r| {
-        all_backends(r, &webs)
+        r.serves_all(&webs)
     });
     let counts: Vec<u64> = report.backends.values().copied().collect();
     assert!(
@@ -80,16 +64,16 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     for (down, up) in [(web(1), web(2)), (web(2), web(1))] {
         topo.sh(&down, "systemctl stop apache2");
         settle(&format!("{down} down"), Duration::from_secs(30), |r| {
-            only_backends(r, std::slice::from_ref(&up))
+            r.serves_only(std::slice::from_ref(&up))
         });
         let r = sample(Duration::from_secs(2));
         assert!(
-            r.failed == 0 && only_backends(&r, std::slice::from_ref(&up)),
+            r.serves_only(std::slice::from_ref(&up)),
             "{down} down: {r:?}"
         );
         topo.sh(&down, "systemctl start apache2");
         settle(&format!("{down} back"), Duration::from_secs(30), |r| {
-            all_backends(r, &webs)
+            r.serves_all(&webs)
         });
     }
 
@@ -111,7 +95,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     topo.sh(&web(1), "systemctl start apache2");
     topo.sh(&web(2), "systemctl start apache2");
     settle("web nodes back", Duration::from_secs(30), |r| {
-        all_backends(r, &webs)
+        r.serves_all(&webs)
     });
 
     // HAProxy down on the VIP holder: the VIP moves, not one request fails.
@@ -158,7 +142,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     topo.sh(&lb(1), "systemctl start haproxy");
     topo.sh(&lb(2), "systemctl start haproxy");
     settle("HAProxy back on both", Duration::from_secs(30), |r| {
-        all_backends(r, &webs)
+        r.serves_all(&webs)
     });
 
     // The stats page: closed to the old admin:admin, open with the generated
@@ -168,13 +152,9 @@ fn topology_from_nothing_through_every_outage_and_growth() {
         .fetch(&["Authorization: Basic YWRtaW46YWRtaW4="])
         .expect("stats listener answers");
     assert_eq!(status, 401, "stats page with admin:admin");
-    let home = std::env::var("HOME").expect("HOME");
-    let password_file = format!(
-        "{home}/.config/vrrp-lxd/{}/haproxy-stats.password",
-        topo.prefix.trim_end_matches('-')
-    );
-    let password =
-        std::fs::read_to_string(&password_file).unwrap_or_else(|e| panic!("{password_file}: {e}"));
+    let password_file = controller_dir(&topo.prefix).join("haproxy-stats.password");
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", password_file.display()));
     let token = base64(&format!("stats:{}", password.trim()));
     let (status, _) = stats
         .fetch(&[&format!("Authorization: Basic {token}")])
@@ -189,7 +169,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     settle(
         "three web nodes in rotation",
         Duration::from_secs(30),
-        |r| all_backends(r, &webs3),
+        |r| r.serves_all(&webs3),
     );
 
     let (run, r) = probed(|| topo.playbook("add_lb.yml", &[]));
@@ -227,7 +207,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     settle(
         "two web nodes after remove_web",
         Duration::from_secs(30),
-        |r| only_backends(r, &webs) && all_backends(r, &webs),
+        |r| r.serves_exactly(&webs),
     );
 
     // Resize with site.yml: up to 3 + 4 and back down to 2 + 2, still zero failed.
@@ -236,7 +216,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     assert_eq!(r.failed, 0, "site.yml to 3+4: {r:?}");
     let webs4: Vec<String> = (1..=4).map(web).collect();
     settle("four web nodes in rotation", Duration::from_secs(30), |r| {
-        all_backends(r, &webs4)
+        r.serves_all(&webs4)
     });
 
     let (run, r) = probed(|| topo.playbook("site.yml", &[("lb_count", "2"), ("web_count", "2")]));
@@ -246,7 +226,7 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     left.sort();
     assert_eq!(left, vec![lb(1), lb(2), web(1), web(2)]);
     settle("two web nodes again", Duration::from_secs(30), |r| {
-        only_backends(r, &webs) && all_backends(r, &webs)
+        r.serves_exactly(&webs)
     });
 
     // Names resolve across the topology.

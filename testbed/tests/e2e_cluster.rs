@@ -19,6 +19,7 @@ use serde_json::Value;
 use testbed::ansible::{Run, Runner};
 use testbed::cluster::Cluster;
 use testbed::container::lxc;
+use testbed::topology::controller_dir;
 use testbed::{dist_binary, keep, Probe, Report};
 
 struct Topology {
@@ -155,24 +156,8 @@ impl Drop for Topology {
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        if let Some(home) = std::env::var_os("HOME") {
-            let dir = std::path::Path::new(&home)
-                .join(".config/vrrp-lxd")
-                .join(self.prefix.trim_end_matches('-'));
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(controller_dir(&self.prefix));
     }
-}
-
-fn serves_exactly(report: &Report, names: &[String]) -> bool {
-    report.failed == 0
-        && names
-            .iter()
-            .all(|n| report.backends.keys().any(|b| b.contains(n.as_str())))
-        && report
-            .backends
-            .keys()
-            .all(|b| names.iter().any(|n| b.contains(n.as_str())))
 }
 
 /// A group name as Ansible makes it safe (the inventory's `location_<member>`).
@@ -247,7 +232,7 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     t.settle(
         "the three web nodes behind the VIP",
         Duration::from_secs(60),
-        |r| serves_exactly(r, &webs),
+        |r| r.serves_exactly(&webs),
     );
     let holder = t.wait_one_holder(Duration::from_secs(20));
     let lbs = [t.name("lb-01"), t.name("lb-02")];
@@ -320,7 +305,7 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     t.settle(
         "the other members' web nodes",
         Duration::from_secs(30),
-        |r| serves_exactly(r, &stays),
+        |r| r.serves_exactly(&stays),
     );
     let (inv, _) = t.inventory();
     let hv = &inv["_meta"]["hostvars"];
@@ -338,7 +323,7 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     let run = t.playbook("restore_host.yml", &[("host", &evacuee)]);
     let playbook_s = started.elapsed().as_secs_f64();
     t.settle("every web node again", Duration::from_secs(60), |r| {
-        serves_exactly(r, &webs)
+        r.serves_exactly(&webs)
     });
     let report = running.stop();
     run.assert_ok();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use testbed::container::instance_ipv4;
 use testbed::https::HttpsProbe;
-use testbed::topology::Topology;
+use testbed::topology::{controller_dir, Topology};
 use testbed::Probe;
 
 const VIP: &str = "10.231.0.33";
@@ -41,9 +41,7 @@ fn https_on_the_vip_from_site_yml() {
     run.assert_ok();
 
     // The CA and the certificate, made on the controller.
-    let dir = PathBuf::from(std::env::var("HOME").expect("HOME"))
-        .join(".config/vrrp-lxd")
-        .join(topo.prefix.trim_end_matches('-'));
+    let dir = controller_dir(&topo.prefix);
     let ca = dir.join("ca.crt");
     assert!(ca.is_file(), "no {}", ca.display());
     assert_eq!(mode(&dir), 0o700);

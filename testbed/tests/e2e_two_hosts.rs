@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use testbed::ansible::{Run, Runner};
 use testbed::container::lxc;
 use testbed::multihost::{self, LxdHost};
+use testbed::topology::controller_dir;
 use testbed::{keep, Probe, Report};
 
 struct Topology {
@@ -161,24 +162,8 @@ impl Drop for Topology {
         for (name, host) in self.placement() {
             let _ = lxc(&["exec", &host, "--", "lxc", "delete", "-f", &name]);
         }
-        if let Some(home) = std::env::var_os("HOME") {
-            let dir = std::path::Path::new(&home)
-                .join(".config/vrrp-lxd")
-                .join(self.prefix.trim_end_matches('-'));
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(controller_dir(&self.prefix));
     }
-}
-
-fn serves_exactly(report: &Report, names: &[String]) -> bool {
-    report.failed == 0
-        && names
-            .iter()
-            .all(|n| report.backends.keys().any(|b| b.contains(n.as_str())))
-        && report
-            .backends
-            .keys()
-            .all(|b| names.iter().any(|n| b.contains(n.as_str())))
 }
 
 #[test]
@@ -202,7 +187,7 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
     t.settle(
         "both web nodes behind the VIP",
         Duration::from_secs(30),
-        |r| serves_exactly(r, &webs),
+        |r| r.serves_exactly(&webs),
     );
     assert_eq!(
         t.holders(),
@@ -269,7 +254,7 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
     t.settle(
         "three web nodes behind the VIP",
         Duration::from_secs(30),
-        |r| serves_exactly(r, &all),
+        |r| r.serves_exactly(&all),
     );
 
     // A third LB lands on the emptiest host too (a tie again: the first), and
@@ -299,7 +284,7 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
     t.settle(
         "only the second host's web node answers",
         Duration::from_secs(20),
-        |r| serves_exactly(r, &survivors),
+        |r| r.serves_exactly(&survivors),
     );
     let report = running.stop();
     eprintln!(
@@ -347,7 +332,7 @@ fn two_hosts_spread_grow_and_survive_the_loss_of_a_whole_host() {
         );
     }
     t.settle("every web node again", Duration::from_secs(60), |r| {
-        serves_exactly(r, &all)
+        r.serves_exactly(&all)
     });
     t.wait_holder("lb-01", Duration::from_secs(30));
 
@@ -391,7 +376,7 @@ fn two_hosts_multicast_vrrp_hands_the_vip_over_both_ways() {
     t.settle(
         "both web nodes behind the VIP",
         Duration::from_secs(30),
-        |r| serves_exactly(r, &webs),
+        |r| r.serves_exactly(&webs),
     );
     t.wait_holder("lb-01", Duration::from_secs(10));
 
