@@ -25,7 +25,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde::Serialize;
 
-use crate::probe::{check_route, ms, paced, Outage, MAX_DURATION};
+use crate::probe::{check_route, ms, paced, Outage, Report, MAX_DURATION};
 
 #[derive(Debug, Clone)]
 pub struct HttpsProbe {
@@ -76,22 +76,13 @@ impl Answer {
     }
 }
 
+/// The HTTP probe's report (`ok`: 2xx answers over a verified TLS
+/// connection; `no_answer` includes a failed handshake or verification), and
+/// what TLS adds; its fields read through to the HTTP report's.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HttpsReport {
-    pub requests: u64,
-    /// 2xx answers over a verified TLS connection.
-    pub ok: u64,
-    /// Everything else: refused, handshake or verification failed, timed
-    /// out, or a non-2xx status.
-    pub failed: u64,
-    /// Requests that got no HTTP answer at all.
-    pub no_answer: u64,
-    pub longest_outage_ms: f64,
-    pub duration_ms: f64,
-    /// First line of each 2xx body -> count.
-    pub backends: BTreeMap<String, u64>,
-    /// HTTP status -> count.
-    pub statuses: BTreeMap<u16, u64>,
+    #[serde(flatten)]
+    pub base: Report,
     /// Serial of the certificate that served each answer -> count.
     pub serials: BTreeMap<String, u64>,
     /// Handshake + request time of the 2xx answers, in ms.
@@ -100,6 +91,20 @@ pub struct HttpsReport {
     pub max_ms: f64,
     /// The first few errors, to say why requests failed.
     pub errors: Vec<String>,
+}
+
+impl std::ops::Deref for HttpsReport {
+    type Target = Report;
+
+    fn deref(&self) -> &Report {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for HttpsReport {
+    fn deref_mut(&mut self) -> &mut Report {
+        &mut self.base
+    }
 }
 
 /// The `q` quantile (0..=1) of sorted `values`, nearest rank.
@@ -312,30 +317,18 @@ impl HttpsProbe {
         let mut outage = Outage::default();
         let mut times = vec![];
         let elapsed = paced(self.interval, self.max_duration, stop, |sent| {
-            report.requests += 1;
-            let ok = match self.get(&self.path, &[]) {
-                Ok(a) => {
-                    *report.statuses.entry(a.status).or_default() += 1;
-                    let ok = (200..300).contains(&a.status);
-                    if ok {
-                        *report.backends.entry(a.first_line()).or_default() += 1;
-                        *report.serials.entry(a.serial.clone()).or_default() += 1;
-                        times.push(a.elapsed.as_secs_f64() * 1000.0);
-                    }
-                    ok
+            let answer = self.get(&self.path, &[]);
+            if let Err(e) = &answer {
+                if report.errors.len() < 5 {
+                    report.errors.push(format!("{e:#}"));
                 }
-                Err(e) => {
-                    report.no_answer += 1;
-                    if report.errors.len() < 5 {
-                        report.errors.push(format!("{e:#}"));
-                    }
-                    false
-                }
-            };
-            if ok {
-                report.ok += 1;
-            } else {
-                report.failed += 1;
+            }
+            let ok = report
+                .base
+                .count(answer.as_ref().ok().map(|a| (a.status, a.first_line())));
+            if let (true, Ok(a)) = (ok, &answer) {
+                *report.serials.entry(a.serial.clone()).or_default() += 1;
+                times.push(a.elapsed.as_secs_f64() * 1000.0);
             }
             outage.record(sent, ok);
         });

@@ -51,6 +51,32 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts one request: `answer` is its status and the first line of its
+    /// body, or `None` when no HTTP answer came. Whether it succeeded (2xx).
+    pub fn count(&mut self, answer: Option<(u16, String)>) -> bool {
+        self.requests += 1;
+        let ok = match answer {
+            Some((status, first_line)) => {
+                *self.statuses.entry(status).or_default() += 1;
+                let ok = (200..300).contains(&status);
+                if ok {
+                    *self.backends.entry(first_line).or_default() += 1;
+                }
+                ok
+            }
+            None => {
+                self.no_answer += 1;
+                false
+            }
+        };
+        if ok {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+        ok
+    }
+
     /// No failure, and every answer came from one of `names` (a backend's
     /// first line contains its name).
     pub fn serves_only(&self, names: &[String]) -> bool {
@@ -205,26 +231,7 @@ impl Probe {
         let mut report = Report::default();
         let mut outage = Outage::default();
         let elapsed = paced(self.interval, self.max_duration, stop, |sent| {
-            report.requests += 1;
-            let ok = match self.request_once() {
-                Ok((status, first_line)) => {
-                    *report.statuses.entry(status).or_default() += 1;
-                    let ok = (200..300).contains(&status);
-                    if ok {
-                        *report.backends.entry(first_line).or_default() += 1;
-                    }
-                    ok
-                }
-                Err(_) => {
-                    report.no_answer += 1;
-                    false
-                }
-            };
-            if ok {
-                report.ok += 1;
-            } else {
-                report.failed += 1;
-            }
+            let ok = report.count(self.request_once().ok());
             outage.record(sent, ok);
         });
         report.longest_outage_ms = outage.longest_ms();
@@ -383,6 +390,11 @@ pub struct OutageRun {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
+    /// What the closed-loop probe reports, over every request sent (its
+    /// `longest_outage_ms` is the longest of `outages`); its fields read
+    /// through.
+    #[serde(flatten)]
+    pub base: Report,
     /// `open-loop`.
     pub mode: &'static str,
     pub rate_per_s: f64,
@@ -391,16 +403,6 @@ pub struct LoadReport {
     /// Wall-clock time (seconds since the epoch) of the first slot, so the
     /// failures can be laid beside events logged elsewhere.
     pub started_unix: f64,
-    pub requests: u64,
-    pub ok: u64,
-    pub failed: u64,
-    /// Requests that got no HTTP answer at all.
-    pub no_answer: u64,
-    pub longest_outage_ms: f64,
-    pub duration_ms: f64,
-    pub backends: BTreeMap<String, u64>,
-    /// HTTP status -> count.
-    pub statuses: BTreeMap<u16, u64>,
     pub get: MethodCounts,
     pub post: MethodCounts,
     /// Why requests failed (`refused`, `connect timeout`, `reset`, `http 503`,
@@ -418,6 +420,20 @@ pub struct LoadReport {
     pub outages: Vec<OutageRun>,
     /// The failed requests, the first 5000.
     pub failures: Vec<Failure>,
+}
+
+impl std::ops::Deref for LoadReport {
+    type Target = Report;
+
+    fn deref(&self) -> &Report {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for LoadReport {
+    fn deref_mut(&mut self) -> &mut Report {
+        &mut self.base
+    }
 }
 
 struct Done {
@@ -669,33 +685,22 @@ fn summarise(report: &mut LoadReport, mut done: Vec<Done>) {
     let mut latencies = vec![];
     let mut run: Option<OutageRun> = None;
     for d in &done {
-        report.requests += 1;
+        let ok = report.base.count(d.outcome.clone().ok());
+        let error = match &d.outcome {
+            Ok(_) if ok => None,
+            Ok((status, _)) => Some(format!("http {status}")),
+            Err(e) => Some(e.clone()),
+        };
         let counts = if d.post {
             &mut report.post
         } else {
             &mut report.get
         };
         counts.requests += 1;
-        let error = match &d.outcome {
-            Ok((status, first)) => {
-                *report.statuses.entry(*status).or_default() += 1;
-                if (200..300).contains(status) {
-                    *report.backends.entry(first.clone()).or_default() += 1;
-                    latencies.push(d.latency);
-                    None
-                } else {
-                    Some(format!("http {status}"))
-                }
-            }
-            Err(e) => {
-                report.no_answer += 1;
-                Some(e.clone())
-            }
-        };
         match error {
             None => {
                 counts.ok += 1;
-                report.ok += 1;
+                latencies.push(d.latency);
                 if let Some(mut r) = run.take() {
                     r.end_ms = ms(d.due);
                     report.outages.push(r);
@@ -703,7 +708,6 @@ fn summarise(report: &mut LoadReport, mut done: Vec<Done>) {
             }
             Some(error) => {
                 counts.failed += 1;
-                report.failed += 1;
                 let r = run.get_or_insert(OutageRun {
                     start_ms: ms(d.due),
                     end_ms: ms(d.due),
@@ -730,7 +734,7 @@ fn summarise(report: &mut LoadReport, mut done: Vec<Done>) {
         r.end_ms = report.duration_ms.max(r.start_ms);
         report.outages.push(r);
     }
-    report.longest_outage_ms = report
+    report.base.longest_outage_ms = report
         .outages
         .iter()
         .map(|r| r.end_ms - r.start_ms)
