@@ -58,8 +58,9 @@ fn main() -> anyhow::Result<()> {
             .timeout(timeout)
             .max_duration(max);
         let running = probe.clone().start();
-        wait(args.stop_file.as_deref(), probe.max_duration);
-        serde_json::to_string(&running.stop())?
+        report_when_done(args.stop_file.as_deref(), probe.max_duration, || {
+            running.stop()
+        })?
     } else if let Some(rest) = args.url.strip_prefix("https://") {
         let (hostport, path) = rest
             .split_once('/')
@@ -82,8 +83,9 @@ fn main() -> anyhow::Result<()> {
             .timeout(timeout)
             .max_duration(max);
         let running = probe.clone().start();
-        wait(args.stop_file.as_deref(), probe.max_duration);
-        serde_json::to_string(&running.stop())?
+        report_when_done(args.stop_file.as_deref(), probe.max_duration, || {
+            running.stop()
+        })?
     } else if let Some(rate) = args.rate {
         if !(0.1..=200.0).contains(&rate) {
             anyhow::bail!("--rate must be 0.1..200 requests per second, got {rate}");
@@ -94,8 +96,7 @@ fn main() -> anyhow::Result<()> {
             .max_duration(max);
         let max = probe.max_duration;
         let running = probe.open_loop(args.post_every).start();
-        wait(args.stop_file.as_deref(), max);
-        serde_json::to_string(&running.stop())?
+        report_when_done(args.stop_file.as_deref(), max, || running.stop())?
     } else {
         if args.post_every > 0 {
             anyhow::bail!("--post-every needs --rate");
@@ -105,17 +106,24 @@ fn main() -> anyhow::Result<()> {
             .timeout(timeout)
             .max_duration(max);
         let running = probe.clone().start();
-        wait(args.stop_file.as_deref(), probe.max_duration);
-        serde_json::to_string(&running.stop())?
+        report_when_done(args.stop_file.as_deref(), probe.max_duration, || {
+            running.stop()
+        })?
     };
     println!("{report}");
     Ok(())
 }
 
-/// Until `stop_file` exists or `max` passes.
-fn wait(stop_file: Option<&Path>, max: Duration) {
+/// Waits until `stop_file` exists or `max` passes, then stops the running
+/// probe and gives its report as JSON.
+fn report_when_done<R: serde::Serialize>(
+    stop_file: Option<&Path>,
+    max: Duration,
+    stop: impl FnOnce() -> R,
+) -> anyhow::Result<String> {
     let deadline = Instant::now() + max;
     while stop_file.is_none_or(|f| !f.exists()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(serde_json::to_string(&stop())?)
 }
