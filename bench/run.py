@@ -196,17 +196,19 @@ def launch(name: str) -> str:
     return ip
 
 
-def launch_all(names: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def side_by_side(names: list[str], one) -> dict[str, object]:
+    """`one(name)` for every name at once; what each returned, by name. Every
+    call ends before a failure is raised, naming each name that failed."""
+    out: dict[str, object] = {}
     errors: list[str] = []
 
-    def one(n: str) -> None:
+    def run(n: str) -> None:
         try:
-            out[n] = launch(n)
-        except Exception as e:  # noqa: BLE001 - reported below, after every launch ended
+            out[n] = one(n)
+        except Exception as e:  # noqa: BLE001 - reported below, after every call ended
             errors.append(f"{n}: {e}")
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in names]
+    threads = [threading.Thread(target=run, args=(n,)) for n in names]
     for t in threads:
         t.start()
     for t in threads:
@@ -214,6 +216,10 @@ def launch_all(names: list[str]) -> dict[str, str]:
     if errors:
         raise RuntimeError("; ".join(errors))
     return out
+
+
+def launch_all(names: list[str]) -> dict[str, str]:
+    return side_by_side(names, launch)
 
 
 def delete(names: list[str]) -> None:
@@ -240,14 +246,18 @@ class Probe:
 
     def __init__(self, ip: str, timeout_ms: int = 500, max_s: float = 600, port: int = 80,
                  bridge: str = BRIDGE, interval_ms: int = 20):
+        self._start(ip, bridge, [f"http://{ip}:{port}/", "--interval-ms", str(interval_ms),
+                                 "--timeout-ms", str(timeout_ms)], max_s)
+
+    def _start(self, ip: str, bridge: str, args: list[str], max_s: float) -> None:
+        """vrrp-probe with `args` (its URL first), for at most `max_s` seconds."""
         if not routed_via_bridge(ip, bridge):
             raise RuntimeError(f"{ip} is not routed via {bridge}; refusing to probe it")
         self.dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
         self.stop_file = self.dir / "stop"
         # vrrp-probe checks the route itself, against VRRP_BRIDGE.
         self.proc = subprocess.Popen(
-            [str(PROBE), f"http://{ip}:{port}/", "--interval-ms", str(interval_ms), "--timeout-ms", str(timeout_ms),
-             "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
+            [str(PROBE), *args, "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "VRRP_BRIDGE": bridge})
         _children.add(self.proc)
@@ -793,15 +803,7 @@ class DnsQueries(Probe):
     """vrrp-probe's DNS mode: A queries for `name` at `ip`:53 every 20 ms."""
 
     def __init__(self, ip: str, name: str, max_s: float = 120):
-        if not routed_via_bridge(ip):
-            raise RuntimeError(f"{ip} is not routed via {BRIDGE}; refusing to query it")
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-dns-"))
-        self.stop_file = self.dir / "stop"
-        self.proc = subprocess.Popen(
-            [str(PROBE), f"dns://{ip}/{name}", "--interval-ms", "20", "--timeout-ms", "100",
-             "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _children.add(self.proc)
+        self._start(ip, BRIDGE, [f"dns://{ip}/{name}", "--interval-ms", "20", "--timeout-ms", "100"], max_s)
 
 
 def vip_holders(prefix: str, vip: str) -> list[str]:
@@ -864,16 +866,8 @@ class HttpsProbe(Probe):
     """vrrp-probe's HTTPS mode: a GET over a new verified TLS connection each time."""
 
     def __init__(self, ip: str, ca: Path, name: str, interval_ms: int = 20, max_s: float = 120):
-        if not routed_via_bridge(ip):
-            raise RuntimeError(f"{ip} is not routed via {BRIDGE}; refusing to probe it")
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-https-"))
-        self.stop_file = self.dir / "stop"
-        self.proc = subprocess.Popen(
-            [str(PROBE), f"https://{ip}/", "--ca", str(ca), "--server-name", name,
-             "--interval-ms", str(interval_ms), "--timeout-ms", "1000",
-             "--duration-s", str(max_s), "--stop-file", str(self.stop_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _children.add(self.proc)
+        self._start(ip, BRIDGE, [f"https://{ip}/", "--ca", str(ca), "--server-name", name,
+                                 "--interval-ms", str(interval_ms), "--timeout-ms", "1000"], max_s)
 
 
 def sequential_gets(ip: str, port: int, seconds: float, ca: Path | None = None, name: str = "") -> dict:
@@ -1988,20 +1982,13 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
     profiles = [a for p in h.entry.get("profiles", ["default"]) for a in ("-p", p)]
     image = h.entry.get("image", IMAGE)
     log(f"hostloss: launching {' '.join(names)} on {h.name} for the one-host inventory")
-    errors: list[str] = []
 
     def one(n: str) -> None:
         p = h.lxc(["launch", image, n, *profiles, "-q"], timeout=300)
         if p.returncode != 0:
-            errors.append(f"{n}: {p.stderr.strip()[:200]}")
+            raise RuntimeError(p.stderr.strip()[:200])
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError("; ".join(errors))
+    side_by_side(names, one)
     end = time.monotonic() + 120
     while time.monotonic() < end:
         p = h.lxc(["list", "--format", "csv", "-c", "n4"], timeout=30)
