@@ -2005,7 +2005,7 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
 # ================================================================ main
 
 def main() -> int:
-    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "soak", "sizes"]
+    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "soak", "scale", "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -2049,6 +2049,10 @@ def main() -> int:
                 sys.path.insert(0, str(BENCH))
                 import soak  # noqa: E402 - next to this file
                 soak.bench_soak(res, work, sys.modules[__name__])
+            elif s == "scale":
+                sys.path.insert(0, str(BENCH))
+                import scale  # noqa: E402 - next to this file
+                scale.bench_scale(res, work, sys.modules[__name__])
             elif s == "sizes":
                 bench_sizes(res)
         except Exception as e:  # noqa: BLE001 - recorded; the other sections still run
@@ -2073,8 +2077,13 @@ def main() -> int:
 
     import report_soak  # noqa: E402 - next to this file
 
-    table = report_soak.merge(report_hostloss.merge(report_dns.merge(report.markdown(results), results), results),
-                              results)
+    import report_scale  # noqa: E402 - next to this file
+
+    table = report_scale.merge(
+        report_soak.merge(report_hostloss.merge(report_dns.merge(report.markdown(results), results), results),
+                          results), results)
+    if results.get("scale", {}).get("sizes"):
+        report_scale.chart(results["scale"], RESULTS / f"{stamp}-scale.png")
     md_path.write_text(table)
     print()
     print(table)

@@ -6,12 +6,13 @@
 #
 # Environment:
 #   BENCH_REPS=5          repetitions of each figure
-#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, tls, inventory, tasks, hostloss, soak, sizes
+#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, tls, inventory, tasks, hostloss, soak, scale, sizes
 #                         (hostloss needs the two-host test bed: make hosts-up)
 #   BENCH_HOSTLOSS_VARIANTS=default,fast   HAProxy health checks the host loss is measured with
 #   BENCH_INV_RUNS        timed runs per inventory command (default 3 x BENCH_REPS)
 #   BENCH_TASKS=20        tasks per host in the per-task benchmark
 #   BENCH_SOAK_MIN=2.5    minutes per soak variant (make soak: 10); BENCH_SOAK_* in bench/soak.py
+#   BENCH_SCALE_SIZES=2,8,16,30  web counts of the scale section (2 LBs; BENCH_SCALE_LBS=3 at the largest)
 #   KEEP=1                keep the instances made here (for debugging)
 # Every instance made here is named bench-* and deleted at the end, also on failure.
 set -euo pipefail

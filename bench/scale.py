@@ -1,0 +1,122 @@
+"""The cost of size (BENCH_ONLY=scale): the topology made from nothing at
+growing numbers of web nodes, its converged re-run, one add_web.yml under the
+probe, and memory per instance; then the largest size shrunk back to 2 + 2
+under the probe.
+
+Sizes: BENCH_SCALE_SIZES (web nodes, default 2,8,16,30), 2 load balancers, the
+largest with BENCH_SCALE_LBS (default 3). One run per size: a size takes
+minutes, and the figures to read are how the times grow. Each re-run keeps
+its per-task profile (from the JSON callback's start and end of every task on
+every host): where a converged run spends its time.
+
+Run by bench/run.py; `python bench/report_scale.py <json>` prints the table
+and draws the chart again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+SCALE_PREFIX, SCALE_VIP, SCALE_VRID = "bench-scale-", "10.231.0.59", 159
+SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "2,8,16,30").split(",") if s.strip()]
+LBS_AT_LARGEST = int(os.environ.get("BENCH_SCALE_LBS", "3"))
+
+
+def _time(stamp: str) -> float:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def task_profile(log_path: str, most: int = 12) -> list[dict]:
+    """The tasks of a run by wall time, longest first: from the first host's
+    start to the last host's end, and on how many hosts it ran."""
+    text = Path(log_path).read_text()
+    try:
+        doc = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    except ValueError:
+        return []
+    out = []
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            d = task["task"].get("duration") or {}
+            if not d.get("start") or not d.get("end"):
+                continue
+            out.append({"task": task["task"]["name"], "seconds": round(_time(d["end"]) - _time(d["start"]), 2),
+                        "hosts": len(task.get("hosts", {}))})
+    return sorted(out, key=lambda t: -t["seconds"])[:most]
+
+
+def memory_mib(R) -> dict:
+    """Memory in use per instance (LXD's cgroup figure), by tier: min, median, max."""
+    p = R.sh(["lxc", "list", SCALE_PREFIX, "--format", "json"], timeout=120)
+    tiers: dict[str, list[float]] = {}
+    for inst in json.loads(p.stdout):
+        usage = ((inst.get("state") or {}).get("memory") or {}).get("usage") or 0
+        tier = "lb" if inst["name"].startswith(SCALE_PREFIX + "lb-") else "web"
+        tiers.setdefault(tier, []).append(usage / 2**20)
+    return {t: {"n": len(v), "min": round(min(v), 1), "median": round(sorted(v)[len(v) // 2], 1),
+                "max": round(max(v), 1)} for t, v in tiers.items()}
+
+
+def bench_scale(res: dict, work: Path, R) -> None:
+    if not R.routed_via_bridge(SCALE_VIP):
+        raise RuntimeError(f"{SCALE_VIP} is not routed via {R.BRIDGE}")
+    args = ["-e", f"vrrp_prefix={SCALE_PREFIX}", "-e", f"vrrp_vip={SCALE_VIP}", "-e", f"vrrp_vrid={SCALE_VRID}"]
+    creds = Path.home() / ".config/vrrp-lxd" / SCALE_PREFIX.rstrip("-")
+    R._cleanup_dirs.append(creds)
+    res["sizes"] = []
+    res["load_start"] = list(os.getloadavg())
+
+    def run(name: str, extra: list[str], timeout: float = 1800) -> dict:
+        r = R.ansible_playbook(R.ROOT / "playbooks" / name, args + extra,
+                               work / f"scale-{len(res['sizes'])}-{name}-{time.monotonic():.0f}.log", timeout=timeout)
+        with R._created_lock:
+            R._created.update(R.lxc_names(SCALE_PREFIX))
+        if r["rc"] != 0:
+            raise RuntimeError(f"{name} {' '.join(extra)}: rc {r['rc']}, see {r['log']}")
+        return r
+
+    largest = max(SIZES)
+    for webs in SIZES:
+        lbs = LBS_AT_LARGEST if webs == largest else 2
+        R.delete(R.lxc_names(SCALE_PREFIX))
+        shutil.rmtree(creds, ignore_errors=True)
+        size = ["-e", f"lb_count={lbs}", "-e", f"web_count={webs}"]
+        row: dict = {"lb_count": lbs, "web_count": webs, "load_before": list(os.getloadavg())}
+        R.log(f"scale: site.yml {lbs}+{webs} from nothing")
+        r = run("site.yml", size)
+        row["from_nothing_s"] = round(r["seconds"], 1)
+        R.log(f"  {r['seconds']:.1f} s; the re-run")
+        r = run("site.yml", size)
+        row["rerun_s"], row["rerun_changed"] = round(r["seconds"], 1), r["changed"]
+        row["rerun_profile"] = task_profile(r["log"])
+        R.log(f"  {r['seconds']:.1f} s, changed {r['changed']}; add_web.yml under the probe")
+        R.wait_answering(SCALE_VIP, 120, backends=2)
+        probe = R.Probe(SCALE_VIP, timeout_ms=500, max_s=900)
+        r = run("add_web.yml", [], timeout=900)
+        time.sleep(1.0)
+        p = probe.stop()
+        row["add_web_s"] = round(r["seconds"], 1)
+        row["add_web_probe"] = {k: p[k] for k in ("requests", "failed", "longest_outage_ms")}
+        row["memory_mib"] = memory_mib(R)
+        row["load_after"] = list(os.getloadavg())
+        R.log(f"  add_web {r['seconds']:.1f} s, {p['failed']} failed of {p['requests']}; memory {row['memory_mib']}")
+        res["sizes"].append(row)
+
+    R.log(f"scale: back to 2+2 from {LBS_AT_LARGEST}+{largest + 1} under the probe")
+    R.wait_answering(SCALE_VIP, 120, backends=2)
+    probe = R.Probe(SCALE_VIP, timeout_ms=500, max_s=1800)
+    r = run("site.yml", ["-e", "lb_count=2", "-e", "web_count=2"])
+    time.sleep(1.0)
+    p = probe.stop()
+    res["shrink"] = {"from": f"{LBS_AT_LARGEST}+{largest + 1}", "seconds": round(r["seconds"], 1),
+                     "probe": {k: p[k] for k in ("requests", "failed", "no_answer", "longest_outage_ms")},
+                     "left": sorted(R.lxc_names(SCALE_PREFIX))}
+    R.log(f"  {r['seconds']:.1f} s, {p['failed']} failed of {p['requests']}")
+    res["load_end"] = list(os.getloadavg())
+    R.delete(R.lxc_names(SCALE_PREFIX))
+    shutil.rmtree(creds, ignore_errors=True)
