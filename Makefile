@@ -10,6 +10,10 @@ export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
 MODULES  := lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone
 LB_COUNT ?= 2
 WEB_COUNT ?= 2
+# BACKEND=incus: Incus instead of LXD (scripts/setup-incus.sh). Its bridge has
+# its own subnet beside LXD's, so the topology gets a VIP there.
+BACKEND ?= lxd
+INCUS_VIP ?= 10.234.0.10
 
 # The goal the host check (scripts/preflight.sh) sizes free disk for.
 PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up cluster-up,$(MAKECMDGOALS)),test,up)
@@ -18,6 +22,7 @@ PREFLIGHT_FOR := $(if $(filter test bench molecule hosts-up cluster-up,$(MAKECMD
 
 help:
 	@echo "make up          prepare this host (LXD, toolchain, venv, image), build, deploy $(LB_COUNT) LB + $(WEB_COUNT) web"
+	@echo "BACKEND=incus make up   the same on Incus (LXD's community fork) beside or instead of LXD"
 	@echo "make test        lint, unit, protocol-differential, integration and end-to-end tests on the real LXD, molecule"
 	@echo "make down        delete the topology made by make up"
 	@echo "make bench       benchmarks (failover, growth, inventory, module cost); prints a table"
@@ -68,8 +73,12 @@ build-aarch64:
 	@bash scripts/build-aarch64.sh
 
 up: setup build
+ifeq ($(BACKEND),incus)
+	VRRP_BACKEND=incus ansible-playbook playbooks/site.yml -e lb_count=$(LB_COUNT) -e web_count=$(WEB_COUNT) -e vrrp_vip=$(INCUS_VIP)
+else
 	@bash scripts/preflight.sh lxd up
 	@bash scripts/deploy.sh
+endif
 
 down:
 	@bash scripts/teardown.sh

@@ -14,9 +14,17 @@ case "$VRRP_POOL_DRIVER" in
   auto | btrfs | dir) ;;
   *) echo "VRRP_POOL_DRIVER=$VRRP_POOL_DRIVER: use auto, btrfs or dir" >&2; exit 1 ;;
 esac
+case "$VRRP_BACKEND" in
+  lxd | incus) ;;
+  *) echo "BACKEND=$VRRP_BACKEND: use lxd or incus" >&2; exit 1 ;;
+esac
 
 # btrfs-progs: LXD's btrfs driver runs mkfs.btrfs and btrfs (the storage pool below).
 apt_packages=(lxd iptables nftables debootstrap musl-tools python3-venv jq curl knot-dnsutils btrfs-progs)
+if [[ "$VRRP_BACKEND" == incus ]]; then
+  # Incus takes LXD's place (setup-incus.sh installs it; Debian 13 has no lxd).
+  for i in "${!apt_packages[@]}"; do [[ "${apt_packages[i]}" != lxd ]] || unset 'apt_packages[i]'; done
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -80,6 +88,12 @@ for kv in "${inotify[@]}"; do
   key="${kv%%=*}"; want="${kv#*=}"
   if (( $(sysctl -n "$key") < want )); then sysctl -qw "$kv"; fi
 done
+
+if [[ "$VRRP_BACKEND" == incus ]]; then
+  "$here/setup-incus.sh"
+  step "host ready (Incus)"
+  exit 0
+fi
 
 if ! lxc info >/dev/null 2>&1; then
   step "lxd: starting the daemon"

@@ -42,6 +42,12 @@ MH_CLUSTER=1 MH_CHECK=0 bash "$here/multihost/up.sh"
 cargo test -p testbed --test e2e_cluster -- --ignored --test-threads=1
 [[ "${KEEP:-0}" == 1 ]] || MH_CLUSTER=1 bash "$here/multihost/down.sh"
 
+step "Incus beside LXD: set-up (once), then the module, the inventory and site.yml 2+2 on it"
+incus_started=$SECONDS
+bash "$here/setup-incus.sh"
+VRRP_BACKEND=incus cargo test -p testbed --test e2e_incus -- --ignored --test-threads=1
+echo "Incus step: $((SECONDS - incus_started)) s"
+
 if [[ -d roles && -d playbooks ]]; then
   # .ansible-lint says what: the production profile over roles/, playbooks/,
   # awx/ and molecule/, the same as `ansible-lint` run at the root by hand.

@@ -213,7 +213,7 @@ fn read_instances(
             let path = project_path("/1.0/instances?recursion=1", &host.project);
             match lxd.get(&path)? {
                 serde_json::Value::Array(items) => items,
-                other => anyhow::bail!("unexpected instance list from LXD: {other}"),
+                other => anyhow::bail!("unexpected instance list from {}: {other}", lxd.backend()),
             }
         }
     };
@@ -223,9 +223,11 @@ fn read_instances(
         let path = format!("/1.0/projects/{}", lxd_api::encode(&host.project));
         match lxd.get(&path) {
             Err(e) if e.is_not_found() => {
+                let backend = lxd.backend();
                 anyhow::bail!(
-                    "LXD has no project {:?} (see `lxc project list`)",
-                    host.project
+                    "{backend} has no project {:?} (see `{} project list`)",
+                    host.project,
+                    backend.cli()
                 )
             }
             other => {
@@ -237,7 +239,7 @@ fn read_instances(
         .into_iter()
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
-        .context("unexpected instance list from LXD")?;
+        .with_context(|| format!("unexpected instance list from {}", lxd.backend()))?;
     if cfg.address_source == AddressSource::Leases {
         fill_states(lxd, &host.project, cfg, &mut instances)?;
     }
@@ -332,8 +334,12 @@ fn read_network(
     let Some(list) = answer(&format!("{path}/leases"))? else {
         return Ok(None);
     };
-    let list = leases::leases_from_value(list)
-        .with_context(|| format!("unexpected lease list of network {name} from LXD"))?;
+    let list = leases::leases_from_value(list).with_context(|| {
+        format!(
+            "unexpected lease list of network {name} from {}",
+            lxd.backend()
+        )
+    })?;
     Ok(NetworkLeases::new(&network, list))
 }
 
@@ -344,8 +350,8 @@ fn states_by_name(
 ) -> anyhow::Result<BTreeMap<String, InstanceState>> {
     let mut out = BTreeMap::new();
     for item in lxd.list_instances_full(Some(project))? {
-        let inst: Instance =
-            serde_json::from_value(item).context("unexpected instance list from LXD")?;
+        let inst: Instance = serde_json::from_value(item)
+            .with_context(|| format!("unexpected instance list from {}", lxd.backend()))?;
         if let Some(state) = inst.state {
             out.insert(inst.name, state);
         }
@@ -362,7 +368,7 @@ fn read_state(
 ) -> anyhow::Result<Option<InstanceState>> {
     match lxd.instance_state(name, Some(project)) {
         Ok(v) => Ok(Some(serde_json::from_value(v).with_context(|| {
-            format!("unexpected state of instance {name} from LXD")
+            format!("unexpected state of instance {name} from {}", lxd.backend())
         })?)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),

@@ -167,6 +167,16 @@ impl LxdHost {
         }
     }
 
+    /// The socket path of a host whose `url` names a unix socket (`None`
+    /// when it is found automatically or reached over HTTPS): the connection
+    /// plugin must use that socket too, e.g. Incus's beside a running LXD.
+    pub fn unix_socket(&self) -> Option<String> {
+        match lxd_api::Endpoint::parse(self.url.as_deref()?).ok()? {
+            lxd_api::Endpoint::Unix(p) => Some(p.display().to_string()),
+            lxd_api::Endpoint::Https(_) => None,
+        }
+    }
+
     /// The `https://host:port` of an HTTPS host, `None` for a unix socket.
     pub fn https_url(&self) -> Option<String> {
         match lxd_api::Endpoint::parse(self.url.as_deref()?).ok()? {

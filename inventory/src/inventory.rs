@@ -397,6 +397,9 @@ fn host_connection_vars(cfg: &Config, host: &LxdHost) -> Map<String, Value> {
     if host.project != "default" {
         vars.insert("ansible_lxd_project".into(), host.project.clone().into());
     }
+    if let Some(socket) = host.unix_socket() {
+        vars.insert("ansible_lxd_socket".into(), socket.into());
+    }
     if let Some(url) = host.https_url() {
         vars.insert("ansible_lxd_url".into(), url.into());
         let tls = host.tls();
@@ -782,6 +785,24 @@ mod tests {
         assert_eq!(v["all"]["vars"]["lxd_inventory_warnings"], json!([warning]));
         assert!(v.get("lxdhost_lxd_2").is_none());
         assert_eq!(hosts(&v, "lxd"), ["t-inv-x", "t-inv-y"]);
+    }
+
+    #[test]
+    fn a_named_unix_socket_reaches_the_connection_plugin() {
+        let mut cfg = Config::from_text(
+            std::path::Path::new("x.yml"),
+            "url: unix:///var/lib/incus/unix.socket\n",
+        )
+        .expect("parses");
+        cfg.connection = Connection::LxdApi;
+        let host = &cfg.lxd_hosts()[0];
+        let vars = host_connection_vars(&cfg, host);
+        assert_eq!(vars["ansible_lxd_socket"], "/var/lib/incus/unix.socket");
+        assert!(vars.get("ansible_lxd_url").is_none());
+        // Found automatically: the plugin finds the same socket itself.
+        cfg.url = None;
+        let host = &cfg.lxd_hosts()[0];
+        assert!(host_connection_vars(&cfg, host).is_empty());
     }
 
     #[test]

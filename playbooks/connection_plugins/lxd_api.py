@@ -1,12 +1,12 @@
 # Copyright: vrrp-lxd contributors
 # Apache License 2.0
-"""Connection plugin: run tasks in LXD instances through the LXD REST API."""
+"""Connection plugin: run tasks in LXD or Incus instances through their REST API."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: lxd_api
-short_description: Run tasks in local LXD instances through the LXD REST API
+short_description: Run tasks in LXD or Incus instances through their REST API
 description:
   - Runs commands with C(POST /1.0/instances/<name>/exec) and records their output
     (C(record-output)), and moves files with the instance file API, over LXD's unix socket.
@@ -20,6 +20,9 @@ description:
     never appeared (once in thousands of pushes, under load). When the next command
     then fails on that very path with "No such file or directory", the file is
     pushed again and the command run once more.
+  - Incus, LXD's community fork, serves the same C(/1.0) API. Its unix socket
+    (C(/var/lib/incus/unix.socket)) is used when LXD's is absent, when I(backend) is
+    C(incus), or when I(url) or I(socket) names it; messages then say Incus.
   - A local LXD through its unix socket, or a remote one over HTTPS (I(url)) with a
     client certificate the server trusts and the server certificate pinned by its
     SHA-256 fingerprint (LXD's own certificates are self-signed, so the pin is the
@@ -37,15 +40,29 @@ options:
     vars:
       - name: ansible_lxd_project
   socket:
-    description: Path of LXD's unix socket; empty finds Debian's or the snap's.
+    description:
+      - Path of the unix socket; empty finds one (C($LXD_DIR/unix.socket), Debian's
+        LXD, the snap's, then C($INCUS_DIR/unix.socket) and Debian's Incus,
+        C(/var/lib/incus/unix.socket)), limited to one backend by I(backend).
     default: ""
     env:
       - name: LXD_SOCKET
     vars:
       - name: ansible_lxd_socket
+  backend:
+    description:
+      - C(lxd) or C(incus) when the socket is found automatically; empty tries
+        LXD's sockets first, then Incus's.
+    default: ""
+    env:
+      - name: VRRP_BACKEND
+    vars:
+      - name: ansible_lxd_backend
   url:
     description:
-      - C(https://host:8443) of a remote LXD; empty uses the local unix socket.
+      - C(https://host:8443) of a remote LXD or Incus; empty uses the local unix socket.
+      - C(unix:/path/to/unix.socket) names a local socket, as I(socket) does
+        (C(unix:/var/lib/incus/unix.socket) for Incus).
       - The dynamic inventory sets it for instances of a remote host.
     default: ""
     vars:
@@ -105,7 +122,32 @@ from ansible.utils.display import Display
 
 display = Display()
 
-SOCKETS = ("/var/lib/lxd/unix.socket", "/var/snap/lxd/common/lxd/unix.socket")
+# Where each backend's daemon listens: the *_DIR variable first, as its own
+# command-line client does.
+SOCKETS = {
+    "lxd": ("LXD_DIR", ("/var/lib/lxd/unix.socket", "/var/snap/lxd/common/lxd/unix.socket")),
+    "incus": ("INCUS_DIR", ("/var/lib/incus/unix.socket",)),
+}
+NAMES = {"lxd": "LXD", "incus": "Incus"}
+
+
+def _candidates(backend):
+    """Sockets to try, in order, for a backend (empty: LXD's, then Incus's)."""
+    out = []
+    for b in ([backend] if backend else ["lxd", "incus"]):
+        var, fixed = SOCKETS[b]
+        if os.environ.get(var):
+            out.append(os.path.join(os.environ[var], "unix.socket"))
+        out.extend(fixed)
+    return out
+
+
+def _backend_of_socket(path):
+    """Incus for a socket in Incus's own directory, LXD otherwise."""
+    incus_dir = os.environ.get("INCUS_DIR")
+    if incus_dir and os.path.dirname(path) == incus_dir.rstrip("/"):
+        return "incus"
+    return "incus" if "incus" in path.split("/") else "lxd"
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -154,22 +196,44 @@ class Connection(ConnectionBase):
         # Files pushed since the last command that succeeded: path -> content.
         self._unconfirmed_puts = {}
 
+    def _wanted_backend(self):
+        backend = (self.get_option("backend") or "").strip().lower()
+        if backend and backend not in SOCKETS:
+            raise AnsibleConnectionFailure("backend must be lxd or incus, got %r" % backend)
+        return backend
+
     def _socket(self):
+        remote = self.get_option("url")
+        if remote.startswith("unix:"):
+            return "/" + remote[len("unix:"):].lstrip("/")
         path = self.get_option("socket")
         if path:
             return path
-        for candidate in SOCKETS:
+        backend = self._wanted_backend()
+        tried = _candidates(backend)
+        for candidate in tried:
             if os.path.exists(candidate):
                 return candidate
-        raise AnsibleConnectionFailure("no LXD unix socket found (tried %s)" % ", ".join(SOCKETS))
+        raise AnsibleConnectionFailure("no %s unix socket found (tried %s)" % (
+            NAMES.get(backend, "LXD or Incus") if backend else "LXD or Incus", ", ".join(tried)))
+
+    def _server_name(self):
+        """LXD or Incus, for messages: what the socket says (HTTPS: LXD)."""
+        remote = self.get_option("url")
+        if remote and not remote.startswith("unix:"):
+            return "LXD"
+        try:
+            return NAMES[_backend_of_socket(self._socket())]
+        except AnsibleConnectionFailure:
+            return "LXD"
 
     def _http(self, timeout):
         remote = self.get_option("url")
-        if not remote:
+        if not remote or remote.startswith("unix:"):
             return _UnixHTTPConnection(self._socket(), timeout=timeout)
         parsed = urllib.parse.urlsplit(remote)
         if parsed.scheme != "https" or not parsed.hostname:
-            raise AnsibleConnectionFailure("url must be https://host[:port], got %r" % remote)
+            raise AnsibleConnectionFailure("url must be https://host[:port] or unix:/path, got %r" % remote)
         pin = self.get_option("server_cert_fingerprint").replace(":", "").lower()
         if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
             raise AnsibleConnectionFailure(
@@ -183,25 +247,25 @@ class Connection(ConnectionBase):
         try:
             conn = self._http(timeout or self.get_option("api_timeout"))
         except (OSError, ValueError) as e:
-            raise AnsibleConnectionFailure("LXD API at %s: %s" % (self.get_option("url"), e))
+            raise AnsibleConnectionFailure("%s API at %s: %s" % (self._server_name(), self.get_option("url") or self._socket(), e))
         try:
             conn.request(method, url, body=body, headers=headers or {})
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, ssl.SSLError) as e:
-            raise AnsibleConnectionFailure("LXD API %s %s: %s" % (method, url, e))
+            raise AnsibleConnectionFailure("%s API %s %s: %s" % (self._server_name(), method, url, e))
         finally:
             conn.close()
         if raw:
             if resp.status >= 400:
-                raise AnsibleError("LXD API %s %s: HTTP %s: %s" % (method, url, resp.status, to_text(data)[:300]))
+                raise AnsibleError("%s API %s %s: HTTP %s: %s" % (self._server_name(), method, url, resp.status, to_text(data)[:300]))
             return data
         try:
             doc = json.loads(data)
         except ValueError:
-            raise AnsibleError("LXD API %s %s: not JSON (HTTP %s)" % (method, url, resp.status))
+            raise AnsibleError("%s API %s %s: not JSON (HTTP %s)" % (self._server_name(), method, url, resp.status))
         if doc.get("type") == "error" or resp.status >= 400:
-            raise AnsibleConnectionFailure("LXD API %s %s: %s" % (method, url, doc.get("error") or resp.status))
+            raise AnsibleConnectionFailure("%s API %s %s: %s" % (self._server_name(), method, url, doc.get("error") or resp.status))
         return doc
 
     def _instance_url(self, suffix, query=None):
@@ -227,8 +291,8 @@ class Connection(ConnectionBase):
         lost = [path for path in self._unconfirmed_puts
                 if rc != 0 and b"No such file or directory" in stderr and to_bytes(path) in stderr]
         if lost:
-            display.warning("LXD reported %s as written to %s, but it is not there: pushing it again"
-                            % (", ".join(lost), host))
+            display.warning("%s reported %s as written to %s, but it is not there: pushing it again"
+                            % (self._server_name(), ", ".join(lost), host))
             for path in lost:
                 self._push(path, self._unconfirmed_puts[path])
             rc, stdout, stderr = self._exec(cmd)
@@ -249,7 +313,7 @@ class Connection(ConnectionBase):
                            headers={"Content-Type": "application/json"})
         op_url = op.get("operation")
         if not op_url:
-            raise AnsibleConnectionFailure("LXD API exec in %s returned no operation" % host)
+            raise AnsibleConnectionFailure("%s API exec in %s returned no operation" % (self._server_name(), host))
         limit = int(self.get_option("command_timeout"))
         # LXD answers the wait when the command ended or the limit passed,
         # whichever is first; the socket gets a margin over that.
@@ -296,9 +360,11 @@ class Connection(ConnectionBase):
         self._unconfirmed_puts[out_path] = data
 
     def _push(self, out_path, data):
+        # Incus reads its file headers under its own name (X-Incus-*).
+        prefix = "X-Incus-" if self._server_name() == "Incus" else "X-LXD-"
         self._request("POST", self._instance_url("files", {"path": out_path}), body=data,
-                      headers={"Content-Type": "application/octet-stream", "X-LXD-type": "file",
-                               "X-LXD-mode": "0600", "X-LXD-write": "overwrite"})
+                      headers={"Content-Type": "application/octet-stream", prefix + "type": "file",
+                               prefix + "mode": "0600", prefix + "write": "overwrite"})
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)

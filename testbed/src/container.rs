@@ -37,7 +37,17 @@ pub struct Container {
 }
 
 /// Runs `lxc` and returns its output; panics if it cannot be started at all.
+/// With `VRRP_BACKEND=incus` it runs `incus` (the same commands and flags),
+/// bounded by [`crate::INCUS_CLI_TIMEOUT`].
 pub fn lxc(args: &[&str]) -> Output {
+    if crate::backend_is_incus() {
+        return Command::new("timeout")
+            .arg(crate::INCUS_CLI_TIMEOUT.as_secs().to_string())
+            .arg("incus")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run incus (run scripts/setup-incus.sh): {e}"));
+    }
     Command::new("lxc")
         .args(args)
         .output()

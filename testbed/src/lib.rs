@@ -38,6 +38,16 @@ pub fn bridge() -> String {
     env_or("VRRP_BRIDGE", "vrrpbr0")
 }
 
+/// Whether the tests drive Incus instead of LXD (`VRRP_BACKEND=incus`, as
+/// scripts/env.sh sets it from `BACKEND`): the binaries and the connection
+/// plugin read the same variable.
+pub fn backend_is_incus() -> bool {
+    std::env::var("VRRP_BACKEND").is_ok_and(|b| b.trim().eq_ignore_ascii_case("incus"))
+}
+
+/// How long one `incus` command of the tests may take.
+pub const INCUS_CLI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub fn image() -> String {
     env_or("VRRP_IMAGE", "vrrp-lxd/bookworm")
 }

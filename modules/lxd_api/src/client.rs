@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::alphabet;
@@ -12,13 +13,9 @@ use reqwest::blocking::{Client as Http, RequestBuilder};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use crate::backend::{detect_socket_for, Backend};
 use crate::error::{Error, Result};
 use crate::tls::{client_config, HandshakeNote, TlsOptions};
-
-/// Debian's `lxd` package serves its API here.
-pub const DEBIAN_SOCKET: &str = "/var/lib/lxd/unix.socket";
-/// The snap's socket.
-pub const SNAP_SOCKET: &str = "/var/snap/lxd/common/lxd/unix.socket";
 
 /// How long one plain request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,27 +82,6 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// The local socket: `$LXD_DIR/unix.socket`, then Debian's, then the snap's.
-pub fn detect_socket() -> Result<PathBuf> {
-    let mut tried = vec![];
-    if let Some(dir) = std::env::var_os("LXD_DIR") {
-        tried.push(PathBuf::from(dir).join("unix.socket"));
-    }
-    tried.push(PathBuf::from(DEBIAN_SOCKET));
-    tried.push(PathBuf::from(SNAP_SOCKET));
-    if let Some(p) = tried.iter().find(|p| p.exists()) {
-        return Ok(p.clone());
-    }
-    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-    Err(Error::Connect {
-        endpoint: "the local LXD socket".into(),
-        reason: format!(
-            "none of {} exists (is LXD installed and running?)",
-            list.join(", ")
-        ),
-    })
-}
-
 /// A synchronous answer, or a background operation that was started.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -132,6 +108,10 @@ pub struct Client {
     note: HandshakeNote,
     pinned: bool,
     operation_timeout: Duration,
+    /// What the endpoint suggests (an Incus socket path), until the server
+    /// names itself in `GET /1.0`.
+    guessed: Backend,
+    learned: Arc<OnceLock<Backend>>,
 }
 
 /// Appends `key=value` pairs to a path, encoding the values.
@@ -187,7 +167,7 @@ impl Client {
     pub fn connect(url: Option<&str>, tls: &TlsOptions) -> Result<Client> {
         let endpoint = match url.map(str::trim).filter(|u| !u.is_empty()) {
             Some(u) => Endpoint::parse(u)?,
-            None => Endpoint::Unix(detect_socket()?),
+            None => Endpoint::Unix(detect_socket_for(None)?.0),
         };
         Client::for_endpoint(endpoint, tls)
     }
@@ -195,6 +175,10 @@ impl Client {
     /// A client for a known endpoint.
     pub fn for_endpoint(endpoint: Endpoint, tls: &TlsOptions) -> Result<Client> {
         let https = matches!(endpoint, Endpoint::Https(_));
+        let guessed = match &endpoint {
+            Endpoint::Unix(path) => Backend::of_socket(path),
+            Endpoint::Https(_) => Backend::Lxd,
+        };
         let (config, note) = client_config(tls, https)?;
         let mut builder = Http::builder()
             .use_preconfigured_tls(config)
@@ -221,11 +205,20 @@ impl Client {
             note,
             pinned: tls.server_cert.is_some() || tls.server_cert_fingerprint.is_some(),
             operation_timeout: OPERATION_TIMEOUT,
+            guessed,
+            learned: Arc::new(OnceLock::new()),
         })
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// LXD or Incus: what the server said in `GET /1.0` once asked (see
+    /// [`Client::server`]), before that what the socket path suggests
+    /// (LXD for HTTPS).
+    pub fn backend(&self) -> Backend {
+        self.learned.get().copied().unwrap_or(self.guessed)
     }
 
     /// How long [`Client::post`] and friends wait for a background operation.
@@ -244,6 +237,7 @@ impl Client {
     fn connect_error(&self, e: &reqwest::Error) -> Error {
         if let Some(note) = self.note.lock().ok().and_then(|mut n| n.take()) {
             return Error::Connect {
+                backend: self.backend(),
                 endpoint: self.endpoint.to_string(),
                 reason: note,
             };
@@ -263,14 +257,17 @@ impl Client {
         } else {
             parts.join(": ")
         };
+        let backend = self.backend();
         let hint = match &self.endpoint {
-            Endpoint::Unix(_) => " (is LXD running, and may this user use its socket?)",
-            Endpoint::Https(_) if !self.pinned && reason.contains("certificate") => {
-                " (LXD's certificate is usually self-signed: pin it with server_cert, a copy of the server's server.crt, or server_cert_fingerprint, its SHA-256 as `lxc info` prints it)"
-            }
-            Endpoint::Https(_) => "",
+            Endpoint::Unix(_) => format!(" (is {backend} running, and may this user use its socket?)"),
+            Endpoint::Https(_) if !self.pinned && reason.contains("certificate") => format!(
+                " ({backend}'s certificate is usually self-signed: pin it with server_cert, a copy of the server's server.crt, or server_cert_fingerprint, its SHA-256 as `{} info` prints it)",
+                backend.cli()
+            ),
+            Endpoint::Https(_) => String::new(),
         };
         Error::Connect {
+            backend,
             endpoint: self.endpoint.to_string(),
             reason: format!("{reason}{hint}"),
         }
@@ -282,6 +279,7 @@ impl Client {
         let body = resp
             .bytes()
             .map_err(|e| Error::Protocol {
+                backend: self.backend(),
                 method: method.to_string(),
                 path: path.to_string(),
                 detail: format!("reading the answer failed: {e}"),
@@ -316,13 +314,16 @@ impl Client {
             && matches!(self.endpoint, Endpoint::Https(_))
             && !path.starts_with("/1.0/certificates")
         {
+            let backend = self.backend();
             format!(
-                "{message}; is this client certificate in LXD's trust store (`lxc config trust add`, or trust_password)?"
+                "{message}; is this client certificate in {backend}'s trust store (`{} config trust add`, or trust_password)?",
+                backend.cli()
             )
         } else {
             message
         };
         Error::Api {
+            backend: self.backend(),
             method: method.to_string(),
             path: path.to_string(),
             code,
@@ -345,6 +346,7 @@ impl Client {
             return Err(self.api_error(&method, path, status, &bytes));
         }
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            backend: self.backend(),
             method: method.to_string(),
             path: path.to_string(),
             detail: format!("not JSON ({e})"),
@@ -366,6 +368,7 @@ impl Client {
                             .map(|id| format!("/1.0/operations/{id}"))
                     })
                     .ok_or_else(|| Error::Protocol {
+                        backend: self.backend(),
                         method: method.to_string(),
                         path: path.to_string(),
                         detail: "async answer without an operation".into(),
@@ -377,6 +380,7 @@ impl Client {
             }
             Some("error") => Err(self.api_error(&method, path, status, &bytes)),
             other => Err(Error::Protocol {
+                backend: self.backend(),
                 method: method.to_string(),
                 path: path.to_string(),
                 detail: format!("unknown answer type {other:?}"),
@@ -415,6 +419,7 @@ impl Client {
             if status == 504 || status == 408 {
                 if Instant::now() >= deadline {
                     return Err(Error::Timeout {
+                        backend: self.backend(),
                         method: method.into(),
                         path: path.into(),
                         seconds: timeout.as_secs(),
@@ -426,6 +431,7 @@ impl Client {
                 return Err(self.api_error(&get, &wait_path, status, &bytes));
             }
             let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+                backend: self.backend(),
                 method: method.into(),
                 path: path.into(),
                 detail: format!("operation wait answer is not JSON ({e})"),
@@ -440,6 +446,7 @@ impl Client {
                         .filter(|s| !s.is_empty())
                         .unwrap_or("no reason given");
                     return Err(Error::Operation {
+                        backend: self.backend(),
                         method: method.into(),
                         path: path.into(),
                         message: err.to_string(),
@@ -448,6 +455,7 @@ impl Client {
                 _ => {
                     if Instant::now() >= deadline {
                         return Err(Error::Timeout {
+                            backend: self.backend(),
                             method: method.into(),
                             path: path.into(),
                             seconds: timeout.as_secs(),
@@ -516,7 +524,22 @@ impl Client {
     /// `GET /1.0`: server environment, API extensions, and `auth`
     /// (`trusted` or `untrusted`). Also the cheapest reachability check.
     pub fn server(&self) -> Result<Value> {
-        self.get("/1.0")
+        let doc = self.get("/1.0")?;
+        if let Some(b) = Backend::of_server(&doc) {
+            let _ = self.learned.set(b);
+        }
+        Ok(doc)
+    }
+
+    /// Whether the server has an API extension (`GET /1.0`
+    /// `api_extensions`): what LXD and Incus both have is the common core;
+    /// anything else is asked for here before it is used.
+    pub fn has_extension(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .server()?
+            .get("api_extensions")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|e| e.as_str() == Some(name))))
     }
 
     /// Whether LXD trusts this client (always true on the unix socket).
@@ -555,6 +578,7 @@ impl Client {
         match self.get(&path)? {
             Value::Array(items) => Ok(items),
             other => Err(Error::Protocol {
+                backend: self.backend(),
                 method: "GET".into(),
                 path,
                 detail: format!("expected a list of instances, got {other}"),
@@ -668,6 +692,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DEBIAN_SOCKET;
 
     #[test]
     fn endpoints_parse() {
@@ -762,6 +787,60 @@ mod tests {
             err.as_deref()
                 .is_some_and(|e| e.starts_with("cannot reach LXD at unix:/nonexistent/lxd.socket")),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_incus_socket_names_incus_in_errors() {
+        let c = Client::connect(
+            Some("unix:/nonexistent/incus/unix.socket"),
+            &TlsOptions::default(),
+        )
+        .expect("client");
+        assert_eq!(c.backend(), Backend::Incus);
+        let err = c.server().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.starts_with("cannot reach Incus at unix:/nonexistent/incus/unix.socket: ")
+                && err.ends_with(" (is Incus running, and may this user use its socket?)"),
+            "{err}"
+        );
+        let lxd = Client::connect(Some("unix:/nonexistent/lxd.socket"), &TlsOptions::default())
+            .expect("client");
+        assert_eq!(lxd.backend(), Backend::Lxd);
+        let err = lxd
+            .server()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.ends_with(" (is LXD running, and may this user use its socket?)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_errors_name_the_backend() {
+        let e = Error::Api {
+            backend: Backend::Incus,
+            method: "GET".into(),
+            path: "/1.0/instances/x".into(),
+            code: 404,
+            message: "Instance not found".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Incus refused GET /1.0/instances/x: Instance not found (HTTP 404)"
+        );
+        let e = Error::Api {
+            backend: Backend::Lxd,
+            method: "GET".into(),
+            path: "/1.0/instances/x".into(),
+            code: 404,
+            message: "Instance not found".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "LXD refused GET /1.0/instances/x: Instance not found (HTTP 404)"
         );
     }
 }

@@ -69,6 +69,7 @@ impl Client {
         let path = "/1.0/cluster/members?recursion=1";
         let answer = self.get(path)?;
         serde_json::from_value(answer).map_err(|e| Error::Protocol {
+            backend: self.backend(),
             method: "GET".into(),
             path: path.into(),
             detail: format!("unexpected member list ({e})"),
@@ -82,6 +83,7 @@ impl Client {
             Ok(v) => serde_json::from_value(v)
                 .map(Some)
                 .map_err(|e| Error::Protocol {
+                    backend: self.backend(),
                     method: "GET".into(),
                     path,
                     detail: format!("unexpected member ({e})"),

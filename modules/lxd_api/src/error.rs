@@ -1,4 +1,8 @@
-//! Errors of the LXD client, each with a message a user can act on.
+//! Errors of the LXD client, each with a message a user can act on. Messages
+//! name the server that was asked (LXD or Incus), so a user who runs Incus is
+//! not sent looking for an LXD daemon.
+
+use crate::Backend;
 
 /// Everything that can go wrong talking to LXD.
 #[derive(Debug, thiserror::Error)]
@@ -8,12 +12,17 @@ pub enum Error {
     Config(String),
 
     /// LXD could not be reached (socket missing, connection refused, TLS failure).
-    #[error("cannot reach LXD at {endpoint}: {reason}")]
-    Connect { endpoint: String, reason: String },
+    #[error("cannot reach {backend} at {endpoint}: {reason}")]
+    Connect {
+        backend: Backend,
+        endpoint: String,
+        reason: String,
+    },
 
     /// LXD answered with an error document (`{"type": "error", ...}`).
-    #[error("LXD refused {method} {path}: {message} (HTTP {code})")]
+    #[error("{backend} refused {method} {path}: {message} (HTTP {code})")]
     Api {
+        backend: Backend,
         method: String,
         path: String,
         code: u16,
@@ -21,24 +30,27 @@ pub enum Error {
     },
 
     /// A background operation ended in failure or was cancelled.
-    #[error("LXD operation for {method} {path} failed: {message}")]
+    #[error("{backend} operation for {method} {path} failed: {message}")]
     Operation {
+        backend: Backend,
         method: String,
         path: String,
         message: String,
     },
 
     /// A background operation did not finish in time.
-    #[error("LXD operation for {method} {path} did not finish within {seconds} s")]
+    #[error("{backend} operation for {method} {path} did not finish within {seconds} s")]
     Timeout {
+        backend: Backend,
         method: String,
         path: String,
         seconds: u64,
     },
 
     /// LXD answered something that is not the REST protocol.
-    #[error("unexpected answer from LXD to {method} {path}: {detail}")]
+    #[error("unexpected answer from {backend} to {method} {path}: {detail}")]
     Protocol {
+        backend: Backend,
         method: String,
         path: String,
         detail: String,

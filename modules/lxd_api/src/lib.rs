@@ -1,7 +1,9 @@
 //! A small, blocking client for the LXD REST API.
 //!
-//! It talks to the local unix socket (Debian's `/var/lib/lxd/unix.socket` or
-//! the snap's `/var/snap/lxd/common/lxd/unix.socket`, found automatically) or
+//! It talks to LXD or to Incus (LXD's community fork, the same `/1.0` API)
+//! over the local unix socket (Debian's `/var/lib/lxd/unix.socket`, the
+//! snap's `/var/snap/lxd/common/lxd/unix.socket`, or Incus's
+//! `/var/lib/incus/unix.socket`, found automatically; see [`detect_socket_for`]) or
 //! to an HTTPS listener with a client certificate. Over HTTPS the server
 //! certificate is pinned (by a PEM file, or by its SHA-256 fingerprint, the
 //! way `lxc remote add` trusts a server) or, without a pin, checked against
@@ -26,15 +28,17 @@
 //! Used by the `lxd_instance` module and the dynamic inventory; the other
 //! modules stay free of HTTP and TLS code.
 
+mod backend;
 mod client;
 mod cluster;
 mod error;
 mod tls;
 
-pub use client::{
-    detect_socket, encode, token_secret, with_query, Client, Endpoint, ExecOutput, Reply,
-    DEBIAN_SOCKET, SNAP_SOCKET,
+pub use backend::{
+    detect_socket, detect_socket_for, Backend, BACKEND_ENV, DEBIAN_SOCKET, INCUS_SOCKET,
+    SNAP_SOCKET,
 };
+pub use client::{encode, token_secret, with_query, Client, Endpoint, ExecOutput, Reply};
 pub use cluster::{ClusterMember, MemberAction};
 pub use error::{Error, Result};
 pub use reqwest::Method;

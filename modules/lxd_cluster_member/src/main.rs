@@ -89,14 +89,26 @@ fn run(m: &mut Module) -> Result<()> {
     let mut lxd = Client::for_endpoint(endpoint.clone(), &tls)?;
     let timeout = Duration::from_secs(p.timeout.unsigned_abs());
     lxd.set_operation_timeout(timeout);
-    if !lxd.is_trusted()? {
+    // GET /1.0 also tells the client whether LXD or Incus answers.
+    let trusted = lxd.is_trusted()?;
+    let backend = lxd.backend();
+    if !trusted {
         return Err(Fail::new(format!(
-            "LXD at {endpoint} does not trust this client certificate: add it on the cluster with `lxc config trust add`"
+            "{backend} at {endpoint} does not trust this client certificate: add it on the cluster with `{} config trust add`",
+            backend.cli()
         ))
         .into());
     }
     if !lxd.is_clustered()? {
-        return Err(Fail::new(format!("LXD at {endpoint} is not a cluster")).into());
+        return Err(Fail::new(format!("{backend} at {endpoint} is not a cluster")).into());
+    }
+    // Evacuation is an API extension, not the core both LXD and Incus share:
+    // asked for here so an older server gets a message, not a 404.
+    if !lxd.has_extension("clustering_evacuation")? {
+        return Err(Fail::new(format!(
+            "{backend} at {endpoint} cannot evacuate members (no API extension clustering_evacuation)"
+        ))
+        .into());
     }
     let Some(before) = lxd.cluster_member(&p.name)? else {
         let names: Vec<String> = lxd
@@ -105,7 +117,7 @@ fn run(m: &mut Module) -> Result<()> {
             .map(|m| m.server_name)
             .collect();
         return Err(Fail::new(format!(
-            "the LXD cluster at {endpoint} has no member {}; its members: {}",
+            "the {backend} cluster at {endpoint} has no member {}; its members: {}",
             p.name,
             names.join(", ")
         ))

@@ -129,14 +129,16 @@ fn connect(p: &Params) -> Result<Client> {
     }
     let lxd = Client::for_endpoint(endpoint.clone(), &tls)?;
     let server = lxd.server()?;
+    // After GET /1.0 the client knows whether LXD or Incus answered.
+    let backend = lxd.backend();
     if https && server.get("auth").and_then(Value::as_str) != Some("trusted") {
         if let Some(pw) = p.trust_password.as_deref().filter(|s| !s.is_empty()) {
             lxd.add_trust(pw).map_err(|e| {
-                anyhow!("LXD at {endpoint} does not trust this client and adding it with trust_password failed: {e}")
+                anyhow!("{backend} at {endpoint} does not trust this client and adding it with trust_password failed: {e}")
             })?;
             if !lxd.is_trusted()? {
                 return Err(Fail::new(format!(
-                    "LXD at {endpoint} still does not trust this client after trust_password was accepted"
+                    "{backend} at {endpoint} still does not trust this client after trust_password was accepted"
                 ))
                 .into());
             }
@@ -148,7 +150,8 @@ fn connect(p: &Params) -> Result<Client> {
                 }
             };
             return Err(Fail::new(format!(
-                "LXD at {endpoint} does not trust this {which}: add it on the server with `lxc config trust add`, or give trust_password"
+                "{backend} at {endpoint} does not trust this {which}: add it on the server with `{} config trust add`, or give trust_password",
+                backend.cli()
             ))
             .into());
         }
@@ -476,8 +479,9 @@ impl Engine<'_> {
                     Err(e) if e.is_not_found() => {
                         let known = self.names("/1.0/images/aliases", "/1.0/images/aliases/");
                         return Err(Fail::new(format!(
-                            "cannot create instance {}: image alias {alias:?} not found on this LXD ({}); set source.server for a remote image",
+                            "cannot create instance {}: image alias {alias:?} not found on this {} ({}); set source.server for a remote image",
                             self.p.name,
+                            self.lxd.backend(),
                             known_list("known aliases", &known)
                         ))
                         .into());
@@ -490,8 +494,9 @@ impl Engine<'_> {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {
                         return Err(Fail::new(format!(
-                            "cannot create instance {}: no image with fingerprint {fp:?} on this LXD; set source.server for a remote image",
-                            self.p.name
+                            "cannot create instance {}: no image with fingerprint {fp:?} on this {}; set source.server for a remote image",
+                            self.p.name,
+                            self.lxd.backend()
                         ))
                         .into())
                     }
@@ -510,7 +515,8 @@ impl Engine<'_> {
                 Err(e) if e.is_not_found() => {
                     let known = self.names("/1.0/profiles", "/1.0/profiles/");
                     return Err(Fail::new(format!(
-                        "profile {profile:?} does not exist on this LXD ({})",
+                        "profile {profile:?} does not exist on this {} ({})",
+                        self.lxd.backend(),
                         known_list("existing profiles", &known)
                     ))
                     .into());
