@@ -208,6 +208,24 @@ check_lxd() {
   fi
 }
 
+# Incus (BACKEND=incus): the same check against its socket.
+check_incus() {
+  local t="${VRRP_LXD_TIMEOUT:-10}" socket="${INCUS_DIR:-/var/lib/incus}/unix.socket" err rc
+  if ! command -v incus >/dev/null; then
+    fail "incus is not installed: run BACKEND=incus make setup (it installs Incus from bookworm-backports)"
+    return 0
+  fi
+  err="$(timeout -k 2 "$t" incus info 2>&1 >/dev/null)"
+  rc=$?
+  if ((rc == 0)); then
+    notes+=("Incus answers on $socket")
+  elif ((rc == 124 || rc == 137)); then
+    fail "Incus did not answer on $socket within $t s: it is hung; restart incusd"
+  else
+    fail "Incus did not answer on $socket: $(grep -m1 . <<<"$err"); run BACKEND=incus make setup"
+  fi
+}
+
 phase="${1:-host}"
 goal="${2:-up}"
 case "$phase" in
@@ -219,7 +237,7 @@ case "$phase" in
     check_disk
     ;;
   lxd)
-    check_lxd
+    if [[ "${VRRP_BACKEND:-${BACKEND:-lxd}}" == incus ]]; then check_incus; else check_lxd; fi
     ;;
   *)
     echo "usage: $0 host|lxd [up|test]" >&2
