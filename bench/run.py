@@ -2083,7 +2083,7 @@ def main() -> int:
         report_soak.merge(report_hostloss.merge(report_dns.merge(report.markdown(results), results), results),
                           results), results)
     if results.get("scale", {}).get("sizes"):
-        report_scale.chart(results["scale"], RESULTS / f"{stamp}-scale.png")
+        report_scale.chart(results["scale"], RESULTS / f"{now.strftime('%Y-%m-%d')}-scale.png")
     md_path.write_text(table)
     print()
     print(table)
