@@ -24,7 +24,7 @@ triple=aarch64-unknown-linux-gnu
 out="${VRRP_DIST:-$root/dist}/aarch64"
 target_dir="${AARCH64_TARGET_DIR:-$root/target/aarch64-cross}"
 build_timeout="${AARCH64_BUILD_TIMEOUT:-5400}"
-modules=(lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone)
+modules=(lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone resolver)
 native="$(timeout 30 dpkg --print-architecture)"
 # Multi-Arch: same packages are named with their architecture: without one,
 # dpkg-query answers for every architecture installed.

@@ -25,7 +25,7 @@ out="${COLLECTION_OUT:-$dist}"
 venv="${VRRP_VENV:-/opt/vrrp-lxd/venv}"
 galaxy="$venv/bin/ansible-galaxy"
 [[ -x "$galaxy" ]] || galaxy="$(command -v ansible-galaxy || true)"
-modules=(lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone)
+modules=(lxd_instance lxd_cluster_member haproxy_backend keepalived_vrrp apache_site dns_zone resolver)
 
 die() { echo "build-collection: $*" >&2; exit 1; }
 

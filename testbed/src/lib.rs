@@ -57,13 +57,14 @@ pub fn profile() -> String {
 }
 
 /// Every module binary `make build` puts into `dist/library` (its MODULES).
-pub const MODULES: [&str; 6] = [
+pub const MODULES: [&str; 7] = [
     "lxd_instance",
     "lxd_cluster_member",
     "haproxy_backend",
     "keepalived_vrrp",
     "apache_site",
     "dns_zone",
+    "resolver",
 ];
 
 /// The Ansible venv made by the set-up script.

@@ -9,11 +9,12 @@ use serde_json::{json, Map, Value};
 
 use testbed::MODULES;
 /// Modules that run on the targets and carry no HTTP/TLS stack.
-const TARGET_SIDE: [&str; 4] = [
+const TARGET_SIDE: [&str; 5] = [
     "haproxy_backend",
     "keepalived_vrrp",
     "apache_site",
     "dns_zone",
+    "resolver",
 ];
 
 fn run(bin: &Path, args: Option<&Value>) -> (i32, Value) {

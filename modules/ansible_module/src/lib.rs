@@ -26,6 +26,7 @@
 
 mod args;
 pub mod config_file;
+pub mod dns_names;
 mod entry;
 mod mask;
 mod module;

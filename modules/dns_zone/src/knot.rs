@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ansible_module::{service, Fail};
 
-use crate::names::Name;
+use ansible_module::dns_names::Name;
 
 pub const UNIT: &str = "knot.service";
 
@@ -135,7 +135,7 @@ pub fn loaded_serial(zone: &Name) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names;
+    use ansible_module::dns_names as names;
 
     #[test]
     fn renders_the_server_config() {

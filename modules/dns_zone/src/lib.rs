@@ -7,7 +7,6 @@
 //! time of the run by default), so servers updated in one run agree.
 
 mod knot;
-mod names;
 mod params;
 pub use params::SPEC;
 mod zone;

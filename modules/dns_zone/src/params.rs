@@ -9,8 +9,8 @@ use ansible_module::syntax;
 use serde::Deserialize;
 
 use crate::knot::ServerConfig;
-use crate::names::{self, Name};
 use crate::zone::{self, Data, Record, Soa, Zone};
+use ansible_module::dns_names::{self as names, Name};
 
 /// The argument spec, in the shape of a Python module's `argument_spec`.
 pub const SPEC: &str = r#"{

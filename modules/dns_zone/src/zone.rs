@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::names::{self, Name};
+use ansible_module::dns_names::{self as names, Name};
 
 /// What a record holds. Order: how records of one owner are listed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -166,7 +166,7 @@ pub fn reverse_zones(forward: &Zone, with_ptr: &BTreeSet<Name>) -> Vec<Zone> {
                 continue;
             }
             let [a, b, c, d] = addr.octets();
-            let zone = Name::reverse_v4(a, b, c);
+            let zone = reverse_v4(a, b, c);
             by_zone
                 .entry(zone)
                 .or_default()
@@ -206,12 +206,10 @@ pub fn reverse_zones(forward: &Zone, with_ptr: &BTreeSet<Name>) -> Vec<Zone> {
         .collect()
 }
 
-impl Name {
-    /// `c.b.a.in-addr.arpa.`: the /24 reverse zone of `a.b.c.0`.
-    pub fn reverse_v4(a: u8, b: u8, c: u8) -> Name {
-        names::zone("reverse zone", &format!("{c}.{b}.{a}.in-addr.arpa"))
-            .unwrap_or_else(|_| unreachable!("octets make valid labels"))
-    }
+/// `c.b.a.in-addr.arpa.`: the /24 reverse zone of `a.b.c.0`.
+fn reverse_v4(a: u8, b: u8, c: u8) -> Name {
+    names::zone("reverse zone", &format!("{c}.{b}.{a}.in-addr.arpa"))
+        .unwrap_or_else(|_| unreachable!("octets make valid labels"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use ansible_module::syntax::show;
+use crate::syntax::show;
 
 /// Longest name in presentation form without its final dot (RFC 1035 2.3.4:
 /// 255 octets on the wire).

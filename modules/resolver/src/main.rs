@@ -1,0 +1,3 @@
+fn main() {
+    ansible_module::run("resolver", resolver::spec(), resolver::run)
+}
