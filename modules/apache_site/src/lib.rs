@@ -17,6 +17,7 @@ pub mod ports;
 pub mod render;
 pub mod sockets;
 pub mod tx;
+pub mod units;
 
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,14 @@ fn host_name() -> String {
 /// The module body.
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let params: Params = m.parse()?;
+    let unneeded = unneeded_services(&params.unneeded_services)?;
+    if params.services_only {
+        params::site_name(&params.name).map_err(|e| Fail::new(e.0))?;
+        Layout::new(APACHE_ROOT, APACHE_STATE)
+            .check_installed()
+            .map_err(|e| Fail::new(e.0))?;
+        return services_only(m, &params.name, &unneeded);
+    }
     let site = params.into_site().map_err(|e| Fail::new(e.0))?;
     let layout = Layout::new(APACHE_ROOT, APACHE_STATE);
     layout.check_installed().map_err(|e| Fail::new(e.0))?;
@@ -77,7 +86,88 @@ pub fn run(m: &mut Module) -> anyhow::Result<()> {
         }
     }
     let outcome = converge(&site, &layout, m.check_mode(), &configtest)?;
-    report(m, &site, &layout, outcome)
+    report(m, &site, &layout, outcome, &unneeded)
+}
+
+/// `unneeded_services`, each a checked unit name, Apache itself refused.
+pub fn unneeded_services(given: &[String]) -> Result<Vec<String>, Fail> {
+    for (i, unit) in given.iter().enumerate() {
+        units::unit_name(&format!("unneeded_services[{i}]"), unit)?;
+        if units::service_unit(unit) == units::service_unit(SERVICE) {
+            return Err(Fail::new(format!(
+                "unneeded_services lists {unit}, the service this module keeps running"
+            )));
+        }
+    }
+    Ok(given.to_vec())
+}
+
+/// How an action on a unit reads in `actions`: what was done, or in check
+/// mode what would be.
+fn unit_action(check_mode: bool, verb: &str, unit: &str) -> String {
+    let done = match verb {
+        _ if check_mode => verb,
+        "stop" => "stopped",
+        "start" => "started",
+        "enable" => "enabled",
+        _ => "disabled",
+    };
+    format!("{done} {unit}")
+}
+
+/// Reports what `units::stop_others` did (or would do) in the result and
+/// `actions`.
+fn report_others(m: &mut Module, done: &units::Done, actions: &mut Vec<String>) {
+    for (verb, list, key) in [
+        ("stop", &done.stopped, "stopped_services"),
+        ("disable", &done.disabled, "disabled_services"),
+    ] {
+        for unit in list {
+            actions.push(unit_action(m.check_mode(), verb, unit));
+        }
+        if !list.is_empty() {
+            m.set(key, list);
+        }
+    }
+}
+
+/// Enables Apache at boot unless it is (in check mode only reports).
+fn enable_at_boot(m: &mut Module, actions: &mut Vec<String>) -> Result<bool, Fail> {
+    let enabled = units::enable_own(SERVICE, m.check_mode())?;
+    if enabled {
+        actions.push(format!(
+            "{} at boot",
+            unit_action(m.check_mode(), "enable", SERVICE)
+        ));
+        m.set("service_enabled", true);
+    }
+    Ok(enabled)
+}
+
+/// `services_only`: `unneeded_services` stopped and disabled, then Apache
+/// started when it does not run and enabled at boot. The site's files are
+/// not touched, so a play can check the site in check mode and still keep
+/// the services right.
+fn services_only(m: &mut Module, name: &str, unneeded: &[String]) -> anyhow::Result<()> {
+    let mut actions = vec![];
+    let done = units::stop_others(unneeded, m.check_mode())?;
+    report_others(m, &done, &mut actions);
+    let mut changed = done.changed();
+    let mut action = "none";
+    if !service::is_active(SERVICE) {
+        if !m.check_mode() {
+            Systemd.start()?;
+        }
+        actions.push(unit_action(m.check_mode(), "start", SERVICE));
+        changed = true;
+        action = "started";
+    }
+    changed |= enable_at_boot(m, &mut actions)?;
+    m.set_changed(changed);
+    m.set("name", name);
+    m.set("service", action);
+    m.set("actions", &actions);
+    Ok(())
 }
 
 /// What a converge did, before the service step.
@@ -455,7 +545,13 @@ fn undo_after_service(
     Fail::new(msg).with("actions", &tx.actions).into()
 }
 
-fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> anyhow::Result<()> {
+fn report(
+    m: &mut Module,
+    site: &Site,
+    layout: &Layout,
+    outcome: Outcome,
+    unneeded: &[String],
+) -> anyhow::Result<()> {
     let Outcome {
         mut tx,
         modules_enabled,
@@ -464,6 +560,36 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
     } = outcome;
     let present = site.state == State::Present;
     let diffs: Vec<ansible_module::Diff> = tx.diffs.drain(..).collect();
+    // After the check passed, before Apache (re)binds its ports; a failure
+    // puts the site's files back, as a refused reload does.
+    if present {
+        match units::stop_others(unneeded, m.check_mode()) {
+            Ok(done) => {
+                // Not in tx.changed: that says whether files changed, for
+                // the rollback's message.
+                m.set_changed(done.changed());
+                let mut actions = std::mem::take(&mut tx.actions);
+                report_others(m, &done, &mut actions);
+                tx.actions = actions;
+            }
+            Err(e) => {
+                let leftovers = tx.rollback();
+                m.set_changed(tx.changed);
+                let then = if leftovers.is_empty() {
+                    "every change to the site was rolled back".to_string()
+                } else {
+                    format!("rolling back left these behind: {}", leftovers.join("; "))
+                };
+                return Err(Fail {
+                    msg: format!("{}; {then}", e.msg),
+                    extra: e.extra,
+                }
+                .into());
+            }
+        }
+    }
+    // What a play drains a node for: the files, not a start or an enable.
+    let site_changed = tx.changed;
     let mut service_action = "none";
     if m.check_mode() {
         let active = service::is_active(SERVICE);
@@ -496,6 +622,12 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
             }
         }
     }
+    if present {
+        let mut actions = std::mem::take(&mut tx.actions);
+        let enabled = enable_at_boot(m, &mut actions)?;
+        m.set_changed(enabled);
+        tx.actions = actions;
+    }
     for d in diffs {
         m.add_diff(d);
     }
@@ -511,6 +643,7 @@ fn report(m: &mut Module, site: &Site, layout: &Layout, outcome: Outcome) -> any
     m.set("modules_enabled", modules_enabled);
     m.set("default_site_disabled", default_site_disabled);
     m.set("service", service_action);
+    m.set("site_changed", site_changed);
     m.set("actions", &tx.actions);
     Ok(())
 }
@@ -766,6 +899,25 @@ mod tests {
             !now.contains(&"site/enabled_by_admin/web".to_string()),
             "{now:?}"
         );
+    }
+
+    #[test]
+    fn unneeded_services_are_unit_names_other_than_apache() {
+        let given = ["haproxy".to_string(), "keepalived.service".into()];
+        assert_eq!(unneeded_services(&given).expect("names"), given);
+        for (bad, want) in [
+            ("apache2", "unneeded_services lists apache2, the service"),
+            ("apache2.service", "unneeded_services lists apache2.service"),
+            ("-x", "unneeded_services[0] entry \"-x\" is not a unit name"),
+            ("a b", "unneeded_services[0] must not contain a space"),
+            ("a\nb", "unneeded_services[0] must not contain U+000A"),
+        ] {
+            let e = unneeded_services(&[bad.to_string()]).expect_err(bad);
+            assert!(e.msg.starts_with(want), "{bad:?}: {}", e.msg);
+        }
+        assert_eq!(unit_action(true, "stop", "haproxy"), "stop haproxy");
+        assert_eq!(unit_action(false, "stop", "haproxy"), "stopped haproxy");
+        assert_eq!(unit_action(false, "disable", "x"), "disabled x");
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub const SPEC: &str = r#"{
     "default_site": {"type": "str", "default": "auto", "choices": ["auto", "disable", "keep"]},
     "access_log": {"type": "str", "default": "${APACHE_LOG_DIR}/access.log"},
     "error_log": {"type": "str", "default": "${APACHE_LOG_DIR}/error.log"},
-    "extra_config": {"type": "str"}
+    "extra_config": {"type": "str"},
+    "unneeded_services": {"type": "list", "elements": "str", "default": []},
+    "services_only": {"type": "bool", "default": false}
   },
   "supports_check_mode": true
 }"#;
@@ -106,6 +108,13 @@ pub struct Params {
     pub access_log: String,
     pub error_log: String,
     pub extra_config: Option<String>,
+    /// Services stopped and disabled (a web node does not run them).
+    #[serde(default)]
+    pub unneeded_services: Vec<String>,
+    /// Only the services: Apache running and enabled, `unneeded_services`
+    /// stopped; the site's files are neither read nor written.
+    #[serde(default)]
+    pub services_only: bool,
 }
 
 /// Where Apache listens for the site: `None` address means every address (`*`).

@@ -727,3 +727,140 @@ fn enabling_and_disabling_keeps_debians_markers() {
     again.assert_ok();
     assert_eq!(result(&again, "enable", &web)["changed"], false);
 }
+
+/// Apache kept running and enabled at boot and the services a web node does
+/// not run stopped and disabled, by `services_only` (the site's files left
+/// alone) and by a site run; check mode reports and changes nothing; a unit
+/// name that is not one is refused with nothing touched.
+#[test]
+fn services_are_kept_as_a_web_node_needs() {
+    testbed::module_binary("apache_site");
+    let web = Container::launch("t-web-units");
+    apache_running(&web);
+    let runner = runner_for(&[&web]);
+    let units = || {
+        web.sh(
+            "for u in apache2 haproxy keepalived; do echo $u $(systemctl is-active $u) $(systemctl is-enabled $u); done",
+        )
+    };
+    let break_by_hand = || {
+        web.sh(
+            "systemctl disable --now apache2 >/dev/null 2>&1; systemctl enable --now haproxy >/dev/null 2>&1; \
+             systemctl stop keepalived >/dev/null 2>&1; systemctl reset-failed keepalived >/dev/null 2>&1; \
+             systemctl enable keepalived >/dev/null 2>&1; systemctl is-active haproxy",
+        );
+        units()
+    };
+    let fixed = "apache2 active enabled\nhaproxy inactive disabled\nkeepalived inactive disabled\n";
+    let unneeded = "        unneeded_services: [haproxy, keepalived]\n";
+    let services = format!("        name: units\n        services_only: true\n{unneeded}");
+
+    let by_hand = break_by_hand();
+    assert!(
+        by_hand.starts_with("apache2 inactive disabled\nhaproxy active enabled\n"),
+        "{by_hand}"
+    );
+    let files = snapshot(&web);
+    let run = runner
+        .clone()
+        .arg("--check")
+        .run(&play(&site_task("check", &services)));
+    run.assert_ok();
+    let checked = result(&run, "check", &web);
+    assert_eq!(units(), by_hand, "check mode changed the services");
+    let run = runner.run(&play(&site_task("services", &services)));
+    run.assert_ok();
+    let done = result(&run, "services", &web);
+    for r in [&checked, &done] {
+        assert_eq!(r["changed"], true, "{r}");
+        assert_eq!(r["service"], "started", "{r}");
+        assert_eq!(r["service_enabled"], true, "{r}");
+        assert_eq!(r["stopped_services"], serde_json::json!(["haproxy"]), "{r}");
+        assert_eq!(
+            r["disabled_services"],
+            serde_json::json!(["haproxy", "keepalived"]),
+            "{r}"
+        );
+        assert!(r.get("site_file").is_none(), "{r}");
+    }
+    assert_eq!(units(), fixed);
+    assert_eq!(
+        snapshot(&web),
+        files,
+        "services_only touched the site's files"
+    );
+    let run = runner.run(&play(&site_task("again", &services)));
+    run.assert_ok();
+    let again = result(&run, "again", &web);
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["actions"], serde_json::json!([]), "{again}");
+
+    // A site run does the same, after its configuration passed the check.
+    break_by_hand();
+    let site = format!("        name: units\n        trusted_proxies: [10.231.0.2]\n{unneeded}");
+    let run = runner.run(&play(&site_task("site", &site)));
+    run.assert_ok();
+    let r = result(&run, "site", &web);
+    assert_eq!(r["service"], "started", "{r}");
+    assert_eq!(r["service_enabled"], true, "{r}");
+    assert_eq!(r["stopped_services"], serde_json::json!(["haproxy"]), "{r}");
+    assert_eq!(units(), fixed);
+    assert_eq!(r["site_changed"], true, "{r}");
+    let run = runner.run(&play(&site_task("site again", &site)));
+    run.assert_ok();
+    let r = result(&run, "site again", &web);
+    assert_eq!(
+        (&r["changed"], &r["site_changed"]),
+        (&false.into(), &false.into()),
+        "{r}"
+    );
+    for key in ["service_enabled", "stopped_services", "disabled_services"] {
+        assert!(r.get(key).is_none(), "{key} in a converged run: {r}");
+    }
+    // The services alone are a change, but not one to the site (nothing
+    // to drain a node for).
+    break_by_hand();
+    let run = runner.run(&play(&site_task("services by the site", &site)));
+    run.assert_ok();
+    let r = result(&run, "services by the site", &web);
+    assert_eq!(
+        (&r["changed"], &r["site_changed"]),
+        (&true.into(), &false.into()),
+        "{r}"
+    );
+    assert_eq!(r["service"], "started", "{r}");
+    assert_eq!(units(), fixed);
+
+    // Bad names: refused before anything is touched, in either mode.
+    let files = snapshot(&web);
+    for (i, (bad, want)) in [
+        (
+            "--now",
+            "unneeded_services[0] entry \"--now\" is not a unit name",
+        ),
+        (
+            "haproxy;reboot",
+            "unneeded_services[0] must not contain ';'",
+        ),
+        ("apache2", "unneeded_services lists apache2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for only in [true, false] {
+            let task = format!("bad{i}{only}");
+            let args = format!(
+                "        name: units\n        services_only: {only}\n        unneeded_services: ['{bad}']\n"
+            );
+            let run = runner.run(&play(&format!(
+                "{}      ignore_errors: true\n",
+                site_task(&task, &args)
+            )));
+            let r = result(&run, &task, &web);
+            let msg = r["msg"].as_str().unwrap_or_default();
+            assert!(msg.starts_with(want), "{bad}: {r}");
+        }
+    }
+    assert_eq!(units(), fixed);
+    assert_eq!(snapshot(&web), files);
+}

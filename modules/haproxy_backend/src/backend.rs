@@ -9,13 +9,15 @@ use crate::config::{
     self, Admin, BackendCfg, BackendInfo, FrontendCfg, FrontendTls, Layout, Server, StatsCfg,
     TlsGlobal,
 };
-use crate::files::{check_live, hide_kept_secrets, read_config, write_config, Old, Undo};
+use crate::files::{
+    check_live, hide_kept_secrets, read_config, restore_config, write_config, Old, Undo,
+};
 use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
 use crate::params::{Balance, Params, State, Stickiness};
 use crate::runtime::{Info, RtServer};
 use crate::secret::Kept;
 use crate::tls::Cert;
-use crate::{applied, checks, secret};
+use crate::{applied, checks, secret, units};
 
 /// What a backend-level run wants the file to say.
 #[derive(Debug, Clone)]
@@ -232,7 +234,10 @@ impl Secrets {
     /// backend's name (the old default, no secret): that would hide the name.
     fn load(m: &mut Module, p: &Params, old_info: Option<&BackendInfo>) -> Result<Secrets, Fail> {
         let stats_password = if p.stats.enabled {
-            let kept = secret::load(&p.stats.password_file, "stats password", None)?;
+            let kept = match &p.stats.password {
+                Some(given) => secret::given(&p.stats.password_file, "stats.password", given)?,
+                None => secret::load(&p.stats.password_file, "stats password", None)?,
+            };
             m.hide(kept.value.clone());
             Some(kept)
         } else {
@@ -447,7 +452,17 @@ fn apply(
         check_live(p)?;
     }
 
-    if p.state != State::Present && !live.active {
+    let present = p.state == State::Present;
+    if present {
+        // Only now that the file passed `haproxy -c`: a refused config
+        // leaves the other services as they were. When systemd fails here,
+        // the files go back, so the next run finds what HAProxy runs.
+        if let Err(e) = stop_conflicting(m, ctx) {
+            let written = wrote && !m.check_mode();
+            return Err(put_back(p, e, written.then_some(old), &cert_undo).into());
+        }
+    }
+    if !present && !live.active {
         // Removing a backend does not start a stopped HAProxy.
     } else if needs_reload {
         reload(
@@ -461,6 +476,55 @@ fn apply(
         )?;
     } else if let Some(running) = &live.servers {
         runtime(m, ctx, wanted, running, live.worker, &state_file)?;
+    }
+    if present {
+        let enabled = units::enable_own(UNIT, m.check_mode())?;
+        if enabled {
+            m.set_changed(true);
+            m.set("enabled", true);
+            ctx.actions.push(format!("systemctl enable {UNIT}"));
+        }
+    }
+    Ok(())
+}
+
+/// `e` with what putting the config (`old`, when this run wrote it) and the
+/// files in `also` back gave.
+fn put_back(p: &Params, e: Fail, old: Option<Option<&Old>>, also: &[Undo]) -> Fail {
+    let mut notes = vec![];
+    let mut note = |path: &str, r: Result<(), Fail>| match r {
+        Ok(()) => notes.push(format!("{path} is back as it was")),
+        Err(r) => notes.push(format!("putting {path} back failed too: {}", r.msg)),
+    };
+    if let Some(old) = old {
+        note(&p.config_path, restore_config(p, old));
+    }
+    for u in also {
+        note(&u.path, u.restore());
+    }
+    if notes.is_empty() {
+        return e;
+    }
+    Fail {
+        msg: format!("{}\n{}", e.msg, notes.join("; ")),
+        extra: e.extra,
+    }
+}
+
+/// Stops and disables `conflicting_services` that run or are enabled, before
+/// HAProxy (re)starts and binds its ports; reports them.
+fn stop_conflicting(m: &mut Module, ctx: &mut Ctx) -> Result<(), Fail> {
+    let done = units::stop_others(&ctx.p.conflicting_services, m.check_mode())?;
+    m.set_changed(done.changed());
+    for (verb, list, key) in [
+        ("stop", &done.stopped, "stopped_services"),
+        ("disable", &done.disabled, "disabled_services"),
+    ] {
+        if !list.is_empty() {
+            ctx.actions
+                .push(format!("systemctl {verb} {}", list.join(" ")));
+            m.set(key, list);
+        }
     }
     Ok(())
 }

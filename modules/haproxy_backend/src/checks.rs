@@ -109,6 +109,26 @@ pub fn options(p: &Params) -> Result<(), Fail> {
         // A secret: the refusal does not show it.
         crate::secret::check("cookie.key", key)?;
     }
+    if let Some(password) = &p.stats.password {
+        crate::secret::check("stats.password", password)?;
+    }
+    for (i, unit) in p.conflicting_services.iter().enumerate() {
+        crate::units::unit_name(&format!("conflicting_services[{i}]"), unit)?;
+        if crate::units::service_unit(unit) == crate::units::service_unit(crate::ops::UNIT) {
+            return Err(Fail::new(format!(
+                "conflicting_services lists {unit}, the service this module keeps running"
+            )));
+        }
+    }
+    unique(
+        "conflicting_services",
+        p.conflicting_services.iter().map(String::as_str),
+    )?;
+    if p.server.is_some() && !p.conflicting_services.is_empty() {
+        return Err(Fail::new(
+            "conflicting_services goes with the backend (without server): HAProxy's ports are the backend level's business",
+        ));
+    }
     if p.stats.user.contains(':') {
         return Err(Fail::new(format!(
             "stats.user must not contain ':' (it separates the user from the password in `stats auth`), got: {:?}",

@@ -26,6 +26,7 @@ pub mod runtime;
 mod secret;
 mod server;
 mod tls;
+mod units;
 
 use ansible_module::{Module, ModuleSpec};
 
@@ -72,7 +73,7 @@ mod tests {
     fn rendered(extra: Value) -> (serde_json::Map<String, Value>, bool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let at = |f: &str| dir.path().join(f).display().to_string();
-        let mut a = json!({
+        let a = json!({
             "name": "web",
             "servers": [{"name": "a", "address": "10.0.0.1"}],
             "config_path": at("haproxy.cfg"),
@@ -81,10 +82,14 @@ mod tests {
             "_ansible_check_mode": true,
             "_ansible_diff": true,
         });
+        let mut args = a.as_object().cloned().unwrap_or_default();
+        // A null in `extra` leaves the option out.
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            a[k] = v;
+            match v {
+                Value::Null => args.remove(&k),
+                v => args.insert(k, v),
+            };
         }
-        let args = a.as_object().cloned().unwrap_or_default();
         ansible_module::execute("haproxy_backend", &super::spec(), args, super::run)
     }
 
@@ -171,6 +176,62 @@ mod tests {
             let msg = out["msg"].as_str().unwrap_or_default();
             assert!(failed && msg.contains(want), "{extra}: {msg}");
         }
+    }
+
+    /// Unit names go into `systemctl` argument lists and the stats password
+    /// into haproxy.cfg: a bad one is refused before anything is read, and a
+    /// refused password is not shown.
+    #[test]
+    fn unit_names_and_the_stats_password_are_checked_first() {
+        for (extra, want) in [
+            (
+                json!({"conflicting_services": ["apache2", "--now"]}),
+                "conflicting_services[1] entry \"--now\" is not a unit name",
+            ),
+            (
+                json!({"conflicting_services": ["a;b"]}),
+                "conflicting_services[0] must not contain ';'",
+            ),
+            (
+                json!({"conflicting_services": ["haproxy.service"]}),
+                "conflicting_services lists haproxy.service, the service this module keeps running",
+            ),
+            (
+                json!({"conflicting_services": ["apache2", "apache2"]}),
+                "duplicate conflicting_services: apache2",
+            ),
+            (
+                json!({"stats": {"enabled": true, "password": "pass word"}}),
+                "stats.password must not contain a space",
+            ),
+            (
+                json!({"servers": null, "server": "a", "conflicting_services": ["apache2"]}),
+                "conflicting_services goes with the backend (without server)",
+            ),
+        ] {
+            let (out, failed) = rendered(extra.clone());
+            let msg = out["msg"].as_str().unwrap_or_default();
+            assert!(failed && msg.starts_with(want), "{extra}: {msg}");
+            assert!(
+                !Value::Object(out.clone()).to_string().contains("pass word"),
+                "{out:?}"
+            );
+        }
+        let (out, failed) = rendered(json!({"stats": {"enabled": true, "password": "s3cretPass"}}));
+        assert!(!failed, "{out:?}");
+        assert!(
+            !Value::Object(out.clone())
+                .to_string()
+                .contains("s3cretPass"),
+            "{out:?}"
+        );
+        assert!(
+            out["diff"]["after"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("stats auth stats:********"),
+            "{out:?}"
+        );
     }
 
     /// A bool for an int option is an int to Ansible (Python's `True` is 1):

@@ -80,7 +80,8 @@ pub const SPEC: &str = r#"{
       "bind": {"type": "str", "default": "*:8404"},
       "uri": {"type": "str", "default": "/haproxy?stats"},
       "user": {"type": "str", "default": "stats"},
-      "password_file": {"type": "path", "default": "/etc/haproxy/stats.password"}
+      "password_file": {"type": "path", "default": "/etc/haproxy/stats.password"},
+      "password": {"type": "str", "no_log": true}
     }},
     "timeouts": {"type": "dict", "apply_defaults": true, "options": {
       "connect": {"type": "str", "default": "5s"},
@@ -95,6 +96,7 @@ pub const SPEC: &str = r#"{
       "frontend": {"type": "list", "elements": "str", "default": []},
       "backend": {"type": "list", "elements": "str", "default": []}
     }},
+    "conflicting_services": {"type": "list", "elements": "str", "default": []},
     "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
     "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock", "aliases": ["socket"]},
     "validate": {"type": "str", "default": "haproxy -c -q -f %s"}
@@ -233,6 +235,10 @@ pub struct Params {
     pub stats: Stats,
     pub timeouts: Timeouts,
     pub extra: Extra,
+    /// Services stopped and disabled before HAProxy starts (they would hold
+    /// its ports).
+    #[serde(default)]
+    pub conflicting_services: Vec<String>,
     pub config_path: String,
     pub admin_socket: String,
     pub validate: String,
@@ -399,6 +405,9 @@ pub struct Stats {
     pub uri: String,
     pub user: String,
     pub password_file: String,
+    /// When given, the password `password_file` holds (written by the module).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -90,6 +90,28 @@ pub fn load(path: &str, what: &str, seed: Option<&str>) -> Result<Kept, Fail> {
     })
 }
 
+/// The secret `path` must hold when the task gives it (`stats.password`):
+/// the file's bytes are kept when they hold it already, else it is
+/// written anew. A link at `path` is refused, whoever owns it: the value
+/// is written to the file named, never to one a link points at.
+pub fn given(path: &str, what: &str, value: &str) -> Result<Kept, Fail> {
+    check(what, value)?;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Fail::new(format!(
+            "refusing to write {path}: it is a symbolic link; {what} is written to a file of its own"
+        )));
+    }
+    let bytes = ConfigFile::new(path)
+        .read_current()
+        .map_err(fail)?
+        .filter(|b| String::from_utf8_lossy(b).trim() == value);
+    Ok(Kept {
+        path: path.to_string(),
+        bytes,
+        value: value.to_string(),
+    })
+}
+
 impl Kept {
     /// Writes a new secret, root-only (0600) from its first byte, or makes
     /// an existing file root-only if it is not (its bytes kept). Returns
@@ -144,6 +166,39 @@ mod tests {
         let (c, changed) = load_or_make(path, "password", None, false).expect("fix");
         assert_eq!((c.as_str(), changed, mode(path)), ("given", true, 0o600));
         assert_eq!(read(path).expect("read").as_deref(), Some("given"));
+    }
+
+    #[test]
+    fn a_given_secret_replaces_the_file_and_is_kept_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stats.password");
+        let path = path.to_str().expect("utf-8");
+        let save = |v: &str, check: bool| {
+            given(path, "stats.password", v)
+                .and_then(|k| k.save(check))
+                .expect("save")
+        };
+        assert!(save("first", true), "check mode reports the write");
+        assert!(read(path).expect("read").is_none(), "and writes nothing");
+        assert!(save("first", false));
+        assert_eq!(
+            (fs::read_to_string(path).expect("read"), mode(path)),
+            ("first\n".into(), 0o600)
+        );
+        assert!(!save("first", false), "the same value is no change");
+        // Whatever spacing a hand-written file has, its bytes are kept.
+        fs::write(path, "first  \n\n").expect("write");
+        assert!(!save("first", false));
+        assert!(save("second", false));
+        assert_eq!(fs::read_to_string(path).expect("read"), "second\n");
+        let e = given(path, "stats.password", "bad;one").expect_err("refused");
+        assert!(!e.msg.contains("bad;one"), "{}", e.msg);
+        // A link is refused even when root owns it and its directory.
+        let link = dir.path().join("link.password");
+        std::os::unix::fs::symlink(path, &link).expect("link");
+        let e = given(link.to_str().expect("utf-8"), "stats.password", "x").expect_err("link");
+        assert!(e.msg.contains("symbolic link"), "{}", e.msg);
+        assert_eq!(fs::read_to_string(path).expect("read"), "second\n");
     }
 
     #[test]

@@ -261,6 +261,124 @@ fn haproxy_backend_in_real_containers() {
     assert_eq!((report.failed, report.backends.len()), (0, 1), "{report:?}");
     assert!(report.backends.contains_key(&w0), "{report:?}");
 
+    // --- HAProxy kept running and enabled, what holds its ports stopped ------
+    // By hand: HAProxy stopped and disabled, Apache on :80 and enabled at boot.
+    let units = || {
+        bed.lb.sh(
+            "for u in haproxy apache2; do echo $u $(systemctl is-active $u) $(systemctl is-enabled $u); done",
+        )
+    };
+    bed.lb.sh(
+        "systemctl disable --now haproxy >/dev/null 2>&1; systemctl enable --now apache2 >/dev/null 2>&1; \
+         systemctl is-active apache2",
+    );
+    let by_hand = units();
+    assert_eq!(
+        by_hand,
+        "haproxy inactive disabled\napache2 active enabled\n"
+    );
+    let with_units = backend_args(&bed, &[0], "        conflicting_services: [apache2]\n");
+    let (run, checked) = bed.task(&with_units, &["--check"]);
+    run.assert_ok();
+    assert_eq!(units(), by_hand, "check mode changed the services");
+    let fixed = bed.ok(&with_units);
+    for r in [&checked, &fixed] {
+        assert!(changed(r), "{r:#}");
+        assert_eq!(
+            r["stopped_services"],
+            serde_json::json!(["apache2"]),
+            "{r:#}"
+        );
+        assert_eq!(
+            r["disabled_services"],
+            serde_json::json!(["apache2"]),
+            "{r:#}"
+        );
+        assert_eq!(r["enabled"], true, "{r:#}");
+        assert_eq!(r["service"], "started", "{r:#}");
+    }
+    assert_eq!(
+        units(),
+        "haproxy active enabled\napache2 inactive disabled\n"
+    );
+    let again = bed.ok(&with_units);
+    assert!(!changed(&again), "{again:#}");
+    for key in [
+        "enabled",
+        "stopped_services",
+        "disabled_services",
+        "service",
+    ] {
+        assert!(
+            again.get(key).is_none(),
+            "{key} in a converged run: {again:#}"
+        );
+    }
+    let report = sample(&bed, Duration::from_millis(600));
+    assert_eq!(report.failed, 0, "{report:?}");
+    // A name that would be an option or a second command, or HAProxy
+    // itself, is refused before anything is touched.
+    let cfg = bed.config();
+    for (bad, want) in [
+        (
+            "--now",
+            "conflicting_services[0] entry \"--now\" is not a unit name",
+        ),
+        (
+            "apache2;reboot",
+            "conflicting_services[0] must not contain ';'",
+        ),
+        (
+            "haproxy.service",
+            "conflicting_services lists haproxy.service",
+        ),
+    ] {
+        let r = bed.failed(&backend_args(
+            &bed,
+            &[0],
+            &format!("        conflicting_services: ['{bad}']\n"),
+        ));
+        let msg = r["msg"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(want), "{bad}: {msg}");
+    }
+    assert_eq!(
+        units(),
+        "haproxy active enabled\napache2 inactive disabled\n"
+    );
+    assert_eq!(bed.config(), cfg);
+
+    // --- a stats password given: written root-only, never shown ------------
+    let given = "Given0Stats0Password0123";
+    let with_password = |pw: &str| backend_args(&bed, &[0], &format!("          password: {pw}\n"));
+    let (run, checked) = bed.task(&with_password(given), &["--check", "--diff"]);
+    run.assert_ok();
+    assert!(changed(&checked), "{checked:#}");
+    assert_eq!(
+        bed.lb.sh("cat /etc/haproxy/stats.password").trim(),
+        password,
+        "check mode wrote the password"
+    );
+    let (run, set) = bed.task(&with_password(given), &["--diff"]);
+    run.assert_ok();
+    assert!(changed(&set), "{set:#}");
+    assert_eq!(set["service"], "reloaded", "{set:#}");
+    for out in [&run.stdout, &checked.to_string()] {
+        assert!(!out.contains(given), "the given password leaked: {out}");
+        assert!(!out.contains(&password), "the old password leaked: {out}");
+    }
+    assert_eq!(
+        bed.lb
+            .sh("cat /etc/haproxy/stats.password; stat -c %a /etc/haproxy/stats.password"),
+        format!("{given}\n600\n")
+    );
+    assert!(bed
+        .config()
+        .contains(&format!("stats auth stats:{given}\n")));
+    assert!(!changed(&bed.ok(&with_password(given))));
+    // Back to the generated one, for the phases below.
+    assert!(changed(&bed.ok(&with_password(&password))));
+    assert!(!bed.config().contains(given));
+
     // --- check mode with diff reports, changes nothing ---------------------
     let before = bed.config();
     let (run, checked) = bed.task(
@@ -678,7 +796,9 @@ fn haproxy_backend_in_real_containers() {
         "root only\n600\nno-socket\n"
     );
     for (args, needle) in [
-        ("        name: nope\n        server: x\n        state: drain\n".to_string(), "backend nope not found"),
+        // Without fail_on_not_found a missing backend is a warning (as in
+        // community.general.haproxy).
+        ("        name: nope\n        server: x\n        state: drain\n        fail_on_not_found: true\n".to_string(), "backend nope not found"),
         (format!("        name: web\n        server: {w1}\n        address: 10.231.0.300\n"), "must be an IPv4 or IPv6 address"),
         (format!("        name: web\n        server: {w1}\n        address: 10.231.0.7\n        port: 70000\n"), "between 1 and 65535"),
         (format!("        name: web\n        servers:\n          - {{name: a, address: {0}}}\n          - {{name: a, address: {0}}}\n", bed.web[0].ipv4), "duplicate server names: a"),
