@@ -394,6 +394,8 @@ pub trait Service {
     fn start(&self) -> Result<(), Fail>;
     /// Whether anything listens on `port` (Apache, after a reload that opened it).
     fn listening(&self, port: u16) -> bool;
+    /// Whether Apache answers `check`'s request with an HTTP status line.
+    fn answers(&self, check: &ServeCheck) -> bool;
     /// The last lines of Apache's error log, for a failure message.
     fn log_tail(&self) -> String;
 }
@@ -418,12 +420,45 @@ impl Service for Systemd {
         sockets::port_listening(port)
     }
 
+    fn answers(&self, check: &ServeCheck) -> bool {
+        sockets::answers_http(check.addr, &check.request, SERVE_ATTEMPT)
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read(format!("{LOG_DIR}/error.log")).unwrap_or_default();
         let log = String::from_utf8_lossy(&log);
         let mut tail: Vec<&str> = log.lines().rev().take(5).collect();
         tail.reverse();
         tail.join("\n")
+    }
+}
+
+/// One attempt of the serving check: a new Apache generation that has not
+/// accepted within this is asked again.
+const SERVE_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// The request that shows Apache serves the site: the load balancers' health
+/// check (so it is not logged either), sent to where the site listens.
+#[derive(Debug, Clone)]
+pub struct ServeCheck {
+    pub addr: std::net::SocketAddr,
+    pub request: String,
+}
+
+impl ServeCheck {
+    pub fn for_site(site: &Site) -> ServeCheck {
+        let ip = site
+            .listen
+            .address
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let host = site.server_name.as_deref().unwrap_or("localhost");
+        ServeCheck {
+            addr: std::net::SocketAddr::new(ip, site.listen.port),
+            request: format!(
+                "{} {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: apache_site\r\n\r\n",
+                site.health_check.method, site.health_check.path
+            ),
+        }
     }
 }
 
@@ -444,6 +479,7 @@ pub fn service_step(
     tx: &mut Tx,
     present: bool,
     new_port: Option<u16>,
+    serve: Option<&ServeCheck>,
     svc: &dyn Service,
     port_wait: Duration,
 ) -> anyhow::Result<ServiceOutcome> {
@@ -498,6 +534,23 @@ pub fn service_step(
             out.warnings.push(format!(
                 "Apache was {done} but nothing listens on port {port} yet: see {LOG_DIR}/error.log"
             ));
+        }
+    }
+    // A graceful reload returns before the new generation of workers
+    // accepts: until then connections queue. The task returns once Apache
+    // answers, so a node put back in rotation right after it serves at once.
+    if let (true, Some(check)) = (present, serve) {
+        let deadline = Instant::now() + port_wait;
+        while !svc.answers(check) {
+            if Instant::now() >= deadline || !svc.is_active() {
+                out.warnings.push(format!(
+                    "Apache was {done} but did not answer on {} within {} s: see {LOG_DIR}/error.log",
+                    check.addr,
+                    port_wait.as_secs()
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
     Ok(out)
@@ -606,6 +659,7 @@ fn report(
             &mut tx,
             present,
             new_port,
+            Some(&ServeCheck::for_site(site)),
             &Systemd,
             Duration::from_secs(10),
         ) {
@@ -1074,6 +1128,9 @@ mod tests {
         fn listening(&self, _port: u16) -> bool {
             self.active.get()
         }
+        fn answers(&self, _check: &ServeCheck) -> bool {
+            self.active.get()
+        }
         fn log_tail(&self) -> String {
             "AH00072: make_sock: could not bind to address [::]:8080".into()
         }
@@ -1102,6 +1159,7 @@ mod tests {
             &mut out.tx,
             true,
             out.new_port,
+            None,
             &svc,
             Duration::from_millis(100),
         )
@@ -1133,6 +1191,7 @@ mod tests {
             &mut out.tx,
             true,
             out.new_port,
+            None,
             &svc,
             Duration::from_millis(100),
         )
@@ -1162,8 +1221,15 @@ mod tests {
         .expect("converge");
         let svc = FakeService::default();
         svc.fail_starts.set(1);
-        let e = service_step(&mut out.tx, true, None, &svc, Duration::from_millis(100))
-            .expect_err("start fails");
+        let e = service_step(
+            &mut out.tx,
+            true,
+            None,
+            None,
+            &svc,
+            Duration::from_millis(100),
+        )
+        .expect_err("start fails");
         assert!(
             e.to_string()
                 .ends_with("every change was rolled back and Apache stays stopped, as it was"),
@@ -1176,8 +1242,8 @@ mod tests {
         let svc = FakeService::default();
         svc.active.set(true);
         let mut tx = Tx::new(false);
-        let out =
-            service_step(&mut tx, true, None, &svc, Duration::from_millis(100)).expect("none");
+        let out = service_step(&mut tx, true, None, None, &svc, Duration::from_millis(100))
+            .expect("none");
         assert_eq!(out.action, "none");
         assert!(svc.calls.borrow().is_empty());
     }

@@ -75,9 +75,51 @@ pub fn foreign_listener(port: u16) -> Option<(Option<u32>, String)> {
     None
 }
 
+/// Whether whatever listens at `addr` answers `request` with an HTTP status
+/// line within `limit` (connect, send and the first bytes of the answer).
+pub fn answers_http(addr: std::net::SocketAddr, request: &str, limit: std::time::Duration) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, limit) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(limit)).is_err()
+        || stream.set_write_timeout(Some(limit)).is_err()
+        || stream.write_all(request.as_bytes()).is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listener_that_does_not_answer_is_not_serving() {
+        use std::io::{Read, Write};
+        use std::time::Duration;
+        let quiet = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let limit = Duration::from_millis(300);
+        // Accepted by the kernel (the backlog), never answered: Apache between
+        // two generations.
+        assert!(!answers_http(
+            quiet.local_addr().expect("addr"),
+            "GET / HTTP/1.0\r\n\r\n",
+            limit
+        ));
+        let serving = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = serving.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = serving.accept().expect("accept");
+            let mut buf = [0u8; 64];
+            let _ = c.read(&mut buf);
+            c.write_all(b"HTTP/1.1 200 OK\r\n\r\n").expect("write");
+        });
+        assert!(answers_http(addr, "GET / HTTP/1.0\r\n\r\n", limit));
+        server.join().expect("server");
+    }
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0
