@@ -34,6 +34,7 @@ mod pyfmt;
 pub mod service;
 mod spec;
 pub mod syntax;
+pub mod units;
 mod validate;
 
 pub use args::{read_args_file, split_internal, InternalArgs};

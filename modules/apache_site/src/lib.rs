@@ -17,12 +17,11 @@ pub mod ports;
 pub mod render;
 pub mod sockets;
 pub mod tx;
-pub mod units;
 
 use std::time::{Duration, Instant};
 
 use ansible_module::config_file::ConfigError;
-use ansible_module::{service, ConfigFile, Fail, Module, ModuleSpec};
+use ansible_module::{service, units, ConfigFile, Fail, Module, ModuleSpec};
 
 use layout::Layout;
 use params::{DefaultSite, Params, Site, State, LOG_DIR};

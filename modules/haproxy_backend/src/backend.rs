@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ansible_module::{service, Fail, Module};
+use ansible_module::{service, units, Fail, Module};
 
 use crate::config::{
     self, Admin, BackendCfg, BackendInfo, FrontendCfg, FrontendTls, Layout, Server, StatsCfg,
@@ -17,7 +17,7 @@ use crate::params::{Balance, Params, State, Stickiness};
 use crate::runtime::{Info, RtServer};
 use crate::secret::Kept;
 use crate::tls::Cert;
-use crate::{applied, checks, secret, units};
+use crate::{applied, checks, secret};
 
 /// What a backend-level run wants the file to say.
 #[derive(Debug, Clone)]

@@ -113,8 +113,10 @@ pub fn options(p: &Params) -> Result<(), Fail> {
         crate::secret::check("stats.password", password)?;
     }
     for (i, unit) in p.conflicting_services.iter().enumerate() {
-        crate::units::unit_name(&format!("conflicting_services[{i}]"), unit)?;
-        if crate::units::service_unit(unit) == crate::units::service_unit(crate::ops::UNIT) {
+        ansible_module::units::unit_name(&format!("conflicting_services[{i}]"), unit)?;
+        if ansible_module::units::service_unit(unit)
+            == ansible_module::units::service_unit(crate::ops::UNIT)
+        {
             return Err(Fail::new(format!(
                 "conflicting_services lists {unit}, the service this module keeps running"
             )));

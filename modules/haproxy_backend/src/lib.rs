@@ -26,7 +26,6 @@ pub mod runtime;
 mod secret;
 mod server;
 mod tls;
-mod units;
 
 use ansible_module::{Module, ModuleSpec};
 

@@ -1,17 +1,19 @@
-//! The systemd side of a web node besides reloads: Apache enabled at boot,
-//! and the services a web node does not run stopped and disabled, so that a
-//! play needs no `systemd_service` tasks (each a Python module run per host,
-//! several times the cost of this module's run) around this one.
+//! The systemd side of a module's own service besides reloads: the service
+//! enabled at boot, and the units that must not run beside it stopped and
+//! disabled (apache_site's `unneeded_services`, haproxy_backend's
+//! `conflicting_services`), so that a play needs no `systemd_service` tasks
+//! (each a Python module run per host, several times the cost of a binary
+//! module's run) around the module.
 
 use std::time::Duration;
 
-use ansible_module::{service, syntax, Fail};
+use crate::{service, syntax, Fail};
 
 /// How long one `systemctl` call may take: a stop waits for the service's
 /// own stop timeout (90 s by default).
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A unit name as `unneeded_services` may give it: it goes into
+/// A unit name as a module's options may give it: it goes into
 /// `systemctl` argument lists, so only systemd's characters (letters,
 /// digits and `: - _ . \ @`), not starting with `-` (an option to
 /// `systemctl`) or `.`, at most 255 characters.
