@@ -31,14 +31,10 @@ def _time(stamp: str) -> float:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def task_profile(log_path: str, most: int = 12) -> list[dict]:
+def task_profile(R, log_path: str, most: int = 12) -> list[dict]:
     """The tasks of a run by wall time, longest first: from the first host's
     start to the last host's end, and on how many hosts it ran."""
-    text = Path(log_path).read_text()
-    try:
-        doc = json.loads(text[text.index("{"):text.rindex("}") + 1])
-    except ValueError:
-        return []
+    doc = R._json_of_log(log_path) or {}
     out = []
     for play in doc.get("plays", []):
         for task in play.get("tasks", []):
@@ -93,7 +89,7 @@ def bench_scale(res: dict, work: Path, R) -> None:
         R.log(f"  {r['seconds']:.1f} s; the re-run")
         r = run("site.yml", size)
         row["rerun_s"], row["rerun_changed"] = round(r["seconds"], 1), r["changed"]
-        row["rerun_profile"] = task_profile(r["log"])
+        row["rerun_profile"] = task_profile(R, r["log"])
         R.log(f"  {r['seconds']:.1f} s, changed {r['changed']}; add_web.yml under the probe")
         R.wait_answering(SCALE_VIP, 120, backends=2)
         probe = R.Probe(SCALE_VIP, timeout_ms=500, max_s=900)

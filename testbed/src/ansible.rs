@@ -191,6 +191,18 @@ impl Run {
         self
     }
 
+    /// A converged re-run: it succeeded and changed nothing.
+    pub fn assert_unchanged(&self) -> &Self {
+        self.assert_ok();
+        assert_eq!(
+            self.changed_total(),
+            0,
+            "a converged re-run changed something:\n{}",
+            self.stdout
+        );
+        self
+    }
+
     /// Every task result as (task name, host, result).
     pub fn results(&self) -> Vec<(String, String, Value)> {
         let mut out = vec![];
