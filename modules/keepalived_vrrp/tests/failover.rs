@@ -377,8 +377,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     //      still answers), then HAProxy back (the VIP returns: preempt). A VIP
     //      move still breaks a request that is in flight at that instant (its
     //      next packet reaches the other node, which resets it): a pair that lost
-    //      one such request per move (no gap: each outage shorter than the
-    //      probe timeout) runs once more, and the second run decides.
+    //      one such request per move runs once more, and the second run decides.
     for attempt in 1..=2 {
         let stop = measure(
             "systemctl stop haproxy",
@@ -402,11 +401,11 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         let returned = lbs.holders(VIP);
         let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
         let lost = stop_lost + back_lost;
-        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
+        let retry = attempt == 1 && lost > 0 && in_flight_only(&stop, &back);
         let answered_by = stop.fast.backends.len();
         phases.push(stop);
         phases.push(back);
-        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
+        if retry {
             eprintln!("one request in flight at a VIP move was lost; running the pair again");
             continue;
         }
@@ -540,55 +539,53 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         p.fast
     );
     phases.push(p);
-    for attempt in 1..=2 {
-        let stop = measure(
-            "nopreempt: stop haproxy",
-            slow,
-            || {
-                lb1.sh("systemctl stop haproxy");
-            },
-            || lbs.holders(VIP) == vec![1] && lbs.holders(SEED_VIP) == vec![1],
-            Duration::from_secs(15),
-        );
-        let moved = lbs.holders(VIP);
-        let back = measure(
-            "nopreempt: haproxy back",
-            slow,
-            || {
-                lb1.sh("systemctl start haproxy");
-            },
-            || lbs.holders(SEED_VIP) == vec![0],
-            Duration::from_secs(15),
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        let stayed = lbs.holders(VIP);
-        let lost = stop.fast.failed + back.fast.failed;
-        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
-        phases.push(stop);
-        phases.push(back);
-        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
-            eprintln!("one request in flight at a VIP move was lost; running the pair again");
-            // Put the VIP back on lb1 first: lb2 steps down, lb1 outranks lb3.
-            lbs.nodes[1].sh("systemctl stop haproxy && systemctl start haproxy");
-            lbs.wait_holder(VIP, Some(0), Duration::from_secs(10));
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
-        }
-        soft_eq!(problems, moved, vec![1], "nopreempt: the VIP moved to lb2");
-        soft_eq!(
-            problems,
-            stayed,
-            vec![1],
-            "nopreempt: the VIP stays on lb2 when lb1 is back"
-        );
-        soft_eq!(
-            problems,
-            lost,
-            0,
-            "nopreempt: stop and return lost requests (attempt {attempt})"
-        );
-        break;
-    }
+    // With nopreempt the stop is no hand-over: no backup takes the VIP from a
+    // master that merely lowered its priority, so the node lets go by FAULT and
+    // the backup takes over after its skew time. A request sent in that gap is
+    // lost (docs/performance.md, "Soak": 21 in 10 stops there); the return
+    // moves nothing and loses nothing.
+    let stop = measure(
+        "nopreempt: stop haproxy",
+        slow,
+        || {
+            lb1.sh("systemctl stop haproxy");
+        },
+        || lbs.holders(VIP) == vec![1] && lbs.holders(SEED_VIP) == vec![1],
+        Duration::from_secs(15),
+    );
+    let moved = lbs.holders(VIP);
+    let back = measure(
+        "nopreempt: haproxy back",
+        slow,
+        || {
+            lb1.sh("systemctl start haproxy");
+        },
+        || lbs.holders(SEED_VIP) == vec![0],
+        Duration::from_secs(15),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let stayed = lbs.holders(VIP);
+    soft_eq!(problems, moved, vec![1], "nopreempt: the VIP moved to lb2");
+    soft_eq!(
+        problems,
+        stayed,
+        vec![1],
+        "nopreempt: the VIP stays on lb2 when lb1 is back"
+    );
+    soft!(
+        problems,
+        stop.fast.failed <= 3,
+        "nopreempt: the stop lost more than the requests sent in the skew time: {:?}",
+        stop.fast
+    );
+    soft_eq!(
+        problems,
+        back.fast.failed,
+        0,
+        "nopreempt: the return moved nothing yet lost requests"
+    );
+    phases.push(stop);
+    phases.push(back);
 
     // 7. All load balancers down: nobody holds the VIP, nothing answers; then back.
     let p = measure(
@@ -659,6 +656,13 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     );
 }
 
+/// Whether a stop and return lost no more than the one request a VIP move may
+/// catch in flight, each. A lost SYN shows as one request that timed out, so
+/// the count tells it, not the outage (which is then the probe's timeout).
+fn in_flight_only(stop: &Phase, back: &Phase) -> bool {
+    stop.fast.failed <= 1 && back.fast.failed <= 1
+}
+
 /// Knot DNS, tracked beside HAProxy (`track_services`):
 /// - a planned `systemctl stop knot` on the holder moves the VIP to lb2 with
 ///   no failed request, and knotd still runs at the moment the VIP leaves
@@ -702,10 +706,10 @@ fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &m
         let returned = lbs.holders(VIP);
         let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
         let lost = stop_lost + back_lost;
-        let in_flight_only = stop.fast.longest_outage_ms.max(back.fast.longest_outage_ms) < 400.0;
+        let retry = attempt == 1 && lost > 0 && in_flight_only(&stop, &back);
         phases.push(stop);
         phases.push(back);
-        if lost <= 2 && in_flight_only && attempt == 1 && lost > 0 {
+        if retry {
             eprintln!("one request in flight at a VIP move was lost; running the pair again");
             continue;
         }
