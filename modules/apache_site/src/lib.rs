@@ -65,16 +65,16 @@ fn host_name() -> String {
 pub fn run(m: &mut Module) -> anyhow::Result<()> {
     let params: Params = m.parse()?;
     let unneeded = unneeded_services(&params.unneeded_services)?;
-    if params.services_only {
-        params::site_name(&params.name).map_err(|e| Fail::new(e.0))?;
-        Layout::new(APACHE_ROOT, APACHE_STATE)
-            .check_installed()
-            .map_err(|e| Fail::new(e.0))?;
-        return services_only(m, &params.name, &unneeded);
-    }
+    let services_only_run = params.services_only;
     let site = params.into_site().map_err(|e| Fail::new(e.0))?;
     let layout = Layout::new(APACHE_ROOT, APACHE_STATE);
     layout.check_installed().map_err(|e| Fail::new(e.0))?;
+    if services_only_run {
+        // The files as a check-mode run sees them: one call both keeps the
+        // services right and tells whether the site is due a change.
+        let site_changed = converge(&site, &layout, true, &configtest)?.tx.changed;
+        return services_only(m, &site.name, &unneeded, site_changed);
+    }
     if let Some(port) = port_to_open(&site, &layout)? {
         if let Some((pid, program)) = sockets::foreign_listener(port) {
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
@@ -145,9 +145,15 @@ fn enable_at_boot(m: &mut Module, actions: &mut Vec<String>) -> Result<bool, Fai
 
 /// `services_only`: `unneeded_services` stopped and disabled, then Apache
 /// started when it does not run and enabled at boot. The site's files are
-/// not touched, so a play can check the site in check mode and still keep
-/// the services right.
-fn services_only(m: &mut Module, name: &str, unneeded: &[String]) -> anyhow::Result<()> {
+/// not touched; `site_changed` reports whether a run without
+/// `services_only` would change them, so a play can decide how to change a
+/// site (drained or not) and keep the services right in one call.
+fn services_only(
+    m: &mut Module,
+    name: &str,
+    unneeded: &[String],
+    site_changed: bool,
+) -> anyhow::Result<()> {
     let mut actions = vec![];
     let done = units::stop_others(unneeded, m.check_mode())?;
     report_others(m, &done, &mut actions);
@@ -164,6 +170,7 @@ fn services_only(m: &mut Module, name: &str, unneeded: &[String]) -> anyhow::Res
     changed |= enable_at_boot(m, &mut actions)?;
     m.set_changed(changed);
     m.set("name", name);
+    m.set("site_changed", site_changed);
     m.set("service", action);
     m.set("actions", &actions);
     Ok(())

@@ -112,7 +112,7 @@ pub struct Params {
     #[serde(default)]
     pub unneeded_services: Vec<String>,
     /// Only the services: Apache running and enabled, `unneeded_services`
-    /// stopped; the site's files are neither read nor written.
+    /// stopped; the site's files are compared, not written.
     #[serde(default)]
     pub services_only: bool,
 }

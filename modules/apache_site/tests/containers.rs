@@ -730,7 +730,7 @@ fn enabling_and_disabling_keeps_debians_markers() {
 
 /// Apache kept running and enabled at boot and the services a web node does
 /// not run stopped and disabled, by `services_only` (the site's files left
-/// alone) and by a site run; check mode reports and changes nothing; a unit
+/// alone, whether they are due a change reported) and by a site run; check mode reports and changes nothing; a unit
 /// name that is not one is refused with nothing touched.
 #[test]
 fn services_are_kept_as_a_web_node_needs() {
@@ -782,6 +782,7 @@ fn services_are_kept_as_a_web_node_needs() {
             "{r}"
         );
         assert!(r.get("site_file").is_none(), "{r}");
+        assert_eq!(r["site_changed"], true, "no site yet: {r}");
     }
     assert_eq!(units(), fixed);
     assert_eq!(
@@ -830,6 +831,29 @@ fn services_are_kept_as_a_web_node_needs() {
     );
     assert_eq!(r["service"], "started", "{r}");
     assert_eq!(units(), fixed);
+
+    // services_only with the site's options tells whether the site is due a
+    // change, and writes nothing either way.
+    let files = snapshot(&web);
+    for (proxy, due) in [("10.231.0.2", false), ("10.231.0.3", true)] {
+        let task = format!("due {proxy}");
+        let args = format!(
+            "        name: units\n        services_only: true\n        trusted_proxies: [{proxy}]\n{unneeded}"
+        );
+        let run = runner.run(&play(&site_task(&task, &args)));
+        run.assert_ok();
+        let r = result(&run, &task, &web);
+        assert_eq!(
+            (&r["changed"], &r["site_changed"]),
+            (&false.into(), &due.into()),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        snapshot(&web),
+        files,
+        "services_only wrote the site's files"
+    );
 
     // Bad names: refused before anything is touched, in either mode.
     let files = snapshot(&web);
