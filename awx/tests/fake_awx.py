@@ -5,14 +5,18 @@ sub-lists (associations, survey_spec, workflow nodes) and tokens.
 
 It checks that the playbook's module arguments are accepted, what it creates
 and how objects refer to each other, and that a second run changes nothing.
-It does not check what only a real AWX checks (credential injector templates,
-survey validation, job runs).
+Given the project's directory it also refuses, as AWX does, a job template
+whose playbook AWX would not list for the project. It does not check what only
+a real AWX checks (credential injector templates, survey validation, job runs).
 
-    fake_awx.py PORT_FILE      listens on 127.0.0.1 (a free port, written to PORT_FILE)
+    fake_awx.py PORT_FILE [PROJECT_DIR]
+                               listens on 127.0.0.1 (a free port, written to PORT_FILE)
     GET /_dump                 every object, by resource
 """
 
 import json
+import os
+import re
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +45,32 @@ TYPES = {
     "job_templates": "job_template", "workflow_job_templates": "workflow_job_template",
     "workflow_job_template_nodes": "workflow_job_template_node", "execution_environments": "execution_environment",
 }
+
+
+PROJECT_DIR = None
+# awx/main/utils/ansible.py: a project file is a playbook if a line matches.
+PLAYBOOK_LINE = re.compile(r"^\s*?-?\s*?(?:hosts|include|import_playbook):\s*?.*?$")
+
+
+def could_be_playbook(relpath):
+    """AWX's test (could_be_playbook, skip_directory) of one file of the project."""
+    parts = relpath.split("/")
+    if relpath.startswith("/") or ".." in parts or os.path.splitext(relpath)[1] not in (".yml", ".yaml"):
+        return False
+    if {"roles", "tasks", "group_vars", "host_vars"} & set(parts[:-1]) or any(p.startswith(".") for p in parts[:-1]):
+        return False
+    try:
+        with open(os.path.join(PROJECT_DIR, relpath), encoding="utf-8", errors="ignore") as f:
+            return any(PLAYBOOK_LINE.match(line) for line in f)
+    except OSError:
+        return False
+
+
+def invalid(res, data):
+    """What AWX answers 400 for, of what this stand-in checks."""
+    if res == "job_templates" and PROJECT_DIR and "playbook" in data and not could_be_playbook(data["playbook"]):
+        return {"playbook": ["Playbook not found for project."]}
+    return None
 
 
 def secret_fields(type_id):
@@ -164,6 +194,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(201, {"id": 1, "token": "fake-token"})
             res = p[0]
             if len(p) == 1:
+                error = invalid(res, data)
+                if error:
+                    return self.reply(400, error)
                 return self.reply(201, self.create(res, data))
             oid = int(p[1])
             if oid not in STORE.get(res, {}):
@@ -199,6 +232,9 @@ class Handler(BaseHTTPRequestHandler):
             if item is None:
                 return self.reply(404, {"detail": "not found"})
             data = self.body()
+            error = invalid(p[0], data)
+            if error:
+                return self.reply(400, error)
             if p[0] == "credentials" and "inputs" in data:
                 # "$encrypted$" sent back keeps the stored secret, as in AWX.
                 old = item.get("inputs") or {}
@@ -217,6 +253,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    global PROJECT_DIR
+    PROJECT_DIR = sys.argv[2] if len(sys.argv) > 2 else None
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     with open(sys.argv[1], "w", encoding="utf-8") as f:
         f.write(str(server.server_address[1]))

@@ -17,6 +17,20 @@ use testbed::{project_root, unique_name, venv_bin, Container, MODULES};
 const NS: &str = "vrrp_lxd.ha";
 const PLAYBOOKS: [&str; 4] = ["site", "add_web", "add_lb", "remove_web"];
 
+/// The AWX inventory source's file in the project, and the variables of the
+/// source (which AWX passes to a project source's sync as its environment).
+const AWX_INVENTORY_FILE: &str = "awx/inventory/lxd.vrrp_lxd.yml";
+const AWX_SOURCE_VARS: [(&str, &str); 1] =
+    [("ANSIBLE_INVENTORY_ENABLED", "vrrp_lxd.ha.lxd_inventory")];
+/// What AWX sets for every inventory sync (STANDARD_INVENTORY_UPDATE_ENV).
+const AWX_SYNC_ENV: [(&str, &str); 3] = [
+    ("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True"),
+    ("ANSIBLE_INVENTORY_EXPORT", "True"),
+    ("ANSIBLE_VERBOSE_TO_STDERR", "True"),
+];
+/// The wrappers AWX job templates run, one per playbook of the collection.
+const AWX_WRAPPERS: &str = "awx/playbooks";
+
 /// The collection built into and installed under a temp dir.
 struct Installed {
     dir: tempfile::TempDir,
@@ -122,6 +136,46 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// The `.yml` files of a directory of the project, as paths relative to the
+/// project root, sorted.
+fn project_yml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(project_root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What an AWX inventory sync of the project source runs: `ansible-inventory`
+/// in the project's checkout (so its ansible.cfg applies) on the source's file,
+/// with the collection installed, AWX's sync settings, the source's variables
+/// and the credential's environment (`env`). Returns the output.
+fn awx_inventory_sync(c: &Installed, source_vars: &[(&str, &str)], env: &[(&str, &str)]) -> Output {
+    let mut cmd = c.tool("ansible-inventory");
+    cmd.current_dir(project_root())
+        .args([
+            "--list",
+            "--export",
+            "-i",
+            AWX_INVENTORY_FILE,
+            "--playbook-dir",
+        ])
+        .arg(
+            project_root()
+                .join(AWX_INVENTORY_FILE)
+                .parent()
+                .expect("dir"),
+        );
+    for (k, v) in AWX_SYNC_ENV.iter().chain(source_vars).chain(env) {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
 }
 
 #[test]
@@ -510,6 +564,12 @@ fn execution_environment_context_holds_the_binaries_and_the_collection() {
         awx.join("execution-environment.yml"),
     )
     .expect("copy EE file");
+    std::fs::create_dir_all(awx.join("collections")).expect("mkdir");
+    std::fs::copy(
+        project_root().join("awx/collections/requirements.yml"),
+        awx.join("collections/requirements.yml"),
+    )
+    .expect("copy requirements");
     std::os::unix::fs::symlink(testbed::library_dir(), dist.join("library"))
         .expect("symlink library");
     std::os::unix::fs::symlink(
@@ -544,6 +604,10 @@ fn execution_environment_context_holds_the_binaries_and_the_collection() {
         );
     }
     assert!(build.join("bin/lxd_inventory").is_file());
+    // The collection's own requirements, from awx/collections/requirements.yml.
+    let requirements = std::fs::read_to_string(context.join("_build/requirements.yml"))
+        .unwrap_or_else(|e| panic!("no Galaxy requirements in the build context: {e}"));
+    assert!(requirements.contains("community.general"), "{requirements}");
     let name = tarball.file_name().expect("tarball name");
     assert!(
         build.join("collection").join(name).is_file(),
@@ -580,6 +644,61 @@ fn awx_configuration_lints_clean_and_parses() {
     assert_success("ansible-playbook --syntax-check awx/configure.yml", &out);
 }
 
+#[test]
+fn awx_wrappers_import_playbooks_of_the_installed_collection() {
+    let c = build_and_install();
+    let wrappers = project_yml_files(AWX_WRAPPERS);
+    assert!(!wrappers.is_empty(), "no wrappers in {AWX_WRAPPERS}");
+    // As a job runs one: in the project's checkout (its ansible.cfg read), the
+    // collection found only where it is installed.
+    let syntax_check = |playbook: &Path| {
+        run(c
+            .tool("ansible-playbook")
+            .current_dir(project_root())
+            .env("ANSIBLE_INVENTORY_ENABLED", "ansible.builtin.host_list")
+            .args(["-i", "localhost,", "--syntax-check"])
+            .arg(playbook))
+    };
+    for w in &wrappers {
+        let text = std::fs::read_to_string(project_root().join(w)).expect("read wrapper");
+        assert!(
+            text.contains(&format!("import_playbook: {NS}.")),
+            "{w} does not import a playbook of {NS}:\n{text}"
+        );
+        let out = syntax_check(&project_root().join(w));
+        assert_success(&format!("ansible-playbook --syntax-check {w}"), &out);
+    }
+    // The check has teeth: a playbook the collection lacks fails it.
+    let missing = c.dir.path().join("missing.yml");
+    std::fs::write(
+        &missing,
+        format!("---\n- name: Missing\n  import_playbook: {NS}.no_such_playbook\n"),
+    )
+    .expect("write");
+    let out = syntax_check(&missing);
+    assert!(
+        !out.status.success(),
+        "a wrapper of {NS}.no_such_playbook passed the syntax check"
+    );
+
+    // ansible-lint, which leaves them out of the repository-wide run (they
+    // need the collection): on a copy, outside the repository and its
+    // .ansible-lint, with the collection installed.
+    let lint = c.dir.path().join("lint");
+    std::fs::create_dir_all(lint.join(AWX_WRAPPERS)).expect("mkdir");
+    for w in &wrappers {
+        std::fs::copy(project_root().join(w), lint.join(w)).expect("copy wrapper");
+    }
+    let out = run(c.tool("ansible-lint").current_dir(&lint).args([
+        "--profile",
+        "production",
+        "--offline",
+        "--nocolor",
+        AWX_WRAPPERS,
+    ]));
+    assert_success("ansible-lint --profile production awx/playbooks", &out);
+}
+
 /// `awx/tests/fake_awx.py` on a free loopback port, stopped on drop.
 struct FakeAwx {
     child: std::process::Child,
@@ -592,6 +711,7 @@ impl FakeAwx {
         let child = Command::new(venv_bin("python"))
             .arg(project_root().join("awx/tests/fake_awx.py"))
             .arg(&port_file)
+            .arg(project_root())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start awx/tests/fake_awx.py: {e}"));
         let mut fake = FakeAwx {
@@ -728,16 +848,43 @@ fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
         .as_str()
         .is_some_and(|c| c.contains("client")));
 
+    // The collection's inventory plugin on a file of the project, enabled by
+    // the source's variables (the environment of the sync).
     let source = by_name(&d, "inventory_sources", "vrrp-lxd LXD instances");
     assert_eq!(source["source"], "scm");
     assert_eq!(source["credential"], lxd["id"]);
-    let script = project_root().join(source["source_path"].as_str().unwrap_or("?"));
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&script)
-        .unwrap_or_else(|e| panic!("{script:?}: {e}"))
-        .permissions()
-        .mode();
-    assert!(mode & 0o111 != 0, "{script:?} is not executable");
+    assert_eq!(source["source_path"], AWX_INVENTORY_FILE);
+    let source_vars: Value = match &source["source_vars"] {
+        Value::String(text) => {
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("source_vars {text:?}: {e}"))
+        }
+        other => other.clone(),
+    };
+    assert_eq!(
+        source_vars,
+        Value::Object(
+            AWX_SOURCE_VARS
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect()
+        ),
+        "source_vars"
+    );
+    let text = std::fs::read_to_string(project_root().join(AWX_INVENTORY_FILE))
+        .unwrap_or_else(|e| panic!("{AWX_INVENTORY_FILE}: {e}"));
+    let file: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{AWX_INVENTORY_FILE}: {e}"));
+    for (key, want) in [
+        ("plugin", "vrrp_lxd.ha.lxd_inventory"),
+        ("connection", "ssh"),
+        ("ssh_user", "root"),
+    ] {
+        assert_eq!(
+            file[key].as_str(),
+            Some(want),
+            "{AWX_INVENTORY_FILE}: {key}"
+        );
+    }
 
     let credentials: Vec<Value> = [
         "vrrp-lxd LXD",
@@ -752,12 +899,19 @@ fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
     assert_eq!(
         playbooks,
         [
-            "playbooks/site.yml",
-            "playbooks/add_web.yml",
-            "playbooks/add_lb.yml",
-            "playbooks/remove_web.yml"
+            "awx/playbooks/site.yml",
+            "awx/playbooks/add_web.yml",
+            "awx/playbooks/add_lb.yml",
+            "awx/playbooks/remove_web.yml",
+            "awx/playbooks/rolling_restart_web.yml",
+            "awx/playbooks/teardown.yml",
         ]
     );
+    // Every wrapper is some template's (the fake, like AWX, refused any
+    // playbook it would not list for the project).
+    let mut sorted = playbooks.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, project_yml_files(AWX_WRAPPERS), "wrappers");
     for jt in jts {
         let playbook = jt["playbook"].as_str().unwrap_or("?");
         assert!(
@@ -772,14 +926,24 @@ fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
             );
         }
         let survey = &d["_surveys"][format!("job_templates/{}", jt["id"])];
+        if playbook.ends_with("/rolling_restart_web.yml") || playbook.ends_with("/teardown.yml") {
+            // Nothing to ask (the VIP is not written there): no survey.
+            assert_eq!(jt["survey_enabled"], false, "{playbook}: {jt}");
+            assert!(survey.is_null(), "{playbook}: survey {survey}");
+        } else {
+            assert_eq!(jt["survey_enabled"], true, "{playbook}: {jt}");
+        }
         let vars: Vec<&str> = survey["spec"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|q| q["variable"].as_str())
             .collect();
-        assert!(vars.contains(&"vrrp_vip"), "{playbook}: survey {survey}");
-        if playbook.ends_with("site.yml") {
+        assert!(
+            survey.is_null() || vars.contains(&"vrrp_vip"),
+            "{playbook}: survey {survey}"
+        );
+        if playbook.ends_with("/site.yml") {
             assert_eq!(
                 vars,
                 ["lb_count", "web_count", "vrrp_vip"],
@@ -823,36 +987,125 @@ fn awx_configuration_loads_into_an_awx_api_and_runs_again_unchanged() {
         node("converge")["unified_job_template"],
         by_name(&d, "job_templates", "vrrp-lxd: converge (site.yml)")["id"]
     );
+
+    // A sync of that source as AWX runs it, with the source's variables as
+    // they reached AWX and the LXD credential's environment. The collection's
+    // binary is replaced by a stand-in that lists one host and shows the
+    // settings it was given, so no LXD is needed (the test below runs the real one).
+    let c = build_and_install();
+    std::fs::write(
+        c.root().join("libexec/lxd_inventory"),
+        format!(
+            r#"#!{}
+import json, os, sys
+if sys.argv[1:] != ["--list"]:
+    sys.exit("stand-in: only --list")
+env = {{k: v for k, v in os.environ.items() if k.startswith("LXD_INVENTORY_")}}
+# As lxd_inventory does: the connection variables on the group of every instance.
+if env.get("LXD_INVENTORY_CONNECTION") == "ssh":
+    gvars = {{"ansible_connection": "ssh", "ansible_user": env.get("LXD_INVENTORY_SSH_USER")}}
+else:
+    gvars = {{"ansible_connection": "lxd_api"}}
+print(json.dumps({{
+    "_meta": {{"hostvars": {{"web-01": {{"ansible_host": "192.0.2.10", "stand_in_env": env}}}}}},
+    "all": {{"children": ["lxd", "web"]}},
+    "lxd": {{"hosts": ["web-01"], "vars": gvars}},
+    "web": {{"hosts": ["web-01"]}},
+}}))
+"#,
+            venv_bin("python").display()
+        ),
+    )
+    .expect("write stand-in binary");
+    let vars: Vec<(String, String)> = source_vars
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let credential_env = [
+        ("LXD_INVENTORY_URL", "https://10.231.0.1:8443"),
+        ("LXD_INVENTORY_CLIENT_CERT", "/runner/env/tmp-client-cert"),
+    ];
+    let out = awx_inventory_sync(&c, &vars, &credential_env);
+    let stdout = assert_success("the inventory sync", &out);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("ansible-inventory: {e}\n{stdout}"));
+    let hv = &json["_meta"]["hostvars"]["web-01"];
+    assert_eq!(plain(&hv["ansible_connection"]), Value::from("ssh"), "{hv}");
+    assert_eq!(plain(&hv["ansible_user"]), Value::from("root"), "{hv}");
+    let seen = &hv["stand_in_env"];
+    for (k, v) in credential_env.iter().chain(&[
+        ("LXD_INVENTORY_CONNECTION", "ssh"),
+        ("LXD_INVENTORY_SSH_USER", "root"),
+    ]) {
+        assert_eq!(plain(&seen[k]), Value::from(*v), "{k}: {hv}");
+    }
+    // Without the source's variables the project's ansible.cfg (script plugin
+    // only) leaves the file unparsed, which fails the sync.
+    let out = awx_inventory_sync(&c, &[], &credential_env);
+    assert!(
+        !out.status.success(),
+        "the sync succeeded without the source's variables:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // What a job then sees: the plugin's choice over the collection playbooks'
+    // group_vars (which pick lxd_api for the `lxd` group).
+    assert_eq!(
+        awx_host_connection(&c, "web-01", &vars),
+        "ssh/root/192.0.2.10"
+    );
 }
 
-#[test]
-fn awx_inventory_source_reaches_instances_over_ssh_over_playbook_group_vars() {
-    let instance = Container::launch("t-col");
-    // What an AWX inventory sync runs (the project's ansible.cfg enables the
-    // script plugin), with the inventory source's variables; then what a job
-    // sees for the instance with the playbooks' group_vars loaded.
-    let out = run(Command::new(venv_bin("ansible"))
-        .current_dir(project_root())
-        .env("PATH", path_with_venv())
-        .env("LXD_INVENTORY_BIN", testbed::dist_binary("lxd_inventory"))
-        .env("LXD_INVENTORY_CONNECTION", "ssh")
-        .env("LXD_INVENTORY_SSH_USER", "root")
-        .args([
-            "-i",
-            "awx/inventory/lxd_inventory.py",
-            "--playbook-dir",
-            "playbooks",
-            &instance.name,
-        ])
+/// `ansible_connection/ansible_user/ansible_host` of a host from the AWX inventory file,
+/// with the collection playbooks' group_vars loaded, as a job sees them.
+fn awx_host_connection(c: &Installed, host: &str, source_vars: &[(&str, &str)]) -> String {
+    let mut cmd = c.tool("ansible");
+    cmd.current_dir(project_root())
+        .args(["-i", AWX_INVENTORY_FILE, "--playbook-dir"])
+        .arg(c.root().join("playbooks"))
+        .arg(host)
         .args([
             "-m",
             "ansible.builtin.debug",
             "-a",
             "msg={{ ansible_connection }}/{{ ansible_user }}/{{ ansible_host }}",
-        ]));
-    let stdout = assert_success("ansible with awx/inventory/lxd_inventory.py", &out);
-    assert!(
-        stdout.contains(&format!("\"msg\": \"ssh/root/{}\"", instance.ipv4)),
-        "{stdout}"
+        ]);
+    for (k, v) in source_vars {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    let stdout = assert_success(&format!("ansible {host} -m debug"), &out);
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"msg\": \""))
+        .and_then(|m| m.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no msg in: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn awx_inventory_source_reaches_instances_over_ssh_over_playbook_group_vars() {
+    let c = build_and_install();
+    let instance = Container::launch("t-col");
+    // What an AWX inventory sync runs, with the collection's binary on the
+    // local LXD; then what a job sees for the instance with the collection
+    // playbooks' group_vars loaded.
+    let out = awx_inventory_sync(&c, &AWX_SOURCE_VARS, &[]);
+    let stdout = assert_success("the inventory sync", &out);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("ansible-inventory: {e}\n{stdout}"));
+    let hv = &json["_meta"]["hostvars"][&instance.name];
+    assert_eq!(plain(&hv["ansible_connection"]), Value::from("ssh"), "{hv}");
+    assert_eq!(plain(&hv["ansible_user"]), Value::from("root"), "{hv}");
+    assert_eq!(
+        plain(&hv["ansible_host"]),
+        Value::from(instance.ipv4.to_string()),
+        "{hv}"
+    );
+    assert_eq!(
+        awx_host_connection(&c, &instance.name, &AWX_SOURCE_VARS),
+        format!("ssh/root/{}", instance.ipv4)
     );
 }

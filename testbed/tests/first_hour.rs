@@ -336,11 +336,16 @@ fn ansible_lint_at_the_root_lints_what_make_test_lints() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
+    // The AWX wrappers import the collection's playbooks, which resolve only
+    // with it installed: collection.rs lints them that way.
+    let linted_with_the_collection = ["awx/playbooks/"];
     for content in ["roles", "playbooks", "awx", "molecule"] {
         assert!(
-            !excluded.iter().any(
-                |e| e.trim_end_matches('/') == content || e.starts_with(&format!("{content}/"))
-            ),
+            !excluded.iter().any(|e| {
+                e.trim_end_matches('/') == content
+                    || (e.starts_with(&format!("{content}/"))
+                        && !linted_with_the_collection.contains(e))
+            }),
             "{content}/ is excluded from ansible-lint: {excluded:?}"
         );
     }
