@@ -148,9 +148,13 @@ impl Cluster {
     pub fn wait_member(&self, member: &str, status: &str, timeout: Duration) {
         let start = Instant::now();
         loop {
-            let now = self
-                .members()
+            // While a lost member rejoins, `lxc query` can answer nothing at
+            // all for a moment: ask again rather than fail.
+            let out = self.lxc(&["query", "/1.0/cluster/members?recursion=1"]);
+            let now = serde_json::from_slice::<Vec<Member>>(&out.stdout)
+                .ok()
                 .into_iter()
+                .flatten()
                 .find(|m| m.server_name == member)
                 .map(|m| m.status);
             if now.as_deref() == Some(status) {

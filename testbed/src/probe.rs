@@ -43,6 +43,10 @@ pub struct Report {
     pub no_answer: u64,
     /// From the first failed request of a run of failures to the next success.
     pub longest_outage_ms: f64,
+    /// The same for the first run of failures (to the end when it never ended):
+    /// when the VIP goes, that run is the VIP's gap, while later single
+    /// failures (requests to a dead web node) would hide it in the longest.
+    pub first_outage_ms: f64,
     pub duration_ms: f64,
     /// First line of each 2xx body (our pages name their host) -> count.
     pub backends: BTreeMap<String, u64>,
@@ -235,6 +239,7 @@ impl Probe {
             outage.record(sent, ok);
         });
         report.longest_outage_ms = outage.longest_ms();
+        report.first_outage_ms = outage.first_ms();
         report.duration_ms = ms(elapsed);
         report
     }
@@ -305,6 +310,7 @@ pub(crate) fn paced(
 pub(crate) struct Outage {
     since: Option<Instant>,
     longest: Duration,
+    first: Option<Duration>,
 }
 
 impl Outage {
@@ -312,6 +318,7 @@ impl Outage {
         if ok {
             if let Some(since) = self.since.take() {
                 self.longest = self.longest.max(sent - since);
+                self.first.get_or_insert(sent - since);
             }
         } else {
             self.since.get_or_insert(sent);
@@ -321,6 +328,13 @@ impl Outage {
     pub(crate) fn longest_ms(&self) -> f64 {
         let open = self.since.map(|s| s.elapsed()).unwrap_or_default();
         ms(self.longest.max(open))
+    }
+
+    pub(crate) fn first_ms(&self) -> f64 {
+        ms(self
+            .first
+            .or_else(|| self.since.map(|s| s.elapsed()))
+            .unwrap_or_default())
     }
 }
 
@@ -771,6 +785,21 @@ mod tests {
     fn refuses_addresses_off_the_bridge() {
         let err = Probe::new("http://192.0.2.1/").expect_err("must refuse");
         assert!(err.to_string().contains("refusing to probe"), "{err}");
+    }
+
+    #[test]
+    fn the_first_outage_is_kept_apart_from_a_longer_later_one() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut o = Outage::default();
+        for (t, ok) in [(0, true), (20, false), (40, false), (60, true)] {
+            o.record(at(t), ok);
+        }
+        for (t, ok) in [(80, false), (580, true)] {
+            o.record(at(t), ok);
+        }
+        assert_eq!(o.first_ms(), 40.0);
+        assert_eq!(o.longest_ms(), 500.0);
     }
 
     #[test]
