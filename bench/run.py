@@ -67,6 +67,8 @@ PROFILE = os.environ.get("VRRP_PROFILE", "vrrp-lxd")
 BRIDGE = os.environ.get("VRRP_BRIDGE", "vrrpbr0")
 PROBE = ROOT / "dist/bin/vrrp-probe"
 LIBRARY = ROOT / "dist/library"
+# Scenario playbooks the Rust tests run too.
+SCENARIOS = ROOT / "testbed/playbooks"
 
 REPS = max(1, int(os.environ.get("BENCH_REPS", "5")))
 ONLY = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
@@ -237,6 +239,19 @@ def routed_via_bridge(ip: str, bridge: str = BRIDGE) -> bool:
     p = sh(["ip", "route", "get", ip], check=False)
     words = p.stdout.split()
     return p.returncode == 0 and any(a == "dev" and b == bridge for a, b in zip(words, words[1:]))
+
+
+IP_ADDRS = ["ip", "-4", "-o", "addr", "show"]
+
+
+def vip_holders(names: list[str], vip: str, ip_addrs=None, timeout: float = 120) -> list[str]:
+    """Those of `names` whose interfaces carry `vip`, read from the kernel, in their
+    order. `ip_addrs(name)` returns what IP_ADDRS prints there (default: run it
+    through the local LXD, each for at most `timeout` seconds)."""
+    def local(n: str) -> str:
+        return sh(["lxc", "exec", n, "--", *IP_ADDRS], check=False, timeout=timeout).stdout
+    # With its prefix length, so that 10.231.0.5 does not match 10.231.0.50.
+    return [n for n in names if f"inet {vip}/" in (ip_addrs or local)(n)]
 
 
 # ---------------------------------------------------------------- probe
@@ -426,105 +441,13 @@ class LoadSampler(threading.Thread):
 
 # ================================================================ failover
 
-HAPROXY_CFG = """global
-    log /dev/log local0
-    stats socket /run/haproxy/admin.sock mode 660 level admin
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend www
-    bind *:80
-    http-request return status 200 content-type text/plain string "{{ inventory_hostname }}"
-"""
-
-# The seed's keepalived.conf, as it was written by hand: VRRP v2 (keepalived's
-# default), advert 1 s, a polled `killall -0 haproxy` every 2 s adding 2 to the
-# priority while HAProxy runs, priorities 101 (MASTER) / 100 (BACKUP).
-SEED_KEEPALIVED = """vrrp_script chk_haproxy {
-    script "killall -0 haproxy"
-    interval 2
-    weight 2
-}
-
-vrrp_instance VI_1 {
-    interface eth0
-    state {{ 'MASTER' if seed_priority == 101 else 'BACKUP' }}
-    virtual_router_id %(vrid)d
-    priority {{ seed_priority }}
-    advert_int 1
-    authentication {
-        auth_type PASS
-        auth_pass bench%(vrid)d
-    }
-    virtual_ipaddress {
-        %(vip)s
-    }
-    track_script {
-        chk_haproxy
-    }
-}
-""" % {"vrid": SEED_VRID, "vip": SEED_VIP}
-
-FAILOVER_PLAYBOOK = """
-- name: HAProxy answering by itself on every load balancer
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Apache off (HAProxy takes port 80)
-      ansible.builtin.systemd_service:
-        name: apache2
-        state: stopped
-        enabled: false
-    - name: HAProxy answers with the host name
-      ansible.builtin.copy:
-        dest: /etc/haproxy/haproxy.cfg
-        content: |
-%(haproxy)s
-        mode: "0644"
-        validate: haproxy -c -q -f %%s
-      register: haproxy_cfg
-    - name: HAProxy (re)started with it
-      ansible.builtin.systemd_service:
-        name: haproxy
-        state: restarted
-        enabled: true
-      when: haproxy_cfg.changed
-
-- name: Ours - keepalived_vrrp with its defaults (VRRP v3, advert 0.1 s, HAProxy tracked)
-  hosts: ours
-  gather_facts: false
-  tasks:
-    - name: The VIP
-      ansible.legacy.keepalived_vrrp:
-        name: VI_bench
-        virtual_router_id: %(ours_vrid)d
-        priority: "{{ ours_priority }}"
-        virtual_ipaddress: ["%(ours_vip)s/24"]
-
-- name: Seed - keepalived.conf written by hand
-  hosts: seed
-  gather_facts: false
-  tasks:
-    - name: The seed's keepalived.conf
-      ansible.builtin.copy:
-        dest: /etc/keepalived/keepalived.conf
-        content: |
-%(seed)s
-        mode: "0644"
-      register: seed_conf
-    - name: keepalived (re)started with it
-      ansible.builtin.systemd_service:
-        name: keepalived
-        state: restarted
-        enabled: true
-      when: seed_conf.changed
-"""
-
-
-def indent(text: str, n: int) -> str:
-    return "\n".join((" " * n + line) if line else "" for line in text.splitlines())
+# The set-up, shared with modules/keepalived_vrrp/tests/failover.rs: HAProxy answering
+# with the host name on every node, then "ours" (keepalived_vrrp with its defaults:
+# VRRP v3, advert 0.1 s, HAProxy tracked) and the seed's keepalived.conf as it was
+# written by hand: VRRP v2 (keepalived's default), advert 1 s, a polled
+# `killall -0 haproxy` every 2 s adding 2 to the priority while HAProxy runs,
+# priorities 101 (MASTER) / 100 (BACKUP).
+FAILOVER_PLAYBOOK = SCENARIOS / "keepalived_failover.yml"
 
 
 class Pair:
@@ -532,12 +455,7 @@ class Pair:
         self.label, self.nodes, self.vip = label, nodes, vip
 
     def holders(self) -> list[str]:
-        out = []
-        for n in self.nodes:
-            p = sh(["lxc", "exec", n, "--", "ip", "-4", "-o", "addr", "show"], check=False, timeout=60)
-            if f"inet {self.vip}/" in p.stdout:
-                out.append(n)
-        return out
+        return vip_holders(self.nodes, self.vip, timeout=60)
 
     def wait_holder(self, want: str | None, timeout: float) -> bool:
         start = time.monotonic()
@@ -594,19 +512,13 @@ def bench_failover(res: dict, work: Path) -> None:
     log(f"failover: launched in {time.monotonic() - t0:.0f} s")
     inv = work / "failover.ini"
     inv.write_text(lxd_inventory_ini({"ours": ours, "seed": seed}))
-    hv = work / "host_vars"
-    hv.mkdir(exist_ok=True)
-    for n, prio in zip(ours, (150, 100)):
-        (hv / f"{n}.yml").write_text(f"ours_priority: {prio}\n")
-    for n, prio in zip(seed, (101, 100)):
-        (hv / f"{n}.yml").write_text(f"seed_priority: {prio}\n")
-    pb = work / "failover.yml"
-    pb.write_text(FAILOVER_PLAYBOOK % {
-        "haproxy": indent(HAPROXY_CFG, 10), "seed": indent(SEED_KEEPALIVED, 10),
-        "ours_vrid": OURS_VRID, "ours_vip": OURS_VIP})
+    extra = {"fast_name": "VI_bench", "fast_vrid": OURS_VRID, "fast_vip": OURS_VIP,
+             "fast_priority": dict(zip(ours, (150, 100))),
+             "seed_vrid": SEED_VRID, "seed_vip": SEED_VIP, "seed_by_hand": True,
+             "seed_priority": dict(zip(seed, (101, 100)))}
     cfg = bench_ansible_cfg(work)
-    run = ansible_playbook(pb, ["-i", str(inv)], work / "failover-setup.log", cwd=work,
-                           env={"ANSIBLE_CONFIG": str(cfg)})
+    run = ansible_playbook(FAILOVER_PLAYBOOK, ["-i", str(inv), "-e", json.dumps(extra)],
+                           work / "failover-setup.log", cwd=work, env={"ANSIBLE_CONFIG": str(cfg)})
     if run["rc"] != 0:
         raise RuntimeError(f"failover set-up playbook failed, see {run['log']}")
     pairs = [Pair("ours", ours, OURS_VIP), Pair("seed", seed, SEED_VIP)]
@@ -806,16 +718,12 @@ class DnsQueries(Probe):
         self._start(ip, BRIDGE, [f"dns://{ip}/{name}", "--interval-ms", "20", "--timeout-ms", "100"], max_s)
 
 
-def vip_holders(prefix: str, vip: str) -> list[str]:
-    return [n for n in lxc_names(prefix + "lb-")
-            if f"inet {vip}/" in lxc_exec(n, "ip -4 -o addr show", check=False)]
-
-
 def wait_vip_on(prefix: str, vip: str, lb: str, timeout: float) -> None:
     end = time.monotonic() + timeout
-    while vip_holders(prefix, vip) != [lb]:
+    while vip_holders(lxc_names(prefix + "lb-"), vip) != [lb]:
         if time.monotonic() > end:
-            raise RuntimeError(f"{vip} not back on {lb} within {timeout} s ({vip_holders(prefix, vip)})")
+            raise RuntimeError(f"{vip} not back on {lb} within {timeout} s "
+                               f"({vip_holders(lxc_names(prefix + 'lb-'), vip)})")
         time.sleep(0.3)
 
 
@@ -841,7 +749,7 @@ def bench_dns(res: dict, work: Path) -> None:
     res["name"] = name
     res["reps"] = []
     for rep in range(REPS):
-        holder = vip_holders(DNS_PREFIX, DNS_VIP)
+        holder = vip_holders(lxc_names(DNS_PREFIX + "lb-"), DNS_VIP)
         if len(holder) != 1:
             raise RuntimeError(f"VIP holders: {holder}")
         holder = holder[0]
@@ -1514,12 +1422,8 @@ class MhTopo:
 
     def holders(self, placement: dict | None = None) -> list[str]:
         placement = placement or self.placement()
-        out = []
-        for n in self.lbs(placement):
-            p = self.by_name[placement[n]].lxc(["exec", n, "--", "ip", "-4", "-o", "addr", "show"], timeout=30)
-            if f"inet {MH_VIP}/" in p.stdout:
-                out.append(n)
-        return out
+        return vip_holders(self.lbs(placement), MH_VIP, lambda n: self.by_name[placement[n]].lxc(
+            ["exec", n, "--", *IP_ADDRS], timeout=30).stdout)
 
     def wait_holders(self, want: list[str], timeout: float) -> bool:
         end = time.monotonic() + timeout

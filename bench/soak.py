@@ -142,7 +142,7 @@ class Topo:
         on a loaded host now and then returns nothing."""
         end = time.monotonic() + timeout
         while True:
-            h = self.R.vip_holders(SOAK_PREFIX, SOAK_VIP)
+            h = self.R.vip_holders(self.lbs(), SOAK_VIP)
             if len(h) == 1 or time.monotonic() > end:
                 return h[0] if len(h) == 1 else None
             time.sleep(0.3)
@@ -153,7 +153,7 @@ class Topo:
         home = self.lbs()[0]
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            holders = self.R.vip_holders(SOAK_PREFIX, SOAK_VIP)
+            holders = self.R.vip_holders(self.lbs(), SOAK_VIP)
             if (holders == [home] or (self.nopreempt and len(holders) == 1)) \
                     and all(self.active(lb, "haproxy") for lb in self.lbs()):
                 return True
@@ -226,7 +226,7 @@ def run_event(topo: Topo, kind: str, rnd: random.Random) -> dict:
             holder = topo.holder()
             if holder is None:
                 ev["skipped"] = True
-                raise RuntimeError(f"no single VIP holder: {topo.R.vip_holders(SOAK_PREFIX, SOAK_VIP)}")
+                raise RuntimeError(f"no single VIP holder: {topo.R.vip_holders(topo.lbs(), SOAK_VIP)}")
             ev["target"] = holder
             ev["fired"] = time.time()
             if kind == "haproxy_kill":

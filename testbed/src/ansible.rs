@@ -90,6 +90,12 @@ impl Runner {
         self.arg("-e").arg(&format!("{key}={value}"))
     }
 
+    /// Extra variables as one JSON object: maps, lists, numbers and booleans
+    /// reach the playbook with their types, which `key=value` turns to strings.
+    pub fn extra_vars(self, vars: &Value) -> Self {
+        self.arg("-e").arg(&vars.to_string())
+    }
+
     /// Runs a playbook given as YAML text.
     pub fn run(&self, playbook_yaml: &str) -> Run {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -113,6 +119,12 @@ impl Runner {
             run.changed_total()
         );
         run
+    }
+
+    /// Runs one of the scenarios in `testbed/playbooks/`, which the benchmarks
+    /// run too.
+    pub fn scenario(&self, playbook: &str) -> Run {
+        self.run_file(&crate::scenario_playbook(playbook), None)
     }
 
     /// Runs a playbook file (e.g. one of `playbooks/`).

@@ -26,6 +26,14 @@ pub fn project_root() -> PathBuf {
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
 
+/// A playbook of `testbed/playbooks/`: scenarios the tests and the benchmarks
+/// share.
+pub fn scenario_playbook(name: &str) -> PathBuf {
+    let path = project_root().join("testbed/playbooks").join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

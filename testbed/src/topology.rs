@@ -64,14 +64,15 @@ impl Topology {
 
     /// The load balancers whose interface carries the VIP, read from the kernel.
     pub fn holders(&self) -> Vec<String> {
-        self.instances()
+        let lbs = self
+            .instances()
             .into_iter()
-            .filter(|n| n.starts_with(&self.name("lb-")))
-            .filter(|n| {
-                let out = lxc(&["exec", n, "--", "ip", "-4", "-o", "addr", "show"]);
-                String::from_utf8_lossy(&out.stdout).contains(&format!("inet {}/", self.vip))
-            })
-            .collect()
+            .filter(|n| n.starts_with(&self.name("lb-")));
+        vip_holders(&self.vip, lbs, |n| {
+            let mut args = vec!["exec", n.as_str(), "--"];
+            args.extend(IP_ADDRS);
+            String::from_utf8_lossy(&lxc(&args).stdout).into_owned()
+        })
     }
 
     /// The one load balancer holding the VIP; panics unless there is exactly one.
@@ -99,6 +100,26 @@ impl Drop for Topology {
     }
 }
 
+/// The command whose output [`vip_holders`] reads: the instance's IPv4
+/// addresses, one interface address a line.
+pub const IP_ADDRS: [&str; 5] = ["ip", "-4", "-o", "addr", "show"];
+
+/// Those of `instances` whose interfaces carry `vip`, read from the kernel,
+/// in their order: `ip_addrs` runs [`IP_ADDRS`] in one, however it is reached
+/// (the local LXD, another host's, a container of a test).
+pub fn vip_holders<T>(
+    vip: &str,
+    instances: impl IntoIterator<Item = T>,
+    ip_addrs: impl Fn(&T) -> String,
+) -> Vec<T> {
+    // The address and its prefix length: 10.231.0.2 must not match 10.231.0.20.
+    let needle = format!("inet {vip}/");
+    instances
+        .into_iter()
+        .filter(|i| ip_addrs(i).contains(&needle))
+        .collect()
+}
+
 /// What the playbooks keep on the controller for the topology named by
 /// `prefix` (its generated secrets, CA and certificates):
 /// `~/.config/vrrp-lxd/<prefix without the trailing dash>`.
@@ -106,4 +127,24 @@ pub fn controller_dir(prefix: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
         .join(".config/vrrp-lxd")
         .join(prefix.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vip_holders;
+
+    #[test]
+    fn a_holder_carries_the_vip_itself_not_an_address_it_begins() {
+        let addrs = |i: &usize| {
+            [
+                "2: eth0    inet 10.231.0.12/24 brd 10.231.0.255 scope global eth0",
+                "2: eth0    inet 10.231.0.11/24 scope global eth0\n2: eth0    inet 10.231.0.20/24 scope global secondary eth0",
+                "2: eth0    inet 10.231.0.200/24 scope global eth0",
+                "",
+            ][*i]
+            .to_string()
+        };
+        assert_eq!(vip_holders("10.231.0.20", 0..4, addrs), vec![1]);
+        assert_eq!(vip_holders("10.231.0.2", 0..4, addrs), Vec::<usize>::new());
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use testbed::ansible::{Run, Runner};
 use testbed::container::lxc;
 use testbed::multihost::{self, LxdHost};
-use testbed::topology::controller_dir;
+use testbed::topology::{controller_dir, vip_holders, IP_ADDRS};
 use testbed::{keep, Probe, Report};
 
 struct Topology {
@@ -114,17 +114,18 @@ impl Topology {
 
     /// The load balancers whose interface carries the VIP.
     fn holders(&self) -> Vec<String> {
-        self.placement()
+        let lbs = self
+            .placement()
             .into_iter()
-            .filter(|(n, _)| n.starts_with(&self.name("lb-")))
-            .filter(|(n, host)| {
-                let out = lxc(&[
-                    "exec", host, "--", "lxc", "exec", n, "--", "ip", "-4", "-o", "addr", "show",
-                ]);
-                String::from_utf8_lossy(&out.stdout).contains(&format!("inet {}/", self.vip))
-            })
-            .map(|(n, _)| n)
-            .collect()
+            .filter(|(n, _)| n.starts_with(&self.name("lb-")));
+        vip_holders(self.vip, lbs, |(n, host)| {
+            let mut args = vec!["exec", host.as_str(), "--", "lxc", "exec", n.as_str(), "--"];
+            args.extend(IP_ADDRS);
+            String::from_utf8_lossy(&lxc(&args).stdout).into_owned()
+        })
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Failover on real load balancers: three LXD containers on the project bridge
 //! running real HAProxy and keepalived, configured by `ansible-playbook` runs of
-//! the built module, probed through the VIP every 20 ms from the host.
+//! the built module (testbed/playbooks/keepalived_failover.yml, the set-up the
+//! failover benchmark measures too), probed through the VIP every 20 ms from
+//! the host.
 //!
 //! Two instances run side by side on the same nodes, so every event is measured
 //! for both in the same run:
@@ -16,7 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use testbed::ansible::Runner;
+use serde_json::{json, Value};
+use testbed::ansible::{Run, Runner};
+use testbed::topology::{vip_holders, IP_ADDRS};
 use testbed::{Container, Probe, Report};
 
 const VIP: &str = "10.231.0.20";
@@ -51,16 +55,10 @@ impl Lbs {
 
     /// Indexes of the nodes that have `vip` on an interface now.
     fn holders(&self, vip: &str) -> Vec<usize> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                c.exec(&format!("ip -4 -o addr show | grep -qw '{vip}'"))
-                    .status
-                    .success()
-            })
-            .map(|(i, _)| i)
-            .collect()
+        vip_holders(vip, 0..self.nodes.len(), |&i| {
+            let out = self.nodes[i].exec(&IP_ADDRS.join(" "));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
     }
 
     /// Waits until exactly `want` holds `vip` (`None`: nobody does).
@@ -109,106 +107,43 @@ fn wait_booted(c: &Container) {
     );
 }
 
-fn haproxy_cfg(name: &str) -> String {
-    format!(
-        "global\n    log /dev/log local0\n    stats socket /run/haproxy/admin.sock mode 660 level admin\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
-         frontend www\n    bind *:80\n    http-request return status 200 content-type text/plain string \"{name}\"\n"
-    )
-}
-
-/// The playbook: HAProxy answering with the host name, then both instances.
-fn playbook(lbs: &Lbs, nopreempt: bool) -> String {
+/// The variables of testbed/playbooks/keepalived_failover.yml and
+/// keepalived_facts.yml: the instances described at the top.
+fn vars(lbs: &Lbs, nopreempt: bool) -> Value {
     let names: Vec<&str> = lbs.nodes.iter().map(|c| c.name.as_str()).collect();
-    let prio: Vec<String> = names
+    let prio: serde_json::Map<String, Value> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| format!("{n}: {}", 150 - 50 * i))
+        .map(|(i, n)| (n.to_string(), json!(150 - 50 * i)))
         .collect();
-    let seed_prio = format!("{}: 101, {}: 100", names[0], names[1]);
-    let cfgs: Vec<String> = names
-        .iter()
-        .map(|n| format!("{n}: {:?}", haproxy_cfg(n)))
-        .collect();
-    format!(
-        r#"
-- name: Load balancers with a floating VIP
-  hosts: targets
-  gather_facts: false
-  vars:
-    prio: {{{prio}}}
-    seed_prio: {{{seed_prio}}}
-    haproxy_cfg: {{{cfgs}}}
-  tasks:
-    - name: Apache off (the image has it on port 80)
-      ansible.builtin.systemd_service:
-        name: apache2
-        state: stopped
-        enabled: false
-    - name: Knot DNS runs (VI_fast tracks it)
-      ansible.builtin.systemd_service:
-        name: knot
-        state: started
-        enabled: true
-    - name: HAProxy answers with the host name
-      ansible.builtin.copy:
-        dest: /etc/haproxy/haproxy.cfg
-        content: "{{{{ haproxy_cfg[inventory_hostname] }}}}"
-        mode: "0644"
-      register: haproxy_cfg_result
-    - name: Restart HAProxy (it could not bind port 80 before)
-      ansible.builtin.systemd_service:
-        name: haproxy
-        state: restarted
-      when: haproxy_cfg_result.changed
-    - name: Fast VIP
-      ansible.legacy.keepalived_vrrp:
-        name: VI_fast
-        virtual_router_id: 120
-        priority: "{{{{ prio[inventory_hostname] }}}}"
-        nopreempt: {nopreempt}
-        virtual_ipaddress: ["{VIP}/24"]
-        track_services: [knot]
-        unicast_src_ip: "{{{{ ansible_host_ip }}}}"
-        unicast_peer: "{{{{ groups['targets'] | difference([inventory_hostname]) | map('extract', hostvars, 'ansible_host_ip') | list }}}}"
-    - name: Seed VIP
-      ansible.legacy.keepalived_vrrp:
-        name: VI_seed
-        virtual_router_id: 121
-        priority: "{{{{ seed_prio[inventory_hostname] }}}}"
-        initial_state: "{{{{ 'MASTER' if seed_prio[inventory_hostname] == 101 else 'BACKUP' }}}}"
-        vrrp_version: 2
-        advert_int: 1
-        track_haproxy: false
-        vrrp_script:
-          - name: chk_haproxy
-            script: killall -0 haproxy
-            interval: 2
-            weight: 2
-        virtual_ipaddress: ["{SEED_VIP}/24"]
-      when: inventory_hostname in seed_prio
-"#,
-        prio = prio.join(", "),
-        cfgs = cfgs.join(", "),
-    )
+    json!({
+        "fast_name": "VI_fast",
+        "fast_vrid": 120,
+        "fast_vip": VIP,
+        "fast_priority": prio,
+        "fast_nopreempt": nopreempt,
+        "fast_track_services": ["knot"],
+        "fast_unicast": true,
+        "seed_vrid": 121,
+        "seed_vip": SEED_VIP,
+        "seed_priority": {names[0]: 101, names[1]: 100},
+    })
+}
+
+/// HAProxy answering with the host name, then both instances.
+fn playbook(runner: &Runner, lbs: &Lbs, nopreempt: bool) -> Run {
+    runner
+        .clone()
+        .extra_vars(&vars(lbs, nopreempt))
+        .scenario("keepalived_failover.yml")
 }
 
 /// Facts only: the module with the same options reports without changing.
-fn facts_playbook() -> &'static str {
-    r#"
-- name: Facts
-  hosts: targets
-  gather_facts: false
-  tasks:
-    - name: Facts
-      ansible.legacy.keepalived_vrrp:
-        name: VI_fast
-        virtual_router_id: 120
-        priority: 1
-        virtual_ipaddress: ["10.231.0.20/24"]
-        track_services: [knot]
-      check_mode: true
-"#
+fn run_facts(runner: &Runner, lbs: &Lbs) -> Run {
+    runner
+        .clone()
+        .extra_vars(&vars(lbs, false))
+        .scenario("keepalived_facts.yml")
 }
 
 /// Records a failed check instead of stopping: later phases still measure.
@@ -301,7 +236,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     let [lb1, lb2, _lb3] = [&lbs.nodes[0], &lbs.nodes[1], &lbs.nodes[2]];
 
     // Converge, then converge again: nothing changes the second time.
-    let first = runner.run(&playbook(&lbs, false));
+    let first = playbook(&runner, &lbs, false);
     first.assert_ok();
     let results = task_results(&first, "Fast VIP");
     assert_eq!(
@@ -327,7 +262,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         lbs.wait_holder(SEED_VIP, Some(0), Duration::from_secs(10)),
         vec![0]
     );
-    let again = runner.run(&playbook(&lbs, false));
+    let again = playbook(&runner, &lbs, false);
     again.assert_ok();
     for task in ["Fast VIP", "Seed VIP"] {
         for r in task_results(&again, task) {
@@ -347,7 +282,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     // Facts through Ansible: who holds the VIP and the states (check mode with
     // another priority: reported as a change with a diff, nothing written).
     let conf_before = lb1.read_file("/etc/keepalived/keepalived.conf");
-    let facts = runner.clone().diff().run(facts_playbook());
+    let facts = run_facts(&runner.clone().diff(), &lbs);
     facts.assert_ok();
     let f1 = facts.task("Facts", &lb1.name);
     assert_eq!(f1["changed"], true, "{f1}");
@@ -520,7 +455,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         "reconfigure nopreempt",
         slow,
         || {
-            runner.run(&playbook(&lbs, true)).assert_ok();
+            playbook(&runner, &lbs, true).assert_ok();
         },
         || true,
         Duration::from_secs(1),
@@ -611,7 +546,7 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
         0,
         "the VIP answered with every LB down: {silent:?}"
     );
-    let facts = runner.run(facts_playbook());
+    let facts = run_facts(&runner, &lbs);
     for c in &lbs.nodes {
         let f = facts.task("Facts", &c.name);
         soft_eq!(problems, f["instances"]["VI_fast"]["state"], "FAULT", "{f}");
@@ -765,7 +700,7 @@ fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &m
         vec![1],
         "both stopping: the VIP moved to lb2"
     );
-    let facts = runner.run(facts_playbook());
+    let facts = run_facts(runner, lbs);
     let f = facts.task("Facts", &lb1.name);
     soft_eq!(
         problems,

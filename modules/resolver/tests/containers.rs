@@ -67,56 +67,6 @@ fn files(c: &Container) -> (String, String, String) {
     )
 }
 
-/// The role's three Python tasks as they were, with the values above.
-const OLD_TASKS: &str = r##"- hosts: targets
-  gather_facts: false
-  tasks:
-    - name: Hook
-      ansible.builtin.copy:
-        dest: /etc/dhcp/dhclient-enter-hooks.d/vrrp-lxd-resolver
-        content: |
-          # Managed by Ansible (vrrp-lxd dns role): /etc/resolv.conf names the
-          # topology's name servers; dhclient leaves it as it is (dhclient-script(8)).
-          make_resolv_conf() { :; }
-        owner: root
-        group: root
-        mode: "0644"
-    - name: Resolv
-      ansible.builtin.copy:
-        dest: /etc/resolv.conf
-        content: |
-          # Managed by Ansible (vrrp-lxd dns role): the servers of {{ zone }}.
-          search {{ zone }}
-          {% for server in servers %}
-          nameserver {{ server }}
-          {% endfor %}
-          options timeout:1 attempts:2
-        owner: root
-        group: root
-        mode: "0644"
-        follow: false
-    - name: Hosts
-      ansible.builtin.blockinfile:
-        path: /etc/hosts
-        marker: "# {mark} vrrp-lxd managed hosts"
-        block: |
-          {% for host in ['lb-01', 'web-01'] %}
-          {{ addr[host] }} {{ host }}.{{ zone }} {{ host }}
-          {% endfor %}
-          {% for name in ['www'] %}
-          {{ servers[0] }} {{ name }}.{{ zone }} {{ name }}
-          {% endfor %}
-        state: present
-        create: true
-        owner: root
-        group: root
-        mode: "0644"
-  vars:
-    zone: t-resolv.internal
-    servers: [10.231.0.41, 10.231.0.42]
-    addr: {lb-01: 10.231.0.42, web-01: 10.231.0.43}
-"##;
-
 #[test]
 fn converges_with_the_old_tasks_and_changes_only_what_differs() {
     testbed::module_binary("resolver");
@@ -141,7 +91,7 @@ fn converges_with_the_old_tasks_and_changes_only_what_differs() {
     assert_eq!(files(&c), before);
 
     // And the old tasks find what the module keeps unchanged.
-    let old = runner.run(OLD_TASKS);
+    let old = runner.scenario("resolver_old_tasks.yml");
     old.assert_ok();
     assert_eq!(old.changed_total(), 0, "{}", old.stdout);
 
