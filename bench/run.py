@@ -26,6 +26,11 @@ hostloss   Two LXD hosts (the test bed of `make hosts-up`): site.yml spreads 2 L
            the surviving HAProxy marks the dead web node DOWN, failed requests), the
            host started again and site.yml re-run; inventory over two hosts against
            one. Skipped in a full run when the test bed is not up.
+cluster    The LXD cluster test bed (`make cluster-up`; raised here when it is not
+           up, then taken down): bench/inventory.sh against the cluster's endpoint
+           (50 tiny instances over the three members), then 2 LB + 2 web and
+           evacuate_host.yml (vrrp_evacuate_mode=migrate) on the VIP holder's member
+           under the probe, and restore_host.yml.
 soak       bench/soak.py: its own 2 LB + 2 web topology, a steady open-loop 50
            requests a second (GET and POST) through the VIP for BENCH_SOAK_MIN
            minutes (2.5) while a seeded schedule kills, stops and restarts HAProxy,
@@ -1908,8 +1913,197 @@ def inventory_one_host(topo: MhTopo, work: Path, inv: dict) -> None:
 
 # ================================================================ main
 
+# ================================================================ cluster
+
+# The cluster test bed (`make cluster-up`: cl-host-1..3 on vrrpcl0, one LXD
+# cluster). Raised here when it is not up, and then taken down at the end
+# (KEEP=1 leaves it).
+CL_ETC = Path(os.environ.get("BENCH_CLUSTER_ETC", "/etc/vrrp-lxd/cluster"))
+CL_HOSTS_FILE = CL_ETC / "hosts.yml"
+CL_BRIDGE = os.environ.get("BENCH_CLUSTER_BRIDGE", "vrrpcl0")
+CL_HOSTS = os.environ.get("BENCH_CLUSTER_HOSTS", "cl-host-1 cl-host-2 cl-host-3").split()
+# The end-to-end test uses .10 / VRID 140 on this LAN; the benchmark .56 / 156.
+CL_PREFIX, CL_VIP, CL_VRID = "bench-cl-", "10.233.0.56", 156
+CL_MODE = os.environ.get("BENCH_CLUSTER_MODE", "migrate")
+CL_PARTS = set(os.environ.get("BENCH_CLUSTER_PARTS", "inventory,evacuation").split(","))
+
+
+def _cl_lxc(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """The cluster's lxc, run in its first member (the endpoint's)."""
+    try:
+        return sh(["lxc", "exec", CL_HOSTS[0], "--", "lxc", *args], check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 124, "", "timed out")
+
+
+def cluster_bed_up() -> bool:
+    if not CL_HOSTS_FILE.exists():
+        return False
+    running = sh(["lxc", "list", "--format", "csv", "-c", "ns"], check=False).stdout.split()
+    return all(f"{h},RUNNING" in running for h in CL_HOSTS) and _cl_lxc(["cluster", "list"], 30).returncode == 0
+
+
+def _cl_placement() -> dict[str, tuple[str, str]]:
+    """bench-cl-* instance -> (member, status)."""
+    p = _cl_lxc(["list", "--format", "csv", "-c", "nLs"], 60)
+    rows = [ln.split(",") for ln in p.stdout.splitlines()]
+    return {r[0]: (r[1], r[2]) for r in rows if len(r) >= 3 and r[0].startswith(CL_PREFIX)}
+
+
+def _cl_members() -> dict[str, str]:
+    p = _cl_lxc(["query", "/1.0/cluster/members?recursion=1"], 30)
+    return {m["server_name"]: m["status"] for m in json.loads(p.stdout or "[]")}
+
+
+def _cl_holders(pl: dict) -> list[str]:
+    lbs = sorted(n for n in pl if n.startswith(f"{CL_PREFIX}lb-"))
+    return vip_holders(lbs, CL_VIP, lambda n: _cl_lxc(["exec", n, "--", *IP_ADDRS], 30).stdout)
+
+
+def _cl_delete_topology() -> None:
+    for n in _cl_placement():
+        _cl_lxc(["delete", "-f", n], 120)
+
+
+def bench_cluster(res: dict, work: Path) -> None:
+    raised = False
+    if not cluster_bed_up():
+        log("cluster: the cluster test bed is not up; raising it (MH_CLUSTER=1 scripts/multihost/up.sh)")
+        with open(work / "cluster-up.log", "w") as f:
+            p = subprocess.run(["bash", str(ROOT / "scripts/multihost/up.sh")], cwd=ROOT, stdout=f,
+                               stderr=subprocess.STDOUT, env={**os.environ, "MH_CLUSTER": "1"}, timeout=1800)
+        if p.returncode != 0 or not cluster_bed_up():
+            raise RuntimeError(f"scripts/multihost/up.sh failed (rc {p.returncode}), see {work / 'cluster-up.log'}")
+        raised = True
+    res.update({"hosts_file": str(CL_HOSTS_FILE), "raised_bed": raised, "errors": []})
+
+    def down(keep: bool) -> None:
+        if keep:
+            log("KEEP=1: leaving the cluster test bed and its bench-cl-* instances")
+            return
+        _cl_delete_topology()
+        if raised:
+            log("cluster: taking the test bed down (it was raised here)")
+            subprocess.run(["bash", str(ROOT / "scripts/multihost/down.sh")], cwd=ROOT,
+                           env={**os.environ, "MH_CLUSTER": "1"}, capture_output=True, timeout=900)
+    _cleanup_hooks.append(down)
+    try:
+        try:
+            if "inventory" in CL_PARTS:
+                cluster_inventory(res, work)
+        except Exception as e:  # noqa: BLE001 - recorded; the evacuation still runs
+            log(f"cluster: inventory FAILED: {e}")
+            res["errors"].append(f"inventory: {e}")
+        try:
+            if "evacuation" in CL_PARTS:
+                res["evacuation"] = cluster_evacuation(work)
+        except Exception as e:  # noqa: BLE001
+            log(f"cluster: evacuation FAILED: {e}")
+            res["errors"].append(f"evacuation: {e}")
+    finally:
+        _cleanup_hooks.remove(down)
+        down(KEEP)
+    if res["errors"]:
+        raise RuntimeError("; ".join(res["errors"]))
+
+
+def cluster_inventory(res: dict, work: Path) -> None:
+    """bench/inventory.sh against the cluster's endpoint: 50 tiny instances over
+    the members, in a project of their own."""
+    runs = os.environ.get("BENCH_INV_RUNS", str(max(3, 3 * REPS)))
+    out_json = RESULTS / "inventory-cluster.json"
+    before = out_json.stat().st_mtime if out_json.exists() else 0
+    env = {**os.environ, "BENCH_INV_RUNS": runs, "BENCH_INV_HOSTS_FILE": str(CL_HOSTS_FILE),
+           "BENCH_INV_PROJECT": "bench-cl-inv", "BENCH_INV_OUT": str(out_json),
+           "LXD_INVENTORY_BIN": str(ROOT / "dist/bin/lxd_inventory")}
+    log(f"cluster: bench/inventory.sh against {CL_HOSTS_FILE} ({runs} rounds)")
+    logf = work / "cluster-inventory.log"
+    with open(logf, "w") as f:
+        p = subprocess.run(["bash", str(BENCH / "inventory.sh")], cwd=ROOT, env=env,
+                           stdout=f, stderr=subprocess.STDOUT, timeout=3600)
+    if p.returncode != 0 or not out_json.exists() or out_json.stat().st_mtime <= before:
+        raise RuntimeError(f"bench/inventory.sh failed (rc {p.returncode}), see {logf}:\n" + logf.read_text()[-1500:])
+    res["inventory"] = json.loads(out_json.read_text())
+    for r in res["inventory"]["results"]:
+        log(f"  {r['what']}: {r['min_s']:.3f} / {r['median_s']:.3f} / {r['max_s']:.3f} s")
+
+
+def cluster_evacuation(work: Path) -> dict:
+    """2 LB + 2 web over the members; evacuate_host.yml (vrrp_evacuate_mode=CL_MODE)
+    on the VIP holder's member under the probe, then restore_host.yml."""
+    if not routed_via_bridge(CL_VIP, CL_BRIDGE):
+        raise RuntimeError(f"{CL_VIP} is not routed via {CL_BRIDGE}")
+    inv_cfg = work / "cluster-inventory.yml"
+    inv_cfg.write_text(f"hosts_file: {CL_HOSTS_FILE}\nconnection: lxd_api\n")
+    args = ["-e", f"vrrp_prefix={CL_PREFIX}", "-e", f"vrrp_vip={CL_VIP}", "-e", f"vrrp_vrid={CL_VRID}",
+            "-e", f"vrrp_hosts_file={CL_HOSTS_FILE}"]
+    out: dict = {"mode": CL_MODE, "vip": CL_VIP, "prefix": CL_PREFIX}
+
+    def play(name: str, tag: str, extra: list[str]) -> dict:
+        r = ansible_playbook(ROOT / "playbooks" / name, [*args, *extra], work / f"cluster-{tag}.log",
+                             env={"LXD_INVENTORY_CONFIG": str(inv_cfg)}, timeout=1200)
+        r["changed_tasks"] = changed_tasks(r["log"])
+        if r["rc"] != 0:
+            r["failed_tasks"] = failed_tasks(r["log"])
+        r["member_task"] = next((dict(res_) for t, h, res_ in _task_results(r["log"])
+                                 if t.startswith(("Evacuate it", "Restore it"))), None)
+        return r
+
+    if _cl_placement():
+        log("cluster: deleting bench-cl-* left by an earlier run")
+        _cl_delete_topology()
+    log("cluster: site.yml, 2 LB + 2 web over the members")
+    r = play("site.yml", "site", ["-e", "lb_count=2", "-e", "web_count=2"])
+    out["site"] = {k: r[k] for k in ("rc", "seconds")}
+    if r["rc"] != 0:
+        raise RuntimeError(f"site.yml failed: {r.get('failed_tasks')}")
+    wait_answering(CL_VIP, 90, backends=2, bridge=CL_BRIDGE)
+    pl = _cl_placement()
+    holders = _cl_holders(pl)
+    if len(holders) != 1:
+        raise RuntimeError(f"VIP holders: {holders}")
+    member = pl[holders[0]][0]
+    out.update({"placement_before": pl, "holder": holders[0], "member": member})
+    log(f"cluster: evacuate_host.yml -e host={member} -e vrrp_evacuate_mode={CL_MODE} ({holders[0]} holds the VIP)")
+
+    probe = Probe(CL_VIP, timeout_ms=500, max_s=900, bridge=CL_BRIDGE)
+    time.sleep(1.0)
+    r = play("evacuate_host.yml", "evacuate", ["-e", f"host={member}", "-e", f"vrrp_evacuate_mode={CL_MODE}"])
+    time.sleep(float(os.environ.get("BENCH_CLUSTER_SETTLE_S", "15")))
+    rep = probe.stop()
+    pl_after = _cl_placement()
+    moved = sorted(n for n, (m, _) in pl.items() if m == member and pl_after.get(n, ("", ""))[0] != member)
+    out["evacuate"] = {**{k: r.get(k) for k in ("rc", "seconds", "failed_tasks", "member_task")},
+                       "probe": {k: rep.get(k) for k in ("ok", "failed", "longest_outage_ms", "backends")},
+                       "placement_after": pl_after, "moved": moved, "members": _cl_members(),
+                       "holders_after": _cl_holders(pl_after)}
+    mt = r.get("member_task") or {}
+    log(f"  rc {r['rc']} in {r['seconds']:.1f} s (LXD {mt.get('seconds')} s); probe {rep['ok']} ok, "
+        f"{rep['failed']} failed; moved {moved or 'nothing'}; placement {pl_after}")
+    if r["rc"] != 0:
+        raise RuntimeError(f"evacuate_host.yml failed: {r.get('failed_tasks')}")
+
+    log(f"cluster: restore_host.yml -e host={member}")
+    probe = Probe(CL_VIP, timeout_ms=500, max_s=900, bridge=CL_BRIDGE)
+    time.sleep(1.0)
+    r = play("restore_host.yml", "restore", ["-e", f"host={member}"])
+    time.sleep(5.0)
+    rep = probe.stop()
+    pl_back = _cl_placement()
+    out["restore"] = {**{k: r.get(k) for k in ("rc", "seconds", "failed_tasks", "member_task")},
+                      "probe": {k: rep.get(k) for k in ("ok", "failed", "longest_outage_ms", "backends")},
+                      "placement_after": pl_back, "members": _cl_members(), "holders_after": _cl_holders(pl_back)}
+    mt = r.get("member_task") or {}
+    log(f"  rc {r['rc']} in {r['seconds']:.1f} s (LXD {mt.get('seconds')} s); probe {rep['ok']} ok, "
+        f"{rep['failed']} failed; placement {pl_back}")
+    if r["rc"] != 0:
+        raise RuntimeError(f"restore_host.yml failed: {r.get('failed_tasks')}")
+    return out
+
+
 def main() -> int:
-    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "soak", "scale", "sizes"]
+    sections = ["failover", "growth", "dns", "tls", "inventory", "tasks", "hostloss", "cluster", "soak", "scale",
+                "sizes"]
     wanted = [s for s in sections if not ONLY or s in ONLY]
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -1949,6 +2143,8 @@ def main() -> int:
                 bench_tasks(res, work)
             elif s == "hostloss":
                 bench_hostloss(res, work)
+            elif s == "cluster":
+                bench_cluster(res, work)
             elif s == "soak":
                 sys.path.insert(0, str(BENCH))
                 import soak  # noqa: E402 - next to this file
@@ -1983,9 +2179,11 @@ def main() -> int:
 
     import report_scale  # noqa: E402 - next to this file
 
-    table = report_scale.merge(
+    import report_cluster  # noqa: E402 - next to this file
+
+    table = report_cluster.merge(report_scale.merge(
         report_soak.merge(report_hostloss.merge(report_dns.merge(report.markdown(results), results), results),
-                          results), results)
+                          results), results), results)
     if results.get("scale", {}).get("sizes"):
         report_scale.chart(results["scale"], RESULTS / f"{now.strftime('%Y-%m-%d')}-scale.png")
     md_path.write_text(table)

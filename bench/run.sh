@@ -6,8 +6,11 @@
 #
 # Environment:
 #   BENCH_REPS=5          repetitions of each figure
-#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, tls, inventory, tasks, hostloss, soak, scale, sizes
-#                         (hostloss needs the two-host test bed: make hosts-up)
+#   BENCH_ONLY=a,b        run only these sections: failover, growth, dns, tls, inventory, tasks, hostloss, cluster,
+#                         soak, scale, sizes (hostloss needs the two-host test bed: make hosts-up; cluster raises
+#                         the cluster test bed when it is not up, and then takes it down unless KEEP=1)
+#   BENCH_CLUSTER_MODE=migrate   vrrp_evacuate_mode of the cluster section's evacuation (stop, migrate)
+#   BENCH_CLUSTER_PARTS=inventory,evacuation   what the cluster section measures
 #   BENCH_HOSTLOSS_VARIANTS=default,fast   HAProxy health checks the host loss is measured with
 #   BENCH_INV_RUNS        timed runs per inventory command (default 3 x BENCH_REPS)
 #   BENCH_TASKS=20        tasks per host in the per-task benchmark

@@ -141,15 +141,36 @@ fn run(m: &mut Module) -> Result<()> {
         MemberAction::Restore => None,
     };
     let started = std::time::Instant::now();
-    lxd.set_member_state(&p.name, action, mode, timeout)
-        .map_err(|e| {
-            Fail::new(format!(
-                "{} of cluster member {}: {e}",
-                action.as_str(),
-                p.name
-            ))
-            .with("action", action.as_str())
-        })?;
+    // LXD before clustering_evacuation_mode (5.0 LTS) ignores `mode` in the
+    // request and applies each instance's `cluster.evacuate` (`auto`: a
+    // container with a macvlan NIC is stopped, not moved). The asked mode is
+    // set there for the evacuation and the instances' own values put back.
+    let mut overridden = Vec::new();
+    let mode = match mode.filter(|m| !m.is_empty()) {
+        Some(md) if !lxd.has_extension("clustering_evacuation_mode")? => {
+            overridden = override_evacuate_mode(&lxd, &p.name, md)?;
+            m.set(
+                "mode_set_on_instances",
+                overridden
+                    .iter()
+                    .map(|(n, pr, _)| format!("{pr}/{n}"))
+                    .collect::<Vec<_>>(),
+            );
+            None
+        }
+        other => other,
+    };
+    let evacuated = lxd.set_member_state(&p.name, action, mode, timeout);
+    let put_back = put_back_evacuate_mode(&lxd, &overridden);
+    evacuated.map_err(|e| {
+        Fail::new(format!(
+            "{} of cluster member {}: {e}",
+            action.as_str(),
+            p.name
+        ))
+        .with("action", action.as_str())
+    })?;
+    put_back?;
     m.set(
         "seconds",
         (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
@@ -157,6 +178,64 @@ fn run(m: &mut Module) -> Result<()> {
     let after = lxd.cluster_member(&p.name)?.unwrap_or(before);
     m.set("status", &after.status);
     m.set("member", member_json(&after));
+    Ok(())
+}
+
+/// Sets `cluster.evacuate` to `mode` on the member's instances whose expanded
+/// value differs; returns (name, project, the instance's own value) of each.
+fn override_evacuate_mode(
+    lxd: &Client,
+    member: &str,
+    mode: &str,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let list = lxd.get("/1.0/instances?recursion=1&all-projects=true")?;
+    let mut out = Vec::new();
+    for i in list.as_array().into_iter().flatten() {
+        let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        if i["location"].as_str() != Some(member)
+            || i["expanded_config"]["cluster.evacuate"]
+                .as_str()
+                .unwrap_or("auto")
+                == mode
+        {
+            continue;
+        }
+        let (name, project) = (
+            s(&i["name"]).unwrap_or_default(),
+            s(&i["project"]).unwrap_or_else(|| "default".into()),
+        );
+        let path = lxd_api::with_query(
+            &format!("/1.0/instances/{}", lxd_api::encode(&name)),
+            &[("project", &project)],
+        );
+        lxd.patch(&path, &json!({"config": {"cluster.evacuate": mode}}))?;
+        out.push((name, project, s(&i["config"]["cluster.evacuate"])));
+    }
+    Ok(out)
+}
+
+/// Puts back what [`override_evacuate_mode`] changed (a key the instance did
+/// not have is removed: PUT of its config without it).
+fn put_back_evacuate_mode(
+    lxd: &Client,
+    changed: &[(String, String, Option<String>)],
+) -> Result<()> {
+    for (name, project, old) in changed {
+        let path = lxd_api::with_query(
+            &format!("/1.0/instances/{}", lxd_api::encode(name)),
+            &[("project", project)],
+        );
+        let mut inst = lxd.get(&path)?;
+        match old {
+            Some(v) => inst["config"]["cluster.evacuate"] = json!(v),
+            None => {
+                if let Some(c) = inst["config"].as_object_mut() {
+                    c.remove("cluster.evacuate");
+                }
+            }
+        }
+        lxd.put(&path, &inst)?;
+    }
     Ok(())
 }
 
