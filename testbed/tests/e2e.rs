@@ -93,33 +93,22 @@ fn topology_from_nothing_through_every_outage_and_growth() {
     });
 
     // HAProxy down on the VIP holder: the VIP moves while HAProxy still
-    // answers, not one request fails. One connection attempt can still reach
-    // the old holder in the instant between its letting go of the VIP and the
-    // new holder's gratuitous ARP (the new holder advertises before it takes
-    // the address); its SYN goes unanswered. A stop that lost exactly that one
-    // runs once more, and the second decides.
+    // answers, so nothing is lost but what a VIP move costs any client: a
+    // connection whose packets change LB half-way (reset), or a SYN sent in
+    // the instant between the old holder letting go of the VIP and the new
+    // one's gratuitous ARP (keepalived advertises first, docs/performance.md,
+    // "Preemption"). At 50 requests/s that is one at most; a stop that let
+    // HAProxy go before the VIP would lose every request until a backup took
+    // over (its skew time at least: several at this rate).
     let first = topo.holder();
-    for attempt in 1..=2 {
-        let ((), r) = probed(|| {
-            topo.sh(&first, "systemctl stop haproxy");
-            std::thread::sleep(Duration::from_secs(2));
-        });
-        if attempt == 1 && r.failed == 1 && r.no_answer == 1 {
-            eprintln!("one connection attempt lost at the VIP move: stopping again ({r:?})");
-            topo.sh(&first, "systemctl start haproxy");
-            settle(
-                "the VIP back on the first LB",
-                Duration::from_secs(30),
-                |_| topo.holders() == [first.clone()],
-            );
-            continue;
-        }
-        assert_eq!(
-            r.failed, 0,
-            "stopping HAProxy on the holder {first} (attempt {attempt}): {r:?}"
-        );
-        break;
-    }
+    let ((), r) = probed(|| {
+        topo.sh(&first, "systemctl stop haproxy");
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    assert!(
+        r.failed <= 1,
+        "stopping HAProxy on the holder {first}: {r:?}"
+    );
     assert_ne!(
         topo.holder(),
         first,
