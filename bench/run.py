@@ -1085,53 +1085,9 @@ FAST_CHECK = {"method": "OPTIONS", "path": "/", "expect_status": 200,
 HOSTLOSS_INV = os.environ.get("BENCH_HOSTLOSS_INV", "1") == "1"
 INV_RUNS = int(os.environ.get("BENCH_HOSTLOSS_INV_RUNS", "15"))
 
-# HAProxy's `show stat` every 100 ms inside the surviving load balancer (python3 on
-# the admin socket; the image has no socat). Prints the time (the kernel's clock,
-# which the controller shares) of every change of a server's status; ends once
-# every watched server has been DOWN for 1 s, or after LIMIT seconds.
-POLL_PY = r'''
-import socket, sys, time
-path, backend, limit, watch = sys.argv[1], sys.argv[2], float(sys.argv[3]), set(sys.argv[4:])
-def stat():
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(1.0)
-    s.connect(path)
-    s.sendall(b"show stat\n")
-    buf = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    s.close()
-    lines = buf.decode().splitlines()
-    head = lines[0].lstrip("# ").split(",")
-    out = {}
-    for line in lines[1:]:
-        r = dict(zip(head, line.split(",")))
-        if r.get("pxname") == backend and r.get("svname") not in ("FRONTEND", "BACKEND", None):
-            out[r["svname"]] = r.get("status", "").replace(" ", "_") + " " + (r.get("check_status") or "-")
-    return out
-last, down_since, end = {}, None, time.time() + limit
-print("ready %.6f" % time.time(), flush=True)
-while time.time() < end:
-    t = time.time()
-    try:
-        cur = stat()
-    except OSError as e:
-        print("error %.6f %s" % (t, e), flush=True)
-        cur = last
-    for k, v in sorted(cur.items()):
-        if last.get(k) != v:
-            print("state %.6f %s %s" % (t, k, v), flush=True)
-    last = cur
-    if watch and all(last.get(w, "").startswith(("DOWN ", "MAINT")) for w in watch):
-        down_since = down_since or t
-        if t - down_since > 1.0:
-            break
-    time.sleep(max(0.0, 0.1 - (time.time() - t)))
-print("end %.6f" % time.time(), flush=True)
-'''
+# HAProxy's servers as `show stat` gives them, read inside a load balancer: once,
+# or polled every 100 ms with the time of every change (see its docstring).
+HAPROXY_STAT_PY = (ROOT / "testbed/guest/haproxy_stat.py").read_text()
 
 # Inside the surviving load balancer while the lost host comes back: the time the
 # VIP leaves it (preempted by the returning holder), `ip -4 -o addr` every 50 ms.
@@ -1152,22 +1108,6 @@ while time.time() < end:
     time.sleep(max(0.0, 0.05 - (time.time() - t)))
 print("end %.6f" % time.time(), flush=True)
 '''
-
-STAT_PY = r'''
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(2.0)
-s.connect(sys.argv[1])
-s.sendall(b"show stat\n")
-buf = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-sys.stdout.write(buf.decode())
-'''
-
 
 class TimelineProbe(threading.Thread):
     """The failover section's probe (dist/bin/vrrp-probe) in Python, keeping every
@@ -1344,11 +1284,11 @@ def mh_hosts() -> list[MhHost]:
 
 
 class MarkPoller:
-    """POLL_PY (or another script) inside a load balancer, its lines read as they come."""
+    """haproxy_stat.py --poll (or another script) inside a load balancer, its lines read as they come."""
 
     def __init__(self, host: MhHost, lb: str, watch: list[str], limit_s: float,
-                 script: str = POLL_PY, args: list[str] | None = None):
-        args = args if args is not None else [ADMIN_SOCKET, HAPROXY_BACKEND, str(limit_s), *watch]
+                 script: str = HAPROXY_STAT_PY, args: list[str] | None = None):
+        args = args if args is not None else [ADMIN_SOCKET, HAPROXY_BACKEND, "--poll", str(limit_s), *watch]
         self.proc = subprocess.Popen(
             ["lxc", "exec", host.name, "--", "lxc", "exec", lb, "--", "python3", "-u", "-c", script, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -1439,17 +1379,9 @@ class MhTopo:
         return False
 
     def server_states(self, lb: str, placement: dict | None = None) -> dict[str, str]:
-        out = self.host_of(lb, placement).exec(lb, ["python3", "-c", STAT_PY, ADMIN_SOCKET], check=False)
-        lines = out.splitlines()
-        if not lines:
-            return {}
-        head = lines[0].lstrip("# ").split(",")
-        states = {}
-        for line in lines[1:]:
-            r = dict(zip(head, line.split(",")))
-            if r.get("pxname") == HAPROXY_BACKEND and r.get("svname") not in ("FRONTEND", "BACKEND", None):
-                states[r["svname"]] = r.get("status", "")
-        return states
+        out = self.host_of(lb, placement).exec(
+            lb, ["python3", "-c", HAPROXY_STAT_PY, ADMIN_SOCKET, HAPROXY_BACKEND], check=False)
+        return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
     def wait_all_up(self, timeout: float = 90) -> None:
         """Every LB's HAProxy has every web node UP."""

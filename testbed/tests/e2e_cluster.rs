@@ -146,27 +146,24 @@ impl Topology {
     }
 
     /// The status HAProxy on `lb` gives `server` (`UP`, `DOWN`, `UP 1/3`,
-    /// ...), from `show stat` on its admin socket (the image has no socat).
+    /// ...), or `absent`.
     fn server_status(&self, lb: &str, server: &str) -> String {
-        const SHOW_STAT: &str = r##"
-import csv, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(2.0)
-s.connect("/run/haproxy/admin.sock")
-s.sendall(b"show stat\n")
-buf = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-rows = csv.DictReader(buf.decode().lstrip("# ").splitlines())
-print(next((r["status"] for r in rows if r["pxname"] == "web" and r["svname"] == sys.argv[1]), "absent"))
-"##;
-        let out = self
-            .cluster
-            .lxc(&["exec", lb, "--", "python3", "-c", SHOW_STAT, server]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        const HAPROXY_STAT: &str = include_str!("../guest/haproxy_stat.py");
+        let out = self.cluster.lxc(&[
+            "exec",
+            lb,
+            "--",
+            "python3",
+            "-c",
+            HAPROXY_STAT,
+            "/run/haproxy/admin.sock",
+            "web",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix(server)?.strip_prefix('\t'))
+            .unwrap_or("absent")
+            .to_string()
     }
 
     fn probe(&self) -> Probe {

@@ -166,7 +166,7 @@ macro_rules! soft_eq {
 }
 
 struct Phase {
-    name: &'static str,
+    name: String,
     fast: Report,
     seed: Report,
 }
@@ -182,7 +182,7 @@ fn probe(vip: &str, timeout: Duration) -> Probe {
 /// Probes both VIPs from a second before `event` until `settle` returns true (at
 /// least 2 s after it, at most `max`), then one more second.
 fn measure(
-    name: &'static str,
+    name: impl Into<String>,
     timeout: Duration,
     event: impl FnOnce(),
     settle: impl Fn() -> bool,
@@ -200,7 +200,7 @@ fn measure(
     }
     std::thread::sleep(Duration::from_secs(1));
     let phase = Phase {
-        name,
+        name: name.into(),
         fast: fast.stop(),
         seed: seed.stop(),
     };
@@ -313,71 +313,26 @@ fn vip_fails_over_fast_and_the_seed_settings_are_the_baseline() {
     //      move still breaks a request that is in flight at that instant (its
     //      next packet reaches the other node, which resets it): a pair that lost
     //      one such request per move runs once more, and the second run decides.
-    for attempt in 1..=2 {
-        let stop = measure(
-            "systemctl stop haproxy",
-            slow,
-            || {
-                lb1.sh("systemctl stop haproxy");
-            },
-            || lbs.holders(SEED_VIP) == vec![1],
-            Duration::from_secs(15),
-        );
-        let moved = lbs.holders(VIP);
-        let back = measure(
-            "haproxy back (preempt)",
-            slow,
-            || {
-                lb1.sh("systemctl start haproxy");
-            },
-            || lbs.holders(SEED_VIP) == vec![0] && lbs.holders(VIP) == vec![0],
-            Duration::from_secs(15),
-        );
-        let returned = lbs.holders(VIP);
-        let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
-        let lost = stop_lost + back_lost;
-        let retry = attempt == 1 && lost > 0 && in_flight_only(&stop, &back);
-        let answered_by = stop.fast.backends.len();
-        phases.push(stop);
-        phases.push(back);
-        if retry {
-            eprintln!("one request in flight at a VIP move was lost; running the pair again");
-            continue;
-        }
-        soft_eq!(
-            problems,
-            moved,
-            vec![1],
-            "planned stop: the fast VIP moved to lb2"
-        );
-        soft_eq!(
-            problems,
-            answered_by,
-            2,
-            "planned stop: both nodes answered"
-        );
-        soft_eq!(
-            problems,
-            returned,
-            vec![0],
-            "HAProxy back: the fast VIP returned to lb1"
-        );
-        // The stop is a hand-over and loses nothing; the return is a VIP move
-        // by preemption, which resets a connection open on the old holder at
-        // that instant (docs/performance.md, "Soak"): one at most.
-        soft_eq!(
-            problems,
-            stop_lost,
-            0,
-            "planned stop lost requests (attempt {attempt})"
-        );
-        soft!(
-            problems,
-            back_lost <= 1,
-            "HAProxy back: {back_lost} lost, more than the one connection a VIP move may reset (attempt {attempt})"
-        );
-        break;
-    }
+    let planned = PlannedStop {
+        service: "haproxy",
+        stopped: &|| lbs.holders(SEED_VIP) == vec![1],
+        back: &|| lbs.holders(SEED_VIP) == vec![0] && lbs.holders(VIP) == vec![0],
+    };
+    let (_, answered_by) = planned.stop_and_return(
+        &lbs,
+        || {
+            lb1.sh("systemctl stop haproxy");
+            String::new()
+        },
+        &mut phases,
+        &mut problems,
+    );
+    soft_eq!(
+        problems,
+        answered_by,
+        2,
+        "planned stop: both nodes answered"
+    );
 
     // 2b. The same for Knot DNS, and both tracked services stopping at once.
     knot_phases(&lbs, &runner, &mut phases, &mut problems);
@@ -598,6 +553,96 @@ fn in_flight_only(stop: &Phase, back: &Phase) -> bool {
     stop.fast.failed <= 1 && back.fast.failed <= 1
 }
 
+/// A planned `systemctl stop` of a tracked service on the holder, lb1, and its
+/// start again.
+struct PlannedStop<'a> {
+    service: &'static str,
+    /// Whether the stop has moved the VIP(s) to lb2.
+    stopped: &'a dyn Fn() -> bool,
+    /// Whether the start has brought them back to lb1.
+    back: &'a dyn Fn() -> bool,
+}
+
+impl PlannedStop<'_> {
+    /// Measures the stop (`stop` returns what it saw) and the return, and
+    /// checks that the VIP moved to lb2 and back to lb1. The stop is a
+    /// hand-over and loses nothing; the return is a VIP move by preemption,
+    /// which resets a connection open on the old holder at that instant
+    /// (docs/performance.md, "Soak"): one at most. A VIP move may still break
+    /// the request in flight at that instant (its next packet reaches the
+    /// other node): a pair that lost only such requests runs once more, and
+    /// the second run decides. Returns what the stop saw and how many web
+    /// nodes answered during it.
+    fn stop_and_return(
+        &self,
+        lbs: &Lbs,
+        mut stop: impl FnMut() -> String,
+        phases: &mut Vec<Phase>,
+        problems: &mut Vec<String>,
+    ) -> (String, usize) {
+        let service = self.service;
+        let lb1 = &lbs.nodes[0];
+        let slow = Duration::from_millis(500);
+        for attempt in 1..=2 {
+            let mut seen = String::new();
+            let stop_phase = measure(
+                format!("systemctl stop {service}"),
+                slow,
+                || seen = stop(),
+                self.stopped,
+                Duration::from_secs(15),
+            );
+            let moved = lbs.holders(VIP);
+            let back_phase = measure(
+                format!("{service} back (preempt)"),
+                slow,
+                || {
+                    lb1.sh(&format!("systemctl start {service}"));
+                },
+                self.back,
+                Duration::from_secs(15),
+            );
+            let returned = lbs.holders(VIP);
+            let (stop_lost, back_lost) = (stop_phase.fast.failed, back_phase.fast.failed);
+            let retry = attempt == 1
+                && stop_lost + back_lost > 0
+                && in_flight_only(&stop_phase, &back_phase);
+            let answered_by = stop_phase.fast.backends.len();
+            phases.push(stop_phase);
+            phases.push(back_phase);
+            if retry {
+                eprintln!("one request in flight at a VIP move was lost; running the pair again");
+                continue;
+            }
+            soft_eq!(
+                problems,
+                moved,
+                vec![1],
+                "planned {service} stop: the VIP moved to lb2"
+            );
+            soft_eq!(
+                problems,
+                returned,
+                vec![0],
+                "{service} back: the VIP returned to lb1"
+            );
+            soft_eq!(
+                problems,
+                stop_lost,
+                0,
+                "planned {service} stop lost requests (attempt {attempt})"
+            );
+            soft!(
+                problems,
+                back_lost <= 1,
+                "{service} back: {back_lost} lost, more than the one connection a VIP move may reset (attempt {attempt})"
+            );
+            return (seen, answered_by);
+        }
+        unreachable!("the second attempt always returns")
+    }
+}
+
 /// Knot DNS, tracked beside HAProxy (`track_services`):
 /// - a planned `systemctl stop knot` on the holder moves the VIP to lb2 with
 ///   no failed request, and knotd still runs at the moment the VIP leaves
@@ -619,68 +664,18 @@ fn knot_phases(lbs: &Lbs, runner: &Runner, phases: &mut Vec<Phase>, problems: &m
          pidof knotd >/dev/null && echo knot-answered-until-the-vip-left; \
          [ -e /tmp/knot-stopped ] || echo the-stop-waited-for-the-handover; wait"
     );
-    for attempt in 1..=2 {
-        let mut seen = String::new();
-        let stop = measure(
-            "systemctl stop knot",
-            slow,
-            || seen = lb1.sh(&stop_script),
-            || lbs.holders(VIP) == vec![1],
-            Duration::from_secs(15),
-        );
-        let moved = lbs.holders(VIP);
-        let back = measure(
-            "knot back (preempt)",
-            slow,
-            || {
-                lb1.sh("systemctl start knot");
-            },
-            || lbs.holders(VIP) == vec![0],
-            Duration::from_secs(15),
-        );
-        let returned = lbs.holders(VIP);
-        let (stop_lost, back_lost) = (stop.fast.failed, back.fast.failed);
-        let lost = stop_lost + back_lost;
-        let retry = attempt == 1 && lost > 0 && in_flight_only(&stop, &back);
-        phases.push(stop);
-        phases.push(back);
-        if retry {
-            eprintln!("one request in flight at a VIP move was lost; running the pair again");
-            continue;
-        }
-        soft!(
-            problems,
-            seen.contains("knot-answered-until-the-vip-left")
-                && seen.contains("the-stop-waited-for-the-handover"),
-            "planned knot stop: knot went before the VIP left lb1: {seen:?}"
-        );
-        soft_eq!(
-            problems,
-            moved,
-            vec![1],
-            "planned knot stop: the VIP moved to lb2"
-        );
-        soft_eq!(
-            problems,
-            returned,
-            vec![0],
-            "knot back: the VIP returned to lb1"
-        );
-        // As for HAProxy: the stop loses nothing, the return by preemption
-        // may reset the one connection open at that instant.
-        soft_eq!(
-            problems,
-            stop_lost,
-            0,
-            "planned knot stop lost requests (attempt {attempt})"
-        );
-        soft!(
-            problems,
-            back_lost <= 1,
-            "knot back: {back_lost} lost, more than the one connection a VIP move may reset (attempt {attempt})"
-        );
-        break;
-    }
+    let planned = PlannedStop {
+        service: "knot",
+        stopped: &|| lbs.holders(VIP) == vec![1],
+        back: &|| lbs.holders(VIP) == vec![0],
+    };
+    let (seen, _) = planned.stop_and_return(lbs, || lb1.sh(&stop_script), phases, problems);
+    soft!(
+        problems,
+        seen.contains("knot-answered-until-the-vip-left")
+            && seen.contains("the-stop-waited-for-the-handover"),
+        "planned knot stop: knot went before the VIP left lb1: {seen:?}"
+    );
 
     let both = |value: &str| {
         lb1.sh(&format!(
