@@ -19,6 +19,10 @@ description:
   - Files are pushed owner-only and executable (0700), so the C(chmod u+rwx) Ansible
     asks for next, on those files and the temporary directory it made (umask 77),
     would change nothing; it is answered without a round trip to the instance.
+  - Ansible's temporary directory for a module is made, and removed afterwards, with the
+    file API, a request per file instead of a command (a directory holding anything the
+    plugin did not push is removed by Ansible's own C(rm)). A task costs one command in
+    the instance, not three.
   - LXD 5.0's file API has been seen to answer a push with success while the file
     never appeared (once in thousands of pushes, under load). When the next command
     then fails on that very path ("No such file or directory", or the shell's "not
@@ -113,6 +117,7 @@ options:
 import hashlib
 import json
 import os
+import re
 import shlex
 import socket
 import ssl
@@ -152,6 +157,36 @@ def _backend_of_socket(path):
     if incus_dir and os.path.dirname(path) == incus_dir.rstrip("/"):
         return "incus"
     return "incus" if "incus" in path.split("/") else "lxd"
+
+
+# Ansible's mkdtemp for its module directory (umask 77: the directory is 0700),
+# with literal absolute paths: nothing for a shell to expand.
+_MKDTEMP = re.compile(
+    r'^\( umask 77 && mkdir -p "` echo (?P<base>/[^\s`"$~\\]+) `"'
+    r'&& mkdir "` echo (?P<tmp>/[^\s`"$~\\]+) `" '
+    r'&& echo (?P<name>[\w.-]+)="` echo (?P=tmp) `" \) && sleep 0$')
+
+
+def _unwrapped(cmd):
+    """cmd without Ansible's `sh -c '...'` around it, or None where it does not
+    split as a shell would."""
+    try:
+        words = shlex.split(to_text(cmd))
+    except ValueError:
+        return None
+    return words[2] if len(words) == 3 and words[1] == "-c" and words[0].endswith("sh") else to_text(cmd)
+
+
+def _shell_words(cmd):
+    """The words of cmd, unwrapped from `sh -c '...'` and a trailing `&& sleep 0`,
+    or None where it does not split as a shell would."""
+    try:
+        words = shlex.split(_unwrapped(cmd) or "")
+    except ValueError:
+        return None
+    if words[-3:] == ["&&", "sleep", "0"]:
+        words = words[:-3]
+    return words
 
 
 def _names_missing(path, output):
@@ -206,6 +241,8 @@ class Connection(ConnectionBase):
         self._unconfirmed_puts = {}
         # Every file this connection pushed (mode 0700).
         self._pushed_executable = set()
+        # Module directories made through the file API.
+        self._made_dirs = set()
 
     def _wanted_backend(self):
         backend = (self.get_option("backend") or "").strip().lower()
@@ -276,7 +313,9 @@ class Connection(ConnectionBase):
         except ValueError:
             raise AnsibleError("%s API %s %s: not JSON (HTTP %s)" % (self._server_name(), method, url, resp.status))
         if doc.get("type") == "error" or resp.status >= 400:
-            raise AnsibleConnectionFailure("%s API %s %s: %s" % (self._server_name(), method, url, doc.get("error") or resp.status))
+            failure = AnsibleConnectionFailure("%s API %s %s: %s" % (self._server_name(), method, url, doc.get("error") or resp.status))
+            failure.status = doc.get("error_code") or resp.status
+            raise failure
         return doc
 
     def _instance_url(self, suffix, query=None):
@@ -298,8 +337,14 @@ class Connection(ConnectionBase):
             raise AnsibleError("the lxd_api connection cannot pipeline (no stdin); disable pipelining for it")
         host = self.get_option("remote_addr")
         display.vvv("EXEC %s" % cmd, host=host)
+        made = self._make_module_dir(cmd)
+        if made is not None:
+            return made
         if self._changes_nothing(cmd):
             display.vvv("(the pushed files and their directory are already u+rwx)", host=host)
+            return 0, b"", b""
+        if self._removed_module_dir(cmd):
+            display.vvv("(removed through the file API)", host=host)
             return 0, b"", b""
         rc, stdout, stderr = self._exec(cmd)
         lost = [path for path in self._unconfirmed_puts if rc != 0 and _names_missing(path, stdout + stderr)]
@@ -316,19 +361,58 @@ class Connection(ConnectionBase):
     def _changes_nothing(self, cmd):
         """Whether cmd is a chmod that leaves every path it names as it is: a
         file this connection pushed (0700) or the directory one was pushed to."""
+        words = _shell_words(cmd)
+        if not words or len(words) < 3 or words[0] != "chmod" or words[1] not in ("u+x", "u+rx", "u+rwx"):
+            return False
+        folders = {os.path.dirname(p) for p in self._pushed_executable}
+        return all(p in self._pushed_executable or p.rstrip("/") in folders for p in words[2:])
+
+    def _make_module_dir(self, cmd):
+        """For Ansible's mkdtemp: the directory made through the file API and
+        the answer the shell would have given; None for any other command."""
+        match = _MKDTEMP.match(_unwrapped(cmd) or "")
+        if not match or match["tmp"] != "%s/%s" % (match["base"].rstrip("/"), match["name"]):
+            return None
+        self._mkdirs(match["tmp"])
+        self._made_dirs.add(match["tmp"])
+        display.vvv("(made %s through the file API)" % match["tmp"], host=self.get_option("remote_addr"))
+        return 0, to_bytes("%s=%s\n" % (match["name"], match["tmp"])), b""
+
+    def _mkdirs(self, path):
+        """mkdir -p, owner-only, through the file API (an existing directory is left as it is)."""
+        prefix = "X-Incus-" if self._server_name() == "Incus" else "X-LXD-"
+        url = self._instance_url("files", {"path": path})
+        headers = {prefix + "type": "directory", prefix + "mode": "0700", prefix + "uid": "0", prefix + "gid": "0"}
         try:
-            words = shlex.split(to_text(cmd))
-            if len(words) == 3 and words[1] == "-c" and words[0].endswith("sh"):
-                words = shlex.split(words[2])
-        except ValueError:
+            self._request("POST", url, headers=headers)
+        except AnsibleError as e:
+            parent = os.path.dirname(path)
+            if getattr(e, "status", None) != 404 or parent in ("/", path):
+                raise
+            self._mkdirs(parent)
+            self._request("POST", url, headers=headers)
+
+    def _removed_module_dir(self, cmd):
+        """For Ansible's clean-up of a module directory this connection made:
+        whether the files pushed to it and then the directory itself could be
+        removed through the file API. A directory that still holds anything
+        else (LXD will not remove it) is left to the command."""
+        words = _shell_words(cmd)
+        if words is None or len(words) != 7 or words[:3] != ["rm", "-f", "-r"] or words[4:] != [">", "/dev/null", "2>&1"]:
             return False
-        if words[-3:] == ["&&", "sleep", "0"]:
-            words = words[:-3]
-        if len(words) < 3 or words[0] != "chmod" or words[1] not in ("u+x", "u+rx", "u+rwx"):
+        folder = words[3].rstrip("/")
+        if folder not in self._made_dirs:
             return False
-        pushed = set(self._pushed_executable)
-        folders = {os.path.dirname(p) for p in pushed}
-        return all(p in pushed or p.rstrip("/") in folders for p in words[2:])
+        for path in sorted(p for p in self._pushed_executable if os.path.dirname(p) == folder) + [folder]:
+            try:
+                self._request("DELETE", self._instance_url("files", {"path": path}))
+            except AnsibleError as e:
+                if getattr(e, "status", None) == 404:
+                    continue
+                display.vvvv("could not remove %s through the file API: %s" % (path, e), host=self.get_option("remote_addr"))
+                return False
+        self._made_dirs.discard(folder)
+        return True
 
     def _exec(self, cmd):
         host = self.get_option("remote_addr")

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use testbed::{project_root, venv_bin, Container};
 
-/// Drives the plugin as Ansible does for a module (mkdir, put, chmod, run),
-/// with the first push dropped after LXD would have answered it.
+/// Drives the plugin as Ansible does for a module (mkdtemp, put, chmod, run,
+/// rm), with the first push dropped after LXD would have answered it.
 const HARNESS: &str = r##"
 import json, os, sys, tempfile
 from ansible.playbook.play_context import PlayContext
@@ -28,20 +28,44 @@ def push_lost_once(path, data):
         return
     real_push(path, data)
 conn._push = push_lost_once
+real_exec = conn._exec
+execs = []
+def counted_exec(cmd):
+    execs.append(cmd)
+    return real_exec(cmd)
+conn._exec = counted_exec
 conn._connect()
 
-steps = {}
-steps["mkdir"] = conn.exec_command("mkdir -p /root/.ansible/tmp/t-conn")
-src = tempfile.NamedTemporaryFile(delete=False)
-src.write(b"#!/bin/sh\necho module ran\n")
-src.close()
-conn.put_file(src.name, "/root/.ansible/tmp/t-conn/AnsiballZ_t")
-os.unlink(src.name)
-steps["chmod"] = conn.exec_command("chmod u+x /root/.ansible/tmp/t-conn/AnsiballZ_t")
-steps["run"] = conn.exec_command("/root/.ansible/tmp/t-conn/AnsiballZ_t")
-steps["other_missing"] = conn.exec_command("chmod u+x /root/.ansible/tmp/t-conn/never-pushed")
-out = {k: [rc, o.decode(), e.decode()] for k, (rc, o, e) in steps.items()}
+def module_task(name, script):
+    """What Ansible sends for one module: mkdtemp, two pushes, chmod, run, rm."""
+    base, tmp = "/root/.ansible/tmp", "/root/.ansible/tmp/" + name
+    steps = {}
+    steps["mkdtemp"] = conn.exec_command(
+        "/bin/sh -c '( umask 77 && mkdir -p \"` echo %s `\"&& mkdir \"` echo %s `\" && echo %s=\"` echo %s `\" ) && sleep 0'"
+        % (base, tmp, name, tmp))
+    steps["made"] = conn.exec_command("stat -c %a " + tmp)
+    for content, target in ((script, "AnsiballZ_t"), (b"its args", "args")):
+        src = tempfile.NamedTemporaryFile(delete=False)
+        src.write(content)
+        src.close()
+        conn.put_file(src.name, tmp + "/" + target)
+        os.unlink(src.name)
+    del execs[:]
+    steps["chmod"] = conn.exec_command("/bin/sh -c 'chmod u+rwx %s/ %s/AnsiballZ_t %s/args && sleep 0'" % (tmp, tmp, tmp))
+    steps["run"] = conn.exec_command("/bin/sh -c '%s/AnsiballZ_t %s/args && sleep 0'" % (tmp, tmp))
+    steps["rm"] = conn.exec_command("/bin/sh -c 'rm -f -r %s/ > /dev/null 2>&1 && sleep 0'" % tmp)
+    steps["commands"] = [len(execs), "", ""]
+    steps["gone"] = conn.exec_command("test -e %s; echo $?" % tmp)
+    return {k: [rc, o.decode() if isinstance(o, bytes) else o, e.decode() if isinstance(e, bytes) else e]
+            for k, (rc, o, e) in steps.items()}
+
+out = {}
+out["plain"] = module_task("ansible-tmp-1-2-3", b"#!/bin/sh\necho module ran with $(cat $1)\n")
 out["dropped"] = dropped
+# A module that leaves a file of its own in the directory: Ansible's rm removes it.
+out["leaves_a_file"] = module_task("ansible-tmp-4-5-6", b"#!/bin/sh\ntouch ${1%/args}/its-own\n")
+out["other_missing"] = list(conn.exec_command("chmod u+x /root/.ansible/tmp/ansible-tmp-1-2-3/never-pushed"))
+out["other_missing"][1:] = [x.decode() for x in out["other_missing"][1:]]
 out["unconfirmed"] = list(conn._unconfirmed_puts)
 
 import time
@@ -70,9 +94,29 @@ fn a_push_lxd_lost_is_pushed_again() {
     assert!(out.status.success(), "harness failed: {stderr}");
     let r: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert_eq!(r["dropped"][0], "/root/.ansible/tmp/t-conn/AnsiballZ_t");
-    assert_eq!(r["chmod"][0], 0, "chmod after the re-push: {r}");
-    assert_eq!(r["run"], serde_json::json!([0, "module ran\n", ""]), "{r}");
+    let tmp = "/root/.ansible/tmp/ansible-tmp-1-2-3";
+    assert_eq!(r["dropped"][0], format!("{tmp}/AnsiballZ_t"));
+    let plain = &r["plain"];
+    // Ansible reads the directory's path from the last line of mkdtemp's output.
+    assert_eq!(
+        plain["mkdtemp"],
+        serde_json::json!([0, format!("ansible-tmp-1-2-3={tmp}\n"), ""])
+    );
+    assert_eq!(plain["made"], serde_json::json!([0, "700\n", ""]), "{r}");
+    assert_eq!(plain["chmod"][0], 0, "{r}");
+    assert_eq!(
+        plain["run"],
+        serde_json::json!([0, "module ran with its args\n", ""]),
+        "{r}"
+    );
+    assert_eq!(plain["rm"][0], 0, "{r}");
+    assert_eq!(plain["gone"][1], "1\n", "left behind: {r}");
+    // The run, and its re-run after the re-push: no other command.
+    assert_eq!(plain["commands"][0], 2, "{r}");
+    let leaves = &r["leaves_a_file"];
+    assert_eq!(leaves["run"][0], 0, "{r}");
+    assert_eq!(leaves["gone"][1], "1\n", "left behind: {r}");
+    assert_eq!(leaves["commands"][0], 2, "the run and rm: {r}");
     assert!(
         stderr.contains("but it is not there: pushing it again"),
         "{stderr}"

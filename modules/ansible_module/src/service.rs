@@ -46,6 +46,9 @@ pub fn run_output(program: &str, args: &[&str], limit: Duration) -> Result<Outpu
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let start = Instant::now();
+    // Most commands here end within a few milliseconds: look soon, then less
+    // and less often.
+    let mut pause = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child
             .try_wait()
@@ -62,7 +65,8 @@ pub fn run_output(program: &str, args: &[&str], limit: Duration) -> Result<Outpu
                 limit.as_secs()
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     };
     Ok(Output {
         code: status.code(),
