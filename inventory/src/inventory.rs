@@ -165,168 +165,152 @@ impl Inventory {
         members: &[lxd_api::ClusterMember],
         cfg: &Config,
     ) {
-        let inv = self;
-        let rules = &cfg.groups;
-        let p = cfg.vars_prefix.as_str();
-        let by = |kind: &str| rules.by.iter().any(|b| b == kind);
+        let by = |kind: &str| cfg.groups.by.iter().any(|b| b == kind);
         let member_status: BTreeMap<&str, String> = members
             .iter()
             .map(|m| (m.server_name.as_str(), m.status.to_lowercase()))
             .collect();
         if host.cluster {
-            let list: Vec<Value> = members
-                .iter()
-                .map(|m| {
-                    json!({"name": m.server_name, "status": m.status.to_lowercase(),
-                           "message": m.message, "roles": m.roles, "url": m.url})
-                })
-                .collect();
-            let all = inv.groups.entry("all".into()).or_default();
-            let map = all
-                .vars
-                .entry(format!("{p}{CLUSTER_MEMBERS_VAR}"))
-                .or_insert_with(|| json!({}));
-            if let Some(map) = map.as_object_mut() {
-                map.insert(host.name.clone(), Value::Array(list));
-            }
-            // A group per member, also while it has no instance, so that
-            // `hosts: location_<member>` names a member rather than nothing.
-            if by("location") {
-                for m in members {
-                    inv.groups
-                        .entry(safe_name(&format!("location_{}", m.server_name)))
-                        .or_default();
-                }
-            }
+            self.add_cluster_members(host, members, cfg);
         }
-        let host_group = (by("host") && !rules.all.is_empty())
+        let host_group = (by("host") && !cfg.groups.all.is_empty())
             .then(|| safe_name(&format!("{HOST_GROUP_PREFIX}{}", host.name)));
         let host_vars = host_connection_vars(cfg, host);
         let mut listed = false;
 
-        for inst in instances {
-            if !is_listed(inst, cfg) {
-                continue;
-            }
-            let status = inst.status().to_lowercase();
+        for inst in instances.iter().filter(|inst| is_listed(inst, cfg)) {
             listed = true;
-            let running = inst.is_running();
-            let name = inst.name.clone();
-            let mut vars = Map::new();
-
-            let address = running
-                .then(|| pick_address(inst, &cfg.interface, cfg.family))
-                .flatten();
-            if let Some(a) = address {
-                vars.insert("ansible_host".into(), a.into());
-            }
-            if cfg.connection.through_lxd() {
-                vars.insert("ansible_lxd_host".into(), name.clone().into());
-            }
-            if rules.all.is_empty() {
-                vars.extend(connection_vars(cfg));
-            }
-            if host_group.is_none() {
-                vars.extend(host_vars.clone());
-            }
             let project = if inst.project.is_empty() {
                 &host.project
             } else {
                 &inst.project
             };
-            vars.insert(format!("{p}host"), host.name.clone().into());
-            vars.insert(format!("{p}status"), status.clone().into());
-            vars.insert(format!("{p}type"), inst.kind.clone().into());
-            vars.insert(format!("{p}architecture"), inst.architecture.clone().into());
-            if clustered(inst) {
-                vars.insert(format!("{p}location"), inst.location.clone().into());
-                if let Some(st) = member_status.get(inst.location.as_str()) {
-                    vars.insert(format!("{p}location_status"), st.clone().into());
-                    // Offline (or blocked): LXD cannot say how the instance
-                    // is; it stays listed, under its last known status.
-                    // Until LXD has noticed (cluster.offline_threshold), the
-                    // member still reads online and the instance `error`.
-                    if st != "online" && st != "evacuated" {
-                        inv.warnings.push(format!(
-                            "instance {} is on cluster member {} of {}, which is {st}",
-                            inst.name, inst.location, host.name
-                        ));
-                    } else if status == "error" {
-                        inv.warnings.push(format!(
-                            "instance {} on cluster member {} of {} is in error (is the member reachable?)",
-                            inst.name, inst.location, host.name
-                        ));
-                    }
-                }
+            let mut vars = self.instance_vars(inst, host, project, &member_status, cfg);
+            if host_group.is_none() {
+                vars.extend(host_vars.clone());
             }
-            vars.insert(format!("{p}project"), project.clone().into());
-            vars.insert(format!("{p}profiles"), json!(inst.profiles));
-            if let Some(a) = address {
-                vars.insert(format!("{p}ip"), a.into());
-            }
-            vars.insert(format!("{p}addresses"), addresses(inst));
-            for (key, var) in [("image.os", "os"), ("image.release", "release")] {
-                if let Some(v) = inst.config_value(key) {
-                    vars.insert(format!("{p}{var}"), v.to_lowercase().into());
-                }
-            }
-            for (key, value) in inst.user_config() {
-                vars.insert(
-                    format!("{p}user_{}", safe_name(&key["user.".len()..])),
-                    value.into(),
-                );
-            }
-
-            let mut groups: Vec<String> = Vec::new();
-            groups.push(rules.all.clone());
-            if by("status") {
-                groups.push(format!("status_{status}"));
-            }
-            if !running {
-                groups.push(rules.stopped.clone());
-            }
-            if running || rules.include_stopped {
-                if let Some(list) = inst.config_value(&rules.key) {
-                    groups.extend(
-                        crate::config::split_list(list)
-                            .into_iter()
-                            .map(|g| format!("{}{g}", rules.prefix)),
-                    );
-                }
-                for (key, prefix) in &rules.keyed {
-                    if let Some(v) = inst.config_value(key).filter(|v| !v.is_empty()) {
-                        groups.push(format!("{prefix}_{v}"));
-                    }
-                }
-                if by("profile") {
-                    groups.extend(inst.profiles.iter().map(|pr| format!("profile_{pr}")));
-                }
-                if by("type") && !inst.kind.is_empty() {
-                    groups.push(format!("type_{}", inst.kind));
-                }
-                if by("location") && clustered(inst) {
-                    groups.push(format!("location_{}", inst.location));
-                }
-                if by("project") {
-                    groups.push(format!("project_{project}"));
-                }
-            }
+            let mut groups = instance_groups(inst, project, cfg);
             // Every listed instance, like `all`: the group carries how to reach them.
             if let Some(g) = &host_group {
                 groups.push(g.clone());
             }
             for g in groups.into_iter().filter(|g| !g.is_empty()) {
-                inv.groups
+                self.groups
                     .entry(safe_name(&g))
                     .or_default()
                     .hosts
-                    .insert(name.clone());
+                    .insert(inst.name.clone());
             }
-            inv.hostvars.insert(name, vars);
+            self.hostvars.insert(inst.name.clone(), vars);
         }
         if let (Some(g), true) = (host_group, listed) {
-            inv.groups.entry(g).or_default().vars.extend(host_vars);
+            self.groups.entry(g).or_default().vars.extend(host_vars);
         }
+    }
+
+    /// A cluster's members, with their status, in `all`'s variables; and a
+    /// group per member, also while it has no instance, so that
+    /// `hosts: location_<member>` names a member rather than nothing.
+    fn add_cluster_members(
+        &mut self,
+        host: &LxdHost,
+        members: &[lxd_api::ClusterMember],
+        cfg: &Config,
+    ) {
+        let p = cfg.vars_prefix.as_str();
+        let list: Vec<Value> = members
+            .iter()
+            .map(|m| {
+                json!({"name": m.server_name, "status": m.status.to_lowercase(),
+                       "message": m.message, "roles": m.roles, "url": m.url})
+            })
+            .collect();
+        let all = self.groups.entry("all".into()).or_default();
+        let map = all
+            .vars
+            .entry(format!("{p}{CLUSTER_MEMBERS_VAR}"))
+            .or_insert_with(|| json!({}));
+        if let Some(map) = map.as_object_mut() {
+            map.insert(host.name.clone(), Value::Array(list));
+        }
+        if cfg.groups.by.iter().any(|b| b == "location") {
+            for m in members {
+                self.groups
+                    .entry(safe_name(&format!("location_{}", m.server_name)))
+                    .or_default();
+            }
+        }
+    }
+
+    /// An instance's host variables (without its host's connection ones);
+    /// warns of an instance on a cluster member that is not online.
+    fn instance_vars(
+        &mut self,
+        inst: &Instance,
+        host: &LxdHost,
+        project: &str,
+        member_status: &BTreeMap<&str, String>,
+        cfg: &Config,
+    ) -> Map<String, Value> {
+        let p = cfg.vars_prefix.as_str();
+        let status = inst.status().to_lowercase();
+        let mut vars = Map::new();
+        let address = inst
+            .is_running()
+            .then(|| pick_address(inst, &cfg.interface, cfg.family))
+            .flatten();
+        if let Some(a) = address {
+            vars.insert("ansible_host".into(), a.into());
+        }
+        if cfg.connection.through_lxd() {
+            vars.insert("ansible_lxd_host".into(), inst.name.clone().into());
+        }
+        if cfg.groups.all.is_empty() {
+            vars.extend(connection_vars(cfg));
+        }
+        vars.insert(format!("{p}host"), host.name.clone().into());
+        vars.insert(format!("{p}status"), status.clone().into());
+        vars.insert(format!("{p}type"), inst.kind.clone().into());
+        vars.insert(format!("{p}architecture"), inst.architecture.clone().into());
+        if clustered(inst) {
+            vars.insert(format!("{p}location"), inst.location.clone().into());
+            if let Some(st) = member_status.get(inst.location.as_str()) {
+                vars.insert(format!("{p}location_status"), st.clone().into());
+                // Offline (or blocked): LXD cannot say how the instance
+                // is; it stays listed, under its last known status.
+                // Until LXD has noticed (cluster.offline_threshold), the
+                // member still reads online and the instance `error`.
+                if st != "online" && st != "evacuated" {
+                    self.warnings.push(format!(
+                        "instance {} is on cluster member {} of {}, which is {st}",
+                        inst.name, inst.location, host.name
+                    ));
+                } else if status == "error" {
+                    self.warnings.push(format!(
+                        "instance {} on cluster member {} of {} is in error (is the member reachable?)",
+                        inst.name, inst.location, host.name
+                    ));
+                }
+            }
+        }
+        vars.insert(format!("{p}project"), project.into());
+        vars.insert(format!("{p}profiles"), json!(inst.profiles));
+        if let Some(a) = address {
+            vars.insert(format!("{p}ip"), a.into());
+        }
+        vars.insert(format!("{p}addresses"), addresses(inst));
+        for (key, var) in [("image.os", "os"), ("image.release", "release")] {
+            if let Some(v) = inst.config_value(key) {
+                vars.insert(format!("{p}{var}"), v.to_lowercase().into());
+            }
+        }
+        for (key, value) in inst.user_config() {
+            vars.insert(
+                format!("{p}user_{}", safe_name(&key["user.".len()..])),
+                value.into(),
+            );
+        }
+        vars
     }
 
     /// The `--list` answer: every group, plus `_meta.hostvars`.
@@ -359,6 +343,47 @@ impl Inventory {
     pub fn host_json(&self, name: &str) -> Value {
         Value::Object(self.hostvars.get(name).cloned().unwrap_or_default())
     }
+}
+
+/// The groups an instance is in by the grouping rules (not its host's group).
+fn instance_groups(inst: &Instance, project: &str, cfg: &Config) -> Vec<String> {
+    let rules = &cfg.groups;
+    let by = |kind: &str| rules.by.iter().any(|b| b == kind);
+    let running = inst.is_running();
+    let mut groups = vec![rules.all.clone()];
+    if by("status") {
+        groups.push(format!("status_{}", inst.status().to_lowercase()));
+    }
+    if !running {
+        groups.push(rules.stopped.clone());
+    }
+    if running || rules.include_stopped {
+        if let Some(list) = inst.config_value(&rules.key) {
+            groups.extend(
+                crate::config::split_list(list)
+                    .into_iter()
+                    .map(|g| format!("{}{g}", rules.prefix)),
+            );
+        }
+        for (key, prefix) in &rules.keyed {
+            if let Some(v) = inst.config_value(key).filter(|v| !v.is_empty()) {
+                groups.push(format!("{prefix}_{v}"));
+            }
+        }
+        if by("profile") {
+            groups.extend(inst.profiles.iter().map(|pr| format!("profile_{pr}")));
+        }
+        if by("type") && !inst.kind.is_empty() {
+            groups.push(format!("type_{}", inst.kind));
+        }
+        if by("location") && clustered(inst) {
+            groups.push(format!("location_{}", inst.location));
+        }
+        if by("project") {
+            groups.push(format!("project_{project}"));
+        }
+    }
+    groups
 }
 
 /// The variables telling Ansible how to reach the instances, the same for

@@ -11,6 +11,17 @@ use crate::module::Fail;
 /// How long `run` lets a command take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A time limit given in whole seconds (an option such as `timeout`): at
+/// least one.
+pub fn seconds_option(option: &str, value: i64) -> Result<Duration, Fail> {
+    match u64::try_from(value) {
+        Ok(secs) if secs >= 1 => Ok(Duration::from_secs(secs)),
+        _ => Err(Fail::new(format!(
+            "{option} must be at least 1 second, got {value}"
+        ))),
+    }
+}
+
 /// Runs a program; a non-zero exit is a `Fail` with `rc`, `stdout`, `stderr`.
 pub fn run(program: &str, args: &[&str]) -> Result<String, Fail> {
     run_bounded(program, args, DEFAULT_TIMEOUT)
@@ -126,6 +137,21 @@ pub fn reload_or_start(unit: &str) -> Result<&'static str, Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_options_are_at_least_one() {
+        assert_eq!(
+            seconds_option("timeout", 1).ok(),
+            Some(Duration::from_secs(1))
+        );
+        for bad in [0, -5] {
+            let msg = seconds_option("timeout", bad).err().map(|f| f.msg);
+            assert_eq!(
+                msg.as_deref(),
+                Some(format!("timeout must be at least 1 second, got {bad}").as_str())
+            );
+        }
+    }
 
     #[test]
     fn commands_are_bounded() {

@@ -13,7 +13,7 @@ use crate::files::{
     check_live, hide_kept_secrets, read_config, restore_config, write_config, Old, Undo,
 };
 use crate::ops::{runtime_can_apply, server_json, Ctx, UNIT};
-use crate::params::{Balance, Params, State, Stickiness};
+use crate::params::{Balance, HealthCheck, Params, Retry, State, Stickiness};
 use crate::runtime::{Info, RtServer};
 use crate::secret::Kept;
 use crate::tls::Cert;
@@ -87,55 +87,10 @@ pub(crate) fn render(
     } else {
         vec![]
     };
-    let stats = match (p.stats.enabled, stats_password) {
-        (false, _) => None,
-        (true, Some(password)) => {
-            secret::check("the stats password", password)?;
-            Some(StatsCfg {
-                bind: p.stats.bind.clone(),
-                uri: p.stats.uri.clone(),
-                user: p.stats.user.clone(),
-                password: password.to_string(),
-            })
-        }
-        (true, None) => return Err(Fail::new("internal error: no stats password")),
-    };
-    let cookie = match (p.stickiness == Stickiness::Cookie && present, cookie_key) {
-        (false, _) => None,
-        (true, Some(key)) => {
-            secret::check("cookie.key", key)?;
-            Some((p.cookie.name.clone(), key.to_string()))
-        }
-        (true, None) => return Err(Fail::new("internal error: no cookie key")),
-    };
-    let mut default_server = format!(
-        "inter {} fastinter {} rise {} fall {}",
-        hc.interval, hc.fast_interval, hc.rise, hc.fall
-    );
-    if hc.observe != "none" {
-        default_server.push_str(&format!(
-            " observe {} error-limit {} on-error {}",
-            hc.observe, hc.error_limit, hc.on_error
-        ));
-    }
-    let r = &p.retry;
-    let conditions = match r.conditions.join(" ") {
-        c if c.is_empty() => "none".to_string(),
-        c => c,
-    };
-    // A request a server may have acted on is sent again only when its
-    // method is one the client may repeat itself: a POST that a server
-    // dropped half-way is answered with an error, never run twice.
-    let replay = match r.replay_methods.join(" ") {
-        m if m.is_empty() => String::new(),
-        m => format!(" unless {{ method {m} }}"),
-    };
-    let retry = vec![
-        format!("option redispatch {}", r.redispatch),
-        format!("retries {}", r.retries),
-        format!("retry-on {conditions}"),
-        format!("http-request disable-l7-retry{replay}"),
-    ];
+    let stats = stats_cfg(p, stats_password)?;
+    let cookie = cookie_cfg(p, present, cookie_key)?;
+    let default_server = default_server_line(&p.health_check);
+    let retry = retry_lines(&p.retry);
     let tls = p.frontend.tls.as_ref().filter(|_| present);
     let layout = Layout {
         admin_socket: p.admin_socket.clone(),
@@ -190,6 +145,76 @@ pub(crate) fn render(
         },
         servers,
     })
+}
+
+/// The stats listener, with its password (needed with `stats.enabled`).
+fn stats_cfg(p: &Params, password: Option<&str>) -> Result<Option<StatsCfg>, Fail> {
+    match (p.stats.enabled, password) {
+        (false, _) => Ok(None),
+        (true, Some(password)) => {
+            secret::check("the stats password", password)?;
+            Ok(Some(StatsCfg {
+                bind: p.stats.bind.clone(),
+                uri: p.stats.uri.clone(),
+                user: p.stats.user.clone(),
+                password: password.to_string(),
+            }))
+        }
+        (true, None) => Err(Fail::new("internal error: no stats password")),
+    }
+}
+
+/// The stickiness cookie's name and key (needed with `stickiness=cookie`).
+fn cookie_cfg(
+    p: &Params,
+    present: bool,
+    key: Option<&str>,
+) -> Result<Option<(String, String)>, Fail> {
+    match (p.stickiness == Stickiness::Cookie && present, key) {
+        (false, _) => Ok(None),
+        (true, Some(key)) => {
+            secret::check("cookie.key", key)?;
+            Ok(Some((p.cookie.name.clone(), key.to_string())))
+        }
+        (true, None) => Err(Fail::new("internal error: no cookie key")),
+    }
+}
+
+/// `default-server`: the health check's timing, and what a failing server's
+/// live traffic does to it (`observe`).
+fn default_server_line(hc: &HealthCheck) -> String {
+    let mut line = format!(
+        "inter {} fastinter {} rise {} fall {}",
+        hc.interval, hc.fast_interval, hc.rise, hc.fall
+    );
+    if hc.observe != "none" {
+        line.push_str(&format!(
+            " observe {} error-limit {} on-error {}",
+            hc.observe, hc.error_limit, hc.on_error
+        ));
+    }
+    line
+}
+
+/// The backend's retry lines.
+fn retry_lines(r: &Retry) -> Vec<String> {
+    let conditions = match r.conditions.join(" ") {
+        c if c.is_empty() => "none".to_string(),
+        c => c,
+    };
+    // A request a server may have acted on is sent again only when its
+    // method is one the client may repeat itself: a POST that a server
+    // dropped half-way is answered with an error, never run twice.
+    let replay = match r.replay_methods.join(" ") {
+        m if m.is_empty() => String::new(),
+        m => format!(" unless {{ method {m} }}"),
+    };
+    vec![
+        format!("option redispatch {}", r.redispatch),
+        format!("retries {}", r.retries),
+        format!("retry-on {conditions}"),
+        format!("http-request disable-l7-retry{replay}"),
+    ]
 }
 
 /// The backend's servers from `servers`, each checked; the admin state

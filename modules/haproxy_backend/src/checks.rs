@@ -19,118 +19,12 @@ use crate::params::{Balance, Params, Stickiness, Tls, Weight};
 /// Every option of a run, whatever its level: refuses before anything is
 /// read, written or sent.
 pub fn options(p: &Params) -> Result<(), Fail> {
-    match (&p.name, &p.server) {
-        // Required but for a server-level run, which then acts on every
-        // backend that has the server (as community.general.haproxy does).
-        (None, None) => return Err(Fail::new("missing required arguments: name")),
-        (Some(n), _) => name("name", n)?,
-        (None, Some(_)) => {}
-    }
-    if let Some(server) = &p.server {
-        name("server", server)?;
-    }
-    if let Some(a) = &p.address {
-        address("address", a)?;
-        if p.name.is_none() {
-            return Err(Fail::new(
-                "address adds the server to one backend: give name (or backend) with it",
-            ));
-        }
-    }
-    if let Some(v) = p.port {
-        port("port", v)?;
-    }
-    if let Some(v) = &p.weight {
-        weight_option(v)?;
-    }
-    if p.wait_timeout < 0 {
-        return Err(Fail::new(format!(
-            "wait_timeout must be 0 or more seconds, got: {}",
-            p.wait_timeout
-        )));
-    }
-    if let Some(v) = p.wait_interval.filter(|v| *v < 0) {
-        return Err(Fail::new(format!(
-            "wait_interval must be 0 or more seconds, got: {v}"
-        )));
-    }
-    if let Some(v) = p.wait_retries.filter(|v| *v < 1) {
-        return Err(Fail::new(format!(
-            "wait_retries must be 1 or more, got: {v}"
-        )));
-    }
-    let given = p.servers.as_deref().unwrap_or_default();
-    unique("server names", given.iter().map(|s| s.name.as_str()))?;
-    for s in given {
-        name("servers.name", &s.name)?;
-        address(&format!("servers.address of server {}", s.name), &s.address)?;
-        port(&format!("servers.port of server {}", s.name), s.port)?;
-        weight(&format!("servers.weight of server {}", s.name), s.weight)?;
-    }
-
-    let hc = &p.health_check;
-    method("health_check.method", &hc.method)?;
-    expect_status(hc.expect_status)?;
-    for (option, value, min, max) in [
-        ("health_check.rise", hc.rise, 1, 100),
-        ("health_check.fall", hc.fall, 1, 100),
-        ("health_check.error_limit", hc.error_limit, 1, 1000),
-        ("retry.retries", p.retry.retries, 0, 100),
-        ("retry.redispatch", p.retry.redispatch, -100, 100),
-    ] {
-        if !(min..=max).contains(&value) {
-            return Err(Fail::new(format!(
-                "{option} must be between {min} and {max}, got: {value}"
-            )));
-        }
-    }
-    for (i, m) in p.retry.replay_methods.iter().enumerate() {
-        method(&format!("retry.replay_methods[{i}]"), m)?;
-    }
-    name("frontend.name", &p.frontend.name)?;
-    for (option, value) in [
-        ("health_check.path", &hc.path),
-        ("health_check.interval", &hc.interval),
-        ("health_check.fast_interval", &hc.fast_interval),
-        ("frontend.bind", &p.frontend.bind),
-        ("cookie.name", &p.cookie.name),
-        ("stats.bind", &p.stats.bind),
-        ("stats.uri", &p.stats.uri),
-        ("stats.user", &p.stats.user),
-        ("timeouts.connect", &p.timeouts.connect),
-        ("timeouts.client", &p.timeouts.client),
-        ("timeouts.server", &p.timeouts.server),
-        ("timeouts.http_request", &p.timeouts.http_request),
-        ("timeouts.queue", &p.timeouts.queue),
-    ] {
-        syntax::haproxy_word(option, value)?;
-    }
-    if let Some(key) = &p.cookie.key {
-        // A secret: the refusal does not show it.
-        crate::secret::check("cookie.key", key)?;
-    }
-    if let Some(password) = &p.stats.password {
-        crate::secret::check("stats.password", password)?;
-    }
-    for (i, unit) in p.conflicting_services.iter().enumerate() {
-        ansible_module::units::unit_name(&format!("conflicting_services[{i}]"), unit)?;
-        if ansible_module::units::service_unit(unit)
-            == ansible_module::units::service_unit(crate::ops::UNIT)
-        {
-            return Err(Fail::new(format!(
-                "conflicting_services lists {unit}, the service this module keeps running"
-            )));
-        }
-    }
-    unique(
-        "conflicting_services",
-        p.conflicting_services.iter().map(String::as_str),
-    )?;
-    if p.server.is_some() && !p.conflicting_services.is_empty() {
-        return Err(Fail::new(
-            "conflicting_services goes with the backend (without server): HAProxy's ports are the backend level's business",
-        ));
-    }
+    target(p)?;
+    waits(p)?;
+    servers(p)?;
+    health_check_and_retry(p)?;
+    words_and_secrets(p)?;
+    conflicting_services(p)?;
     if p.stats.user.contains(':') {
         return Err(Fail::new(format!(
             "stats.user must not contain ':' (it separates the user from the password in `stats auth`), got: {:?}",
@@ -165,6 +59,149 @@ pub fn options(p: &Params) -> Result<(), Fail> {
             "stickiness=source hashes the client address (balance source); it conflicts with balance={}",
             p.balance
         )));
+    }
+    Ok(())
+}
+
+/// `name`, `server`, `address`, `port`, `weight`: what the run acts on.
+fn target(p: &Params) -> Result<(), Fail> {
+    match (&p.name, &p.server) {
+        // Required but for a server-level run, which then acts on every
+        // backend that has the server (as community.general.haproxy does).
+        (None, None) => return Err(Fail::new("missing required arguments: name")),
+        (Some(n), _) => name("name", n)?,
+        (None, Some(_)) => {}
+    }
+    if let Some(server) = &p.server {
+        name("server", server)?;
+    }
+    if let Some(a) = &p.address {
+        address("address", a)?;
+        if p.name.is_none() {
+            return Err(Fail::new(
+                "address adds the server to one backend: give name (or backend) with it",
+            ));
+        }
+    }
+    if let Some(v) = p.port {
+        port("port", v)?;
+    }
+    if let Some(v) = &p.weight {
+        weight_option(v)?;
+    }
+    Ok(())
+}
+
+/// `wait_timeout`, `wait_interval`, `wait_retries`.
+fn waits(p: &Params) -> Result<(), Fail> {
+    if p.wait_timeout < 0 {
+        return Err(Fail::new(format!(
+            "wait_timeout must be 0 or more seconds, got: {}",
+            p.wait_timeout
+        )));
+    }
+    if let Some(v) = p.wait_interval.filter(|v| *v < 0) {
+        return Err(Fail::new(format!(
+            "wait_interval must be 0 or more seconds, got: {v}"
+        )));
+    }
+    if let Some(v) = p.wait_retries.filter(|v| *v < 1) {
+        return Err(Fail::new(format!(
+            "wait_retries must be 1 or more, got: {v}"
+        )));
+    }
+    Ok(())
+}
+
+/// `servers`: unique names, each entry checked.
+fn servers(p: &Params) -> Result<(), Fail> {
+    let given = p.servers.as_deref().unwrap_or_default();
+    unique("server names", given.iter().map(|s| s.name.as_str()))?;
+    for s in given {
+        name("servers.name", &s.name)?;
+        address(&format!("servers.address of server {}", s.name), &s.address)?;
+        port(&format!("servers.port of server {}", s.name), s.port)?;
+        weight(&format!("servers.weight of server {}", s.name), s.weight)?;
+    }
+    Ok(())
+}
+
+/// `health_check` and `retry`.
+fn health_check_and_retry(p: &Params) -> Result<(), Fail> {
+    let hc = &p.health_check;
+    method("health_check.method", &hc.method)?;
+    expect_status(hc.expect_status)?;
+    for (option, value, min, max) in [
+        ("health_check.rise", hc.rise, 1, 100),
+        ("health_check.fall", hc.fall, 1, 100),
+        ("health_check.error_limit", hc.error_limit, 1, 1000),
+        ("retry.retries", p.retry.retries, 0, 100),
+        ("retry.redispatch", p.retry.redispatch, -100, 100),
+    ] {
+        if !(min..=max).contains(&value) {
+            return Err(Fail::new(format!(
+                "{option} must be between {min} and {max}, got: {value}"
+            )));
+        }
+    }
+    for (i, m) in p.retry.replay_methods.iter().enumerate() {
+        method(&format!("retry.replay_methods[{i}]"), m)?;
+    }
+    Ok(())
+}
+
+/// Every option that is one word of haproxy.cfg, and the secrets.
+fn words_and_secrets(p: &Params) -> Result<(), Fail> {
+    let hc = &p.health_check;
+    name("frontend.name", &p.frontend.name)?;
+    for (option, value) in [
+        ("health_check.path", &hc.path),
+        ("health_check.interval", &hc.interval),
+        ("health_check.fast_interval", &hc.fast_interval),
+        ("frontend.bind", &p.frontend.bind),
+        ("cookie.name", &p.cookie.name),
+        ("stats.bind", &p.stats.bind),
+        ("stats.uri", &p.stats.uri),
+        ("stats.user", &p.stats.user),
+        ("timeouts.connect", &p.timeouts.connect),
+        ("timeouts.client", &p.timeouts.client),
+        ("timeouts.server", &p.timeouts.server),
+        ("timeouts.http_request", &p.timeouts.http_request),
+        ("timeouts.queue", &p.timeouts.queue),
+    ] {
+        syntax::haproxy_word(option, value)?;
+    }
+    if let Some(key) = &p.cookie.key {
+        // A secret: the refusal does not show it.
+        crate::secret::check("cookie.key", key)?;
+    }
+    if let Some(password) = &p.stats.password {
+        crate::secret::check("stats.password", password)?;
+    }
+    Ok(())
+}
+
+/// `conflicting_services`: unit names, unique, never HAProxy itself, and only
+/// with the backend.
+fn conflicting_services(p: &Params) -> Result<(), Fail> {
+    for (i, unit) in p.conflicting_services.iter().enumerate() {
+        ansible_module::units::unit_name(&format!("conflicting_services[{i}]"), unit)?;
+        if ansible_module::units::service_unit(unit)
+            == ansible_module::units::service_unit(crate::ops::UNIT)
+        {
+            return Err(Fail::new(format!(
+                "conflicting_services lists {unit}, the service this module keeps running"
+            )));
+        }
+    }
+    unique(
+        "conflicting_services",
+        p.conflicting_services.iter().map(String::as_str),
+    )?;
+    if p.server.is_some() && !p.conflicting_services.is_empty() {
+        return Err(Fail::new(
+            "conflicting_services goes with the backend (without server): HAProxy's ports are the backend level's business",
+        ));
     }
     Ok(())
 }

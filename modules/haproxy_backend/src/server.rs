@@ -297,28 +297,11 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
             p.config_path
         ));
     }
-    let mut text = old.text.clone();
-    let mut can_runtime = true;
-    let mut states = Map::new();
-    for t in &targets {
-        if let Some(edited) = config::replace_servers(&text, &t.backend, &t.change.servers) {
-            text = edited;
-        }
-        can_runtime &= runtime_can_apply(&t.info.servers, &t.change.servers, &t.info);
-        if let Some(s) = &t.change.server {
-            states.insert(t.backend.clone(), server_json(s));
-        }
-    }
-    let wrote = write_config(m, p, &text)?;
-    m.set_changed(wrote);
-    if let [t] = targets.as_slice() {
-        if let Some(s) = &t.change.server {
-            m.set("server_state", server_json(s));
-        }
-    }
-    if !states.is_empty() {
-        m.set("server_states", Value::Object(states));
-    }
+    let Edited {
+        text,
+        wrote,
+        can_runtime,
+    } = edit_file(m, p, &old.text, &targets)?;
 
     if !can_runtime {
         m.set_changed(true);
@@ -362,6 +345,52 @@ pub(crate) fn server_level(m: &mut Module, mut ctx: Ctx, server_name: &str) -> a
     }
     m.set("actions", &ctx.actions);
     Ok(())
+}
+
+/// The file with the server as the run wants it in every target backend.
+struct Edited {
+    text: String,
+    /// Whether the file was written (or, in check mode, would be).
+    wrote: bool,
+    /// Whether the runtime API can bring the running HAProxy there, without a reload.
+    can_runtime: bool,
+}
+
+/// Edits the server in every target backend of the file's text and writes
+/// the file; reports the server's wanted state per backend.
+fn edit_file(
+    m: &mut Module,
+    p: &Params,
+    old_text: &str,
+    targets: &[Target],
+) -> anyhow::Result<Edited> {
+    let mut text = old_text.to_string();
+    let mut can_runtime = true;
+    let mut states = Map::new();
+    for t in targets {
+        if let Some(edited) = config::replace_servers(&text, &t.backend, &t.change.servers) {
+            text = edited;
+        }
+        can_runtime &= runtime_can_apply(&t.info.servers, &t.change.servers, &t.info);
+        if let Some(s) = &t.change.server {
+            states.insert(t.backend.clone(), server_json(s));
+        }
+    }
+    let wrote = write_config(m, p, &text)?;
+    m.set_changed(wrote);
+    if let [t] = targets {
+        if let Some(s) = &t.change.server {
+            m.set("server_state", server_json(s));
+        }
+    }
+    if !states.is_empty() {
+        m.set("server_states", Value::Object(states));
+    }
+    Ok(Edited {
+        text,
+        wrote,
+        can_runtime,
+    })
 }
 
 /// Brings the server in one backend to what the run wants through the

@@ -31,6 +31,28 @@ pub struct TlsOptions {
     pub server_cert_fingerprint: Option<String>,
 }
 
+impl TlsOptions {
+    /// From a module's options (`client_cert`, `client_key`, `server_cert`,
+    /// `server_cert_fingerprint`), where an empty string is the option not
+    /// given (as a playbook's `default(omit, true)` leaves it).
+    pub fn from_options(
+        client_cert: Option<&str>,
+        client_key: Option<&str>,
+        server_cert: Option<&str>,
+        server_cert_fingerprint: Option<&str>,
+    ) -> TlsOptions {
+        fn given(v: Option<&str>) -> Option<&str> {
+            v.filter(|s| !s.is_empty())
+        }
+        TlsOptions {
+            client_cert: given(client_cert).map(PathBuf::from),
+            client_key: given(client_key).map(PathBuf::from),
+            server_cert: given(server_cert).map(PathBuf::from),
+            server_cert_fingerprint: given(server_cert_fingerprint).map(str::to_string),
+        }
+    }
+}
+
 /// SHA-256 of a DER certificate as lowercase hex.
 pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))

@@ -3,10 +3,9 @@
 //! there) and restores it, through the cluster's API (unix socket or HTTPS
 //! with a pinned certificate).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ansible_module::{Fail, Module, ModuleSpec};
+use ansible_module::{service, Fail, Module, ModuleSpec};
 use anyhow::Result;
 use lxd_api::{Client, ClusterMember, Endpoint, MemberAction, TlsOptions};
 use serde::Deserialize;
@@ -47,10 +46,6 @@ struct Params {
     server_cert_fingerprint: Option<String>,
 }
 
-fn path_of(p: &Option<String>) -> Option<PathBuf> {
-    p.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from)
-}
-
 /// What the member's status means for the asked state: `None` when it is
 /// there already, else the action that gets it there.
 fn action_for(status: &str, want: State) -> Option<MemberAction> {
@@ -67,27 +62,20 @@ fn member_json(m: &ClusterMember) -> serde_json::Value {
            "message": m.message, "roles": m.roles})
 }
 
-fn run(m: &mut Module) -> Result<()> {
-    let p: Params = m.parse()?;
-    if p.timeout < 1 {
-        return Err(Fail::new(format!(
-            "timeout must be at least 1 second, got {}",
-            p.timeout
-        ))
-        .into());
-    }
-    let tls = TlsOptions {
-        client_cert: path_of(&p.client_cert),
-        client_key: path_of(&p.client_key),
-        server_cert: path_of(&p.server_cert),
-        server_cert_fingerprint: p.server_cert_fingerprint.clone().filter(|s| !s.is_empty()),
-    };
+/// The client for the cluster's endpoint, once the server has said that it
+/// trusts this client, is a cluster and can evacuate members.
+fn connect(p: &Params, timeout: Duration) -> Result<(Client, Endpoint)> {
+    let tls = TlsOptions::from_options(
+        p.client_cert.as_deref(),
+        p.client_key.as_deref(),
+        p.server_cert.as_deref(),
+        p.server_cert_fingerprint.as_deref(),
+    );
     let endpoint = match p.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         Some(u) => Endpoint::parse(u)?,
         None => Endpoint::Unix(lxd_api::detect_socket()?),
     };
     let mut lxd = Client::for_endpoint(endpoint.clone(), &tls)?;
-    let timeout = Duration::from_secs(p.timeout.unsigned_abs());
     lxd.set_operation_timeout(timeout);
     // GET /1.0 also tells the client whether LXD or Incus answers.
     let trusted = lxd.is_trusted()?;
@@ -110,6 +98,14 @@ fn run(m: &mut Module) -> Result<()> {
         ))
         .into());
     }
+    Ok((lxd, endpoint))
+}
+
+fn run(m: &mut Module) -> Result<()> {
+    let p: Params = m.parse()?;
+    let timeout = service::seconds_option("timeout", p.timeout)?;
+    let (lxd, endpoint) = connect(&p, timeout)?;
+    let backend = lxd.backend();
     let Some(before) = lxd.cluster_member(&p.name)? else {
         let names: Vec<String> = lxd
             .cluster_members()?

@@ -1,9 +1,8 @@
 //! Bringing one instance to the asked state through the LXD API.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ansible_module::{Diff, Fail, Module};
+use ansible_module::{service, Diff, Fail, Module};
 use anyhow::{anyhow, Result};
 use lxd_api::{encode, with_query, Client, Endpoint, Method, TlsOptions};
 use serde_json::{json, Value};
@@ -19,13 +18,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The module body.
 pub fn run(m: &mut Module) -> Result<()> {
     let p: Params = m.parse()?;
-    if p.timeout < 1 {
-        return Err(Fail::new(format!(
-            "timeout must be at least 1 second, got {}",
-            p.timeout
-        ))
-        .into());
-    }
+    service::seconds_option("timeout", p.timeout)?;
     if !p.show_secrets {
         m.redact("cloud_init.user_data");
         m.redact("cloud_init.vendor_data");
@@ -94,19 +87,15 @@ fn member_of(doc: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-fn path_of(p: &Option<String>) -> Option<PathBuf> {
-    p.as_ref().filter(|s| !s.is_empty()).map(PathBuf::from)
-}
-
 /// Connects and checks LXD answers and trusts us; every failure here is a
 /// message about the connection, before anything is read or changed.
 fn connect(p: &Params) -> Result<Client> {
-    let tls = TlsOptions {
-        client_cert: path_of(&p.client_cert),
-        client_key: path_of(&p.client_key),
-        server_cert: path_of(&p.server_cert),
-        server_cert_fingerprint: p.server_cert_fingerprint.clone().filter(|s| !s.is_empty()),
-    };
+    let tls = TlsOptions::from_options(
+        p.client_cert.as_deref(),
+        p.client_key.as_deref(),
+        p.server_cert.as_deref(),
+        p.server_cert_fingerprint.as_deref(),
+    );
     let endpoint = match p.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         Some(u) => Endpoint::parse(u)?,
         None => match lxd_api::detect_socket() {
