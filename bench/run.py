@@ -1701,8 +1701,7 @@ def hostloss_rep(topo: MhTopo, variant: str, attempt: int, extra: list[str]) -> 
     returning = {n for n, hn in pl2.items() if hn == lost.name}
 
     def side(host: str) -> str:
-        name = host.removeprefix("launch.")
-        return "staying" if name in staying else "returning" if name in returning else "controller"
+        return "staying" if host in staying else "returning" if host in returning else "controller"
 
     rec["site"] = {k: r[k] for k in ("rc", "seconds", "changed", "per_host_changed", "changed_tasks", "log")}
     rec["site"]["finished_s"] = t_site - t_start

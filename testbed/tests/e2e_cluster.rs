@@ -250,13 +250,18 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     }
     assert_eq!(placed.len(), 5, "{placed:?}");
     // lxd_instance says where each instance landed.
+    let launch = run.task(
+        "lxd_host : Launch the instances and wait for their addresses",
+        "localhost",
+    );
     for (base, member) in [("lb-01", m1), ("web-03", m3)] {
-        let launch = run.task(
-            "lxd_host : Launch the instances and wait for their addresses",
-            &format!("launch.{}", t.name(base)),
-        );
+        let name = t.name(base);
+        let entry = launch["instances"]
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["name"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not in {launch:#}"));
         assert_eq!(
-            launch["results"][0]["location"].as_str(),
+            entry["location"].as_str(),
             Some(member.as_str()),
             "{base}: {launch:#}"
         );

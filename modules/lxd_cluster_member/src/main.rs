@@ -243,6 +243,16 @@ fn main() {
 mod tests {
     use super::*;
 
+    /// The ansible-doc sidecar documents exactly the options of SPEC.
+    #[test]
+    fn sidecar_matches_the_spec() {
+        testbed::sidecar::assert_matches_spec(
+            SPEC,
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lxd_cluster_member.yml"),
+            1,
+        );
+    }
+
     #[test]
     fn only_a_member_not_in_the_asked_state_is_acted_on() {
         assert_eq!(

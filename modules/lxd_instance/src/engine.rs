@@ -15,7 +15,8 @@ use crate::wait;
 /// least this long whatever `timeout` says.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The module body.
+/// The module body: one instance (`name`), or several side by side
+/// (`instances`, see [`crate::batch`]).
 pub fn run(m: &mut Module) -> Result<()> {
     let p: Params = m.parse()?;
     service::seconds_option("timeout", p.timeout)?;
@@ -28,54 +29,85 @@ pub fn run(m: &mut Module) -> Result<()> {
             }
         }
     }
-    let desired = plan::desired(&p).map_err(|e| Fail::new(format!("{e:#}")))?;
-    let lxd = connect(&p)?;
+    if p.instances.is_some() {
+        return crate::batch::run(m, &p);
+    }
+    let one = converge_one(&p, m.check_mode());
+    m.set_changed(one.changed());
+    m.set("actions", &one.actions);
+    m.set("log_verbose", &one.log);
+    m.set("log_verbosity", m.internal.verbosity);
+    for w in &one.warnings {
+        m.warn(w.clone());
+    }
+    if let Some(s) = &one.old_state {
+        m.set("old_state", s);
+    }
+    match one.outcome {
+        Ok(out) => {
+            for (key, value) in out.results() {
+                m.set(key, value);
+            }
+            m.add_diff(out.diff);
+            Ok(())
+        }
+        Err(err) => match err.downcast::<Fail>() {
+            Ok(f) => Err(f.with("actions", &one.actions).into()),
+            Err(other) => Err(Fail::new(format!("{other:#}"))
+                .with("actions", &one.actions)
+                .into()),
+        },
+    }
+}
+
+/// What one instance's run did and found.
+pub struct One {
+    pub actions: Vec<String>,
+    pub log: Vec<String>,
+    pub warnings: Vec<String>,
+    pub old_state: Option<State>,
+    pub outcome: Result<Outcome>,
+}
+
+impl One {
+    pub fn changed(&self) -> bool {
+        !self.actions.is_empty()
+    }
+}
+
+/// Connects and brings one instance to what `p` asks.
+pub fn converge_one(p: &Params, check: bool) -> One {
+    let ready = plan::desired(p)
+        .map_err(|e| anyhow::Error::from(Fail::new(format!("{e:#}"))))
+        .and_then(|desired| Ok((desired, connect(p)?)));
+    let (desired, lxd) = match ready {
+        Ok(r) => r,
+        Err(err) => {
+            return One {
+                actions: vec![],
+                log: vec![],
+                warnings: vec![],
+                old_state: None,
+                outcome: Err(err),
+            }
+        }
+    };
     let mut e = Engine {
         lxd,
-        p: &p,
-        check: m.check_mode(),
+        p,
+        check,
         actions: vec![],
         log: vec![],
         warnings: vec![],
         old_state: None,
     };
     let outcome = e.converge(&desired);
-    m.set_changed(!e.actions.is_empty());
-    m.set("actions", &e.actions);
-    m.set("log_verbose", &e.log);
-    m.set("log_verbosity", m.internal.verbosity);
-    for w in std::mem::take(&mut e.warnings) {
-        m.warn(w);
-    }
-    if let Some(s) = &e.old_state {
-        m.set("old_state", s);
-    }
-    match outcome {
-        Ok(out) => {
-            if let Some(a) = out.addresses {
-                m.set("addresses", a);
-            }
-            if let Some(ip) = out.ipv4_address {
-                m.set("ipv4_address", ip);
-            }
-            if let Some(s) = out.cloud_init_status {
-                m.set("cloud_init_status", s);
-            }
-            if let Some(l) = out.location {
-                m.set("location", l);
-            }
-            if let Some(view) = &out.after {
-                m.set("instance", view);
-            }
-            m.add_diff(out.diff);
-            Ok(())
-        }
-        Err(err) => match err.downcast::<Fail>() {
-            Ok(f) => Err(f.with("actions", &e.actions).into()),
-            Err(other) => Err(Fail::new(format!("{other:#}"))
-                .with("actions", &e.actions)
-                .into()),
-        },
+    One {
+        actions: e.actions,
+        log: e.log,
+        warnings: e.warnings,
+        old_state: e.old_state,
+        outcome,
     }
 }
 
@@ -148,14 +180,37 @@ fn connect(p: &Params) -> Result<Client> {
     Ok(lxd)
 }
 
-struct Outcome {
+pub struct Outcome {
     addresses: Option<Value>,
     ipv4_address: Option<String>,
     cloud_init_status: Option<String>,
     /// The cluster member the instance is on (clustered LXD only).
     location: Option<String>,
     after: Option<Value>,
-    diff: Diff,
+    pub diff: Diff,
+}
+
+impl Outcome {
+    /// The result's fields for what the run found (the diff aside).
+    pub fn results(&self) -> Vec<(&'static str, Value)> {
+        let mut out = vec![];
+        if let Some(a) = &self.addresses {
+            out.push(("addresses", a.clone()));
+        }
+        if let Some(ip) = &self.ipv4_address {
+            out.push(("ipv4_address", Value::from(ip.as_str())));
+        }
+        if let Some(s) = &self.cloud_init_status {
+            out.push(("cloud_init_status", Value::from(s.as_str())));
+        }
+        if let Some(l) = &self.location {
+            out.push(("location", Value::from(l.as_str())));
+        }
+        if let Some(view) = &self.after {
+            out.push(("instance", view.clone()));
+        }
+        out
+    }
 }
 
 /// The instance as a run found it.

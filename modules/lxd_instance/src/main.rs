@@ -3,6 +3,7 @@
 //! HTTPS with a pinned server certificate), with cloud-init data and waits
 //! for DHCP addresses and cloud-init's first boot.
 
+mod batch;
 mod engine;
 mod params;
 mod plan;

@@ -1,16 +1,31 @@
 //! The module's options: the argument spec Ansible validates against, and the
 //! typed view of the validated values.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Same names and defaults as `community.general.lxd_container`, plus ours
-/// (`config_mode`, `devices_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
+/// (`instances`, `config_mode`, `devices_mode`, `cloud_init`, `wait_for_cloud_init`, `groups`,
 /// `wait_for_ipv4_interfaces`, `server_cert`, `server_cert_fingerprint`,
 /// `description`, `show_secrets`).
 pub const SPEC: &str = r#"{
   "argument_spec": {
-    "name": {"type": "str", "required": true},
+    "name": {"type": "str"},
+    "instances": {"type": "list", "elements": "dict", "options": {
+        "name": {"type": "str", "required": true},
+        "description": {"type": "str"},
+        "config": {"type": "dict"},
+        "devices": {"type": "dict"},
+        "profiles": {"type": "list", "elements": "str"},
+        "groups": {"type": "list", "elements": "str"},
+        "target": {"type": "str"},
+        "project": {"type": "str"},
+        "url": {"type": "str"},
+        "client_cert": {"type": "path"},
+        "client_key": {"type": "path", "no_log": false},
+        "server_cert": {"type": "path"},
+        "server_cert_fingerprint": {"type": "str"}
+    }},
     "state": {"type": "str", "default": "started",
               "choices": ["started", "stopped", "restarted", "absent", "frozen"]},
     "source": {"type": "raw"},
@@ -47,6 +62,8 @@ pub const SPEC: &str = r#"{
     "trust_password": {"type": "str", "no_log": true, "aliases": ["trust_token"]},
     "show_secrets": {"type": "bool", "default": false}
   },
+  "required_one_of": [["name", "instances"]],
+  "mutually_exclusive": [["name", "instances"]],
   "supports_check_mode": true
 }"#;
 
@@ -121,9 +138,34 @@ pub struct CloudInit {
     pub vendor_data: Option<Value>,
 }
 
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One entry of `instances`: what differs from the task's other options.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceItem {
+    pub name: String,
+    pub description: Option<String>,
+    pub config: Option<Map<String, Value>>,
+    pub devices: Option<Map<String, Value>>,
+    pub profiles: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub target: Option<String>,
+    pub project: Option<String>,
+    pub url: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub server_cert: Option<String>,
+    pub server_cert_fingerprint: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Params {
+    /// Empty with `instances`.
+    #[serde(deserialize_with = "null_as_empty")]
     pub name: String,
+    pub instances: Option<Vec<InstanceItem>>,
     pub state: State,
     pub source: Option<Value>,
     #[serde(rename = "type")]
@@ -166,6 +208,16 @@ mod tests {
             .as_array()
             .cloned()
             .expect("choices")
+    }
+
+    /// The ansible-doc sidecar documents exactly the options of SPEC.
+    #[test]
+    fn sidecar_matches_the_spec() {
+        testbed::sidecar::assert_matches_spec(
+            SPEC,
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lxd_instance.yml"),
+            5,
+        );
     }
 
     /// Every choice of the spec reads as a variant that writes it back (in
