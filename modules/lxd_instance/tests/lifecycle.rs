@@ -627,3 +627,78 @@ fn instances_in_a_project() {
     assert_eq!(result(&run, "absent")["actions"], json!(["stop", "delete"]));
     assert!(lxd_instance(&name).is_none(), "not in the default project");
 }
+
+/// `instances`: two launched in one task, side by side, each with its own
+/// groups over the task's options; a second run changes nothing; an entry
+/// that cannot be made fails the task naming it while the others are made;
+/// `name` and `instances` together are refused; one task deletes them all.
+#[test]
+fn instances_side_by_side_in_one_task() {
+    let (a, _ca) = instance("t-lxd-many-a");
+    let (b, _cb) = instance("t-lxd-many-b");
+    let (c, _cc) = instance("t-lxd-many-c");
+    let launch = |names: Vec<Value>| {
+        json!({
+            "instances": names,
+            "source": testbed::image(),
+            "profiles": [testbed::profile()],
+            "wait_for_ipv4_addresses": true,
+            "timeout": 120,
+        })
+    };
+    let both = vec![
+        json!({"name": a, "groups": ["lb"]}),
+        json!({"name": b, "groups": ["web"], "config": {"limits.memory": "256MiB"}}),
+    ];
+    let run = play(vec![
+        task("launch", launch(both.clone()), json!({})),
+        task("again", launch(both), json!({})),
+        task(
+            "one cannot be made",
+            launch(vec![
+                json!({"name": a}),
+                json!({"name": c, "profiles": ["no-such-profile"]}),
+            ]),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "name and instances",
+            json!({"name": a, "instances": [{"name": b}]}),
+            json!({"ignore_errors": true}),
+        ),
+        task(
+            "delete",
+            json!({"instances": [{"name": a}, {"name": b}], "state": "absent", "force_stop": true}),
+            json!({}),
+        ),
+    ]);
+    let r = result(&run, "launch");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    let entries = r["instances"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{r}");
+    assert_eq!(entries[0]["name"], json!(a));
+    assert_eq!(entries[0]["actions"], json!(["create", "start"]), "{r}");
+    assert!(entries[1]["ipv4_address"].is_string(), "{r}");
+    assert_eq!(
+        entries[1]["instance"]["config"]["user.ansible.groups"],
+        json!("web"),
+        "{r}"
+    );
+    assert_eq!(
+        entries[1]["instance"]["config"]["limits.memory"],
+        json!("256MiB")
+    );
+    let r = result(&run, "again");
+    assert_eq!(r["changed"], json!(false), "{r}");
+    let r = result(&run, "one cannot be made");
+    assert_failed_with(&r, &["1 of 2 instances failed", &c, "no-such-profile"]);
+    assert_eq!(r["instances"][0]["changed"], json!(false), "{r}");
+    assert_eq!(r["instances"][1]["failed"], json!(true), "{r}");
+    assert!(lxd_instance(&c).is_none(), "{c} left behind");
+    let r = result(&run, "name and instances");
+    assert_failed_with(&r, &["mutually exclusive", "name", "instances"]);
+    run.assert_ok();
+    let r = result(&run, "delete");
+    assert_eq!(r["changed"], json!(true), "{r}");
+    assert!(lxd_instance(&a).is_none() && lxd_instance(&b).is_none());
+}
