@@ -517,7 +517,7 @@ fn ensure_tracking(m: &mut Module, t: &Tracking) -> Result<TrackingState, Fail> 
                 service.unit()
             ));
         }
-        if service.own_exec_stop() {
+        if service.own_exec_stop(file) {
             m.warn(format!(
                 "track_services: {0} has ExecStop commands of its own, which systemd runs \
                  before the tracking drop-in's: on a planned stop, {0} stops serving before \

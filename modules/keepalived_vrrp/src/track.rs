@@ -232,8 +232,11 @@ f {file} 0644 root root - {DOWN}
 
     /// Whether the unit has `ExecStop` lines of its own, which systemd runs
     /// before the drop-in's.
-    pub fn own_exec_stop(&self) -> bool {
-        self.show("ExecStop").is_some_and(|v| !v.is_empty())
+    /// Whether the unit stops with commands of its own, besides the tracking
+    /// drop-in's (the one that writes `track_file`) once it is installed.
+    pub fn own_exec_stop(&self, track_file: &str) -> bool {
+        self.show("ExecStop")
+            .is_some_and(|v| others_than_tracking(&v, track_file))
     }
 
     fn show(&self, property: &str) -> Option<String> {
@@ -245,6 +248,15 @@ f {file} 0644 root root - {DOWN}
         .ok()
         .map(|s| s.trim().to_string())
     }
+}
+
+/// Whether `systemctl show -p ExecStop --value` lists a command (`{ path=...
+/// }`) that is not the tracking drop-in's.
+fn others_than_tracking(exec_stop: &str, track_file: &str) -> bool {
+    exec_stop
+        .split("{ path=")
+        .skip(1)
+        .any(|command| !command.contains(track_file))
 }
 
 pub(crate) fn dir_of(file: &str) -> &str {
@@ -359,6 +371,17 @@ fn stop_wait(vips: &[IpAddr], stop_delay: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_commands_besides_the_tracking_ones_are_the_units_own() {
+        let ours = "{ path=/bin/sh ; argv[]=/bin/sh -c echo 253 > /run/keepalived/knot.down; sleep 0.2 ; ignore_errors=yes ; pid=0 ; code=(null) ; status=0/0 }";
+        let theirs = "{ path=/usr/sbin/knotc ; argv[]=/usr/sbin/knotc stop ; ignore_errors=no ; pid=0 ; code=(null) ; status=0/0 }";
+        let file = "/run/keepalived/knot.down";
+        assert!(!others_than_tracking("", file));
+        assert!(!others_than_tracking(ours, file));
+        assert!(others_than_tracking(theirs, file));
+        assert!(others_than_tracking(&format!("{theirs} {ours}"), file));
+    }
     use super::*;
 
     fn dropin(file: &str, vips: &[IpAddr], stop_delay: f64) -> String {

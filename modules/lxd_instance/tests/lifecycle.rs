@@ -647,8 +647,8 @@ fn instances_side_by_side_in_one_task() {
         })
     };
     let both = vec![
-        json!({"name": a, "groups": ["lb"]}),
-        json!({"name": b, "groups": ["web"], "config": {"limits.memory": "256MiB"}}),
+        json!({"name": a, "groups": ["t_many_a"]}),
+        json!({"name": b, "groups": ["t_many_b"], "config": {"limits.memory": "256MiB"}}),
     ];
     let run = play(vec![
         task("launch", launch(both.clone()), json!({})),
@@ -681,7 +681,7 @@ fn instances_side_by_side_in_one_task() {
     assert!(entries[1]["ipv4_address"].is_string(), "{r}");
     assert_eq!(
         entries[1]["instance"]["config"]["user.ansible.groups"],
-        json!("web"),
+        json!("t_many_b"),
         "{r}"
     );
     assert_eq!(
