@@ -580,6 +580,42 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     t.cluster
         .wait_member(&lost, "Online", Duration::from_secs(120));
     let online_s = back_at.elapsed().as_secs_f64();
+    // Its LB starts again with the configuration it had. The survivors kept
+    // its address among their peers (keepalived_keep_unicast_peers while it
+    // was away), so it hears the holder and stays a backup: one holder, not
+    // two, before any playbook has run.
+    let keepalived_runs = |lb: &str| {
+        t.cluster
+            .lxc(&[
+                "exec",
+                lb,
+                "--",
+                "systemctl",
+                "is-active",
+                "--quiet",
+                "keepalived",
+            ])
+            .status
+            .success()
+    };
+    while !keepalived_runs(&lost_lb) {
+        assert!(
+            back_at.elapsed() < Duration::from_secs(240),
+            "{lost_lb}'s keepalived did not start again"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let every_lb: Vec<String> = standing.iter().chain([&lost_lb]).cloned().collect();
+    for _ in 0..5 {
+        // Longer than a backup waits before it takes over (3 adverts and its skew).
+        std::thread::sleep(Duration::from_secs(1));
+        let holders = t.holders_of(&every_lb);
+        assert_eq!(
+            holders.len(),
+            1,
+            "VIP holders with {lost_lb} back, before site.yml: {holders:?}"
+        );
+    }
     let started = Instant::now();
     let run = t.playbook("site.yml", &counts);
     let after_s = started.elapsed().as_secs_f64();

@@ -806,6 +806,31 @@ pub(crate) mod tests {
             .contains("unicast_peer {\n        10.231.0.102\n    }"));
     }
 
+    /// The peers a rendered block lists read back as they were given.
+    #[test]
+    fn unicast_peers_read_back_from_the_file() {
+        let i = instance(
+            &params(json!({"unicast_src_ip": "10.231.0.101",
+                           "unicast_peer": ["10.231.0.102", "10.231.0.103"]})),
+            &host(),
+        )
+        .expect("ok");
+        let text = crate::conf::render_file(
+            &[crate::conf::Block {
+                name: i.name.clone(),
+                text: i.render(),
+            }],
+            &[],
+        );
+        let parsed = crate::conf::parse(&text);
+        let peers: Vec<String> = parsed.blocks[0]
+            .unicast_peers()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(peers, ["10.231.0.102", "10.231.0.103"]);
+    }
+
     #[test]
     fn scripts() {
         let i = instance(

@@ -297,6 +297,26 @@ impl Block {
         out
     }
 
+    /// The addresses in the block's `unicast_peer { }` list.
+    pub fn unicast_peers(&self) -> Vec<IpAddr> {
+        let mut inside = false;
+        let mut out = vec![];
+        for l in self.text.lines().map(str::trim) {
+            if l.starts_with("unicast_peer") && l.ends_with('{') {
+                inside = true;
+            } else if inside && l == "}" {
+                inside = false;
+            } else if inside {
+                out.extend(
+                    l.split_whitespace()
+                        .next()
+                        .and_then(|w| w.parse::<IpAddr>().ok()),
+                );
+            }
+        }
+        out
+    }
+
     /// (virtual_router_id, interface) of the block's instance.
     pub fn vrid_and_interface(&self) -> (Option<u8>, Option<String>) {
         let mut vrid = None;

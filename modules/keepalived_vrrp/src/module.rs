@@ -111,7 +111,10 @@ fn checked_instance(
     host: &[net::IfAddr],
     parsed: &conf::Parsed,
 ) -> Result<conf::Instance, Fail> {
-    let inst = checks::instance(p, host).map_err(Fail::new)?;
+    let mut inst = checks::instance(p, host).map_err(Fail::new)?;
+    if p.keep_unicast_peers {
+        keep_current_peers(&mut inst, host, parsed);
+    }
     for other in parsed.blocks.iter().filter(|b| b.name != inst.name) {
         if other.vrid_and_interface() == (Some(inst.vrid), Some(inst.interface.clone())) {
             return Err(Fail::new(format!(
@@ -123,6 +126,21 @@ fn checked_instance(
     }
     check_tracking(p, &inst)?;
     Ok(inst)
+}
+
+/// Adds the peers the instance's block in the file lists that the options
+/// do not (never this host's own addresses nor a virtual one).
+fn keep_current_peers(inst: &mut conf::Instance, host: &[net::IfAddr], parsed: &conf::Parsed) {
+    let Some(block) = parsed.blocks.iter().find(|b| b.name == inst.name) else {
+        return;
+    };
+    for peer in block.unicast_peers() {
+        let own = host.iter().any(|a| a.addr == peer);
+        let virtual_address = inst.vips.iter().any(|v| v.addr == peer);
+        if !own && !virtual_address && !inst.unicast_peer.contains(&peer) {
+            inst.unicast_peer.push(peer);
+        }
+    }
 }
 
 /// How the config file is written: checked by `keepalived -t`; a file that

@@ -18,6 +18,7 @@ pub const SPEC: &str = r#"{
     "vrrp_version": {"type": "int", "default": 3, "choices": [2, 3]},
     "unicast_src_ip": {"type": "str"},
     "unicast_peer": {"type": "list", "elements": "str", "default": []},
+    "keep_unicast_peers": {"type": "bool", "default": false},
     "auth_pass": {"type": "str", "no_log": true},
     "track_haproxy": {"type": "bool", "default": true},
     "track_haproxy_stop_delay": {"type": "float"},
@@ -145,6 +146,8 @@ pub struct Params {
     pub unicast_src_ip: Option<String>,
     #[serde(default, deserialize_with = "list_or_empty")]
     pub unicast_peer: Vec<String>,
+    #[serde(default)]
+    pub keep_unicast_peers: bool,
     pub auth_pass: Option<String>,
     pub track_haproxy: bool,
     pub track_haproxy_stop_delay: Option<f64>,
