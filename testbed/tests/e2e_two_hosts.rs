@@ -408,9 +408,14 @@ fn two_hosts_multicast_vrrp_hands_the_vip_over_both_ways() {
     t.wait_holder("lb-01", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let report = running.stop();
-    assert_eq!(
-        report.failed, 0,
-        "the VIP between hosts over multicast VRRP: {report:?}"
+    // Each of the two moves may cost what any VIP move costs a client (a
+    // connection whose packets change LB half-way, or a SYN in the instant
+    // before the new holder's gratuitous ARP: docs/performance.md,
+    // "Preemption"), one at most at this rate; a stop that let HAProxy go
+    // before the VIP would lose every request until the other host took over.
+    assert!(
+        report.failed <= 2,
+        "the VIP between hosts over multicast VRRP, both ways: {report:?}"
     );
 
     t.playbook("teardown.yml").assert_ok();
