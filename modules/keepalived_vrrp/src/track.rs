@@ -230,10 +230,9 @@ f {file} 0644 root root - {DOWN}
         self.load_state() == "loaded"
     }
 
-    /// Whether the unit has `ExecStop` lines of its own, which systemd runs
-    /// before the drop-in's.
-    /// Whether the unit stops with commands of its own, besides the tracking
-    /// drop-in's (the one that writes `track_file`) once it is installed.
+    /// Whether the unit stops with commands of its own (which systemd runs
+    /// before the drop-in's), besides the tracking drop-in's (the one that
+    /// writes `track_file`) once it is installed.
     pub fn own_exec_stop(&self, track_file: &str) -> bool {
         self.show("ExecStop")
             .is_some_and(|v| others_than_tracking(&v, track_file))
@@ -371,6 +370,7 @@ fn stop_wait(vips: &[IpAddr], stop_delay: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn only_commands_besides_the_tracking_ones_are_the_units_own() {
@@ -382,7 +382,6 @@ mod tests {
         assert!(others_than_tracking(theirs, file));
         assert!(others_than_tracking(&format!("{theirs} {ours}"), file));
     }
-    use super::*;
 
     fn dropin(file: &str, vips: &[IpAddr], stop_delay: f64) -> String {
         Service::haproxy().dropin(file, vips, stop_delay)
