@@ -149,7 +149,7 @@ fn run(m: &mut Module) -> Result<()> {
                 "mode_set_on_instances",
                 overridden
                     .iter()
-                    .map(|(n, pr, _)| format!("{pr}/{n}"))
+                    .map(|o| format!("{}/{}", o.project, o.name))
                     .collect::<Vec<_>>(),
             );
             None
@@ -177,13 +177,26 @@ fn run(m: &mut Module) -> Result<()> {
     Ok(())
 }
 
+/// An instance whose `cluster.evacuate` was set for an evacuation, and the
+/// value of its own it had (none: the key was not set on it).
+struct Overridden {
+    name: String,
+    project: String,
+    own: Option<String>,
+}
+
+impl Overridden {
+    fn path(&self) -> String {
+        lxd_api::with_query(
+            &format!("/1.0/instances/{}", lxd_api::encode(&self.name)),
+            &[("project", &self.project)],
+        )
+    }
+}
+
 /// Sets `cluster.evacuate` to `mode` on the member's instances whose expanded
-/// value differs; returns (name, project, the instance's own value) of each.
-fn override_evacuate_mode(
-    lxd: &Client,
-    member: &str,
-    mode: &str,
-) -> Result<Vec<(String, String, Option<String>)>> {
+/// value differs; returns each with the value it had.
+fn override_evacuate_mode(lxd: &Client, member: &str, mode: &str) -> Result<Vec<Overridden>> {
     let list = lxd.get("/1.0/instances?recursion=1&all-projects=true")?;
     let mut out = Vec::new();
     for i in list.as_array().into_iter().flatten() {
@@ -196,37 +209,31 @@ fn override_evacuate_mode(
         {
             continue;
         }
-        let (name, project) = (
-            s(&i["name"]).unwrap_or_default(),
-            s(&i["project"]).unwrap_or_else(|| "default".into()),
-        );
-        let path = lxd_api::with_query(
-            &format!("/1.0/instances/{}", lxd_api::encode(&name)),
-            &[("project", &project)],
-        );
-        lxd.patch(&path, &json!({"config": {"cluster.evacuate": mode}}))?;
-        out.push((name, project, s(&i["config"]["cluster.evacuate"])));
+        let changed = Overridden {
+            name: s(&i["name"]).unwrap_or_default(),
+            project: s(&i["project"]).unwrap_or_else(|| "default".into()),
+            own: s(&i["config"]["cluster.evacuate"]),
+        };
+        lxd.patch(
+            &changed.path(),
+            &json!({"config": {"cluster.evacuate": mode}}),
+        )?;
+        out.push(changed);
     }
     Ok(out)
 }
 
 /// Puts back what [`override_evacuate_mode`] changed (a key the instance did
 /// not have is removed: PUT of its config without it).
-fn put_back_evacuate_mode(
-    lxd: &Client,
-    changed: &[(String, String, Option<String>)],
-) -> Result<()> {
-    for (name, project, old) in changed {
-        let path = lxd_api::with_query(
-            &format!("/1.0/instances/{}", lxd_api::encode(name)),
-            &[("project", project)],
-        );
+fn put_back_evacuate_mode(lxd: &Client, changed: &[Overridden]) -> Result<()> {
+    for c in changed {
+        let path = c.path();
         let mut inst = lxd.get(&path)?;
-        match old {
+        match &c.own {
             Some(v) => inst["config"]["cluster.evacuate"] = json!(v),
             None => {
-                if let Some(c) = inst["config"].as_object_mut() {
-                    c.remove("cluster.evacuate");
+                if let Some(config) = inst["config"].as_object_mut() {
+                    config.remove("cluster.evacuate");
                 }
             }
         }
