@@ -55,20 +55,14 @@ fn entry(name: &str, one: &One) -> Value {
     if let Some(s) = &one.old_state {
         e.insert("old_state".into(), json!(s));
     }
-    match &one.outcome {
-        Ok(out) => {
-            for (key, value) in out.results() {
-                e.insert(key.into(), value);
-            }
+    if let Ok(out) = &one.outcome {
+        for (key, value) in out.results() {
+            e.insert(key.into(), value);
         }
-        Err(err) => {
-            e.insert("failed".into(), true.into());
-            let msg = match err.downcast_ref::<Fail>() {
-                Some(f) => f.msg.clone(),
-                None => format!("{err:#}"),
-            };
-            e.insert("msg".into(), msg.into());
-        }
+    }
+    if let Some(msg) = one.failure() {
+        e.insert("failed".into(), true.into());
+        e.insert("msg".into(), msg.into());
     }
     Value::Object(e)
 }
@@ -119,14 +113,13 @@ pub fn run(m: &mut Module, p: &Params) -> Result<()> {
             m.warn(w.clone());
         }
         log.extend(one.log.iter().cloned());
-        let e = entry(&item.name, &one);
-        if let Some(msg) = e.get("msg").and_then(Value::as_str) {
+        if let Some(msg) = one.failure() {
             failures.push(format!("{}: {msg}", item.name));
         }
+        results.push(entry(&item.name, &one));
         if let Ok(out) = one.outcome {
             m.add_diff(out.diff);
         }
-        results.push(e);
     }
     m.set("log_verbose", &log);
     m.set("log_verbosity", m.internal.verbosity);

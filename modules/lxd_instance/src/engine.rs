@@ -73,6 +73,15 @@ impl One {
     pub fn changed(&self) -> bool {
         !self.actions.is_empty()
     }
+
+    /// Why the run failed, as the module says it; `None` when it did not.
+    pub fn failure(&self) -> Option<String> {
+        let err = self.outcome.as_ref().err()?;
+        Some(match err.downcast_ref::<Fail>() {
+            Some(f) => f.msg.clone(),
+            None => format!("{err:#}"),
+        })
+    }
 }
 
 /// Connects and brings one instance to what `p` asks.
