@@ -258,6 +258,13 @@ impl Default for GroupRules {
     }
 }
 
+impl GroupRules {
+    /// Whether instances are grouped automatically by `kind` ([`GroupRules::by`]).
+    pub fn groups_by(&self, kind: &str) -> bool {
+        self.by.iter().any(|b| b == kind)
+    }
+}
+
 /// The automatic group kinds [`GroupRules::by`] accepts.
 pub const GROUP_BY: [&str; 6] = ["profile", "status", "type", "location", "project", "host"];
 

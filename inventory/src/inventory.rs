@@ -165,7 +165,6 @@ impl Inventory {
         members: &[lxd_api::ClusterMember],
         cfg: &Config,
     ) {
-        let by = |kind: &str| cfg.groups.by.iter().any(|b| b == kind);
         let member_status: BTreeMap<&str, String> = members
             .iter()
             .map(|m| (m.server_name.as_str(), m.status.to_lowercase()))
@@ -173,7 +172,7 @@ impl Inventory {
         if host.cluster {
             self.add_cluster_members(host, members, cfg);
         }
-        let host_group = (by("host") && !cfg.groups.all.is_empty())
+        let host_group = (cfg.groups.groups_by("host") && !cfg.groups.all.is_empty())
             .then(|| safe_name(&format!("{HOST_GROUP_PREFIX}{}", host.name)));
         let host_vars = host_connection_vars(cfg, host);
         let mut listed = false;
@@ -233,7 +232,7 @@ impl Inventory {
         if let Some(map) = map.as_object_mut() {
             map.insert(host.name.clone(), Value::Array(list));
         }
-        if cfg.groups.by.iter().any(|b| b == "location") {
+        if cfg.groups.groups_by("location") {
             for m in members {
                 self.groups
                     .entry(safe_name(&format!("location_{}", m.server_name)))
@@ -348,7 +347,7 @@ impl Inventory {
 /// The groups an instance is in by the grouping rules (not its host's group).
 fn instance_groups(inst: &Instance, project: &str, cfg: &Config) -> Vec<String> {
     let rules = &cfg.groups;
-    let by = |kind: &str| rules.by.iter().any(|b| b == kind);
+    let by = |kind: &str| rules.groups_by(kind);
     let running = inst.is_running();
     let mut groups = vec![rules.all.clone()];
     if by("status") {
