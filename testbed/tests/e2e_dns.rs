@@ -158,7 +158,12 @@ fn dns_follows_the_topology_and_survives_what_http_survives() {
         std::thread::sleep(Duration::from_secs(1));
     });
     eprintln!("knot back on {first}: {r:?}");
-    assert_eq!((r.lost, r.wrong), (0, 0), "knot back on {first}: {r:?}");
+    // Its return moves the VIP back by preemption: a query sent in the
+    // instant between the old holder letting go of the VIP and the new one's
+    // gratuitous ARP goes unanswered (keepalived advertises first,
+    // docs/performance.md, "Preemption"), one at most at this rate, as for
+    // HTTP in e2e; never a wrong answer.
+    assert!(r.lost <= 1 && r.wrong == 0, "knot back on {first}: {r:?}");
 
     // The holder lost as a whole: queries are lost only while the VIP moves.
     let http = Probe::new(&format!("http://{VIP}/")).expect("VIP").start();
