@@ -20,7 +20,17 @@ def markdown(res: dict) -> list[str]:
     sizes = res.get("sizes") or []
     if not sizes:
         return []
-    out = ["", "**Scale** (one run per size; load average 1 min before -> after the size)", "",
+    out = []
+    launch = res.get("launch")
+    if launch:
+        later = launch["later"]
+        out += ["", f"**Launch to IPv4** (`lxc launch` until LXD reports eth0's global IPv4, one after the other; "
+                    f"load {launch['load'][0]:.1f}): instances 2-{len(later) + 1} "
+                    f"{launch['min']:.2f} / **{launch['median']:.2f}** / {launch['max']:.2f} s "
+                    f"(`lxc launch` returning {min(r['launch_s'] for r in later):.2f}-"
+                    f"{max(r['launch_s'] for r in later):.2f} s); the first {launch['first']['ipv4_s']:.2f} s. "
+                    "Goal: median <= 1.5 s."]
+    out += ["", "**Scale** (one run per size; load average 1 min before -> after the size)", "",
            "| LB + web | site.yml from nothing | converged re-run (changed) | add_web.yml | failed requests during add_web | memory per LB / web node (median) | load |",
            "|---|--:|--:|--:|--:|---|---|"]
     for r in sizes:

@@ -1,5 +1,5 @@
-"""The cost of size (BENCH_ONLY=scale): the topology made from nothing at
-growing numbers of web nodes, its converged re-run, one add_web.yml under the
+"""The cost of size (BENCH_ONLY=scale): launch to IPv4 of one instance of the
+base image, then the topology made from nothing at growing numbers of web nodes, its converged re-run, one add_web.yml under the
 probe, and memory per instance; then the largest size shrunk back to 2 + 2
 under the probe.
 
@@ -16,15 +16,73 @@ and draws the chart again.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import os
 import shutil
+import socket
+import statistics
 import time
 from pathlib import Path
 
 SCALE_PREFIX, SCALE_VIP, SCALE_VRID = "bench-scale-", "10.231.0.59", 159
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "2,8,16,30").split(",") if s.strip()]
 LBS_AT_LARGEST = int(os.environ.get("BENCH_SCALE_LBS", "3"))
+LAUNCHES = int(os.environ.get("BENCH_SCALE_LAUNCHES", "6"))
+LXD_SOCKET = os.environ.get("BENCH_LXD_SOCKET", "/var/lib/lxd/unix.socket")
+
+
+class _LxdSocket(http.client.HTTPConnection):
+    def __init__(self) -> None:
+        super().__init__("lxd", timeout=10)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect(LXD_SOCKET)
+
+
+def _global_ipv4(name: str) -> str | None:
+    """eth0's global IPv4 as LXD reports it: one request on the local socket,
+    so that polling every 20 ms costs no CLI start."""
+    c = _LxdSocket()
+    try:
+        c.request("GET", f"/1.0/instances/{name}/state")
+        state = (json.loads(c.getresponse().read()).get("metadata") or {})
+    finally:
+        c.close()
+    for a in ((state.get("network") or {}).get("eth0") or {}).get("addresses") or []:
+        if a.get("family") == "inet" and a.get("scope") == "global":
+            return a["address"]
+    return None
+
+
+def launch_to_ipv4(R) -> dict:
+    """LAUNCHES instances of the base image one after the other, each timed
+    from `lxc launch` until LXD reports a global IPv4 on eth0, and left to
+    finish booting before the next starts (so none competes with another's
+    boot). The first is reported apart: on a new pool it unpacks the image."""
+    names = [f"{SCALE_PREFIX}launch-{i}" for i in range(1, LAUNCHES + 1)]
+    R.delete(R.lxc_names(SCALE_PREFIX + "launch-"))
+    rows = []
+    try:
+        for n in names:
+            with R._created_lock:
+                R._created.add(n)
+            start = time.monotonic()
+            R.sh(["lxc", "launch", R.IMAGE, n, "-p", R.PROFILE, "-q"], timeout=600)
+            launched = time.monotonic() - start
+            while not _global_ipv4(n):
+                if time.monotonic() - start > 120:
+                    raise RuntimeError(f"{n}: no IPv4 on eth0 within 120 s")
+                time.sleep(0.02)
+            rows.append({"launch_s": round(launched, 3), "ipv4_s": round(time.monotonic() - start, 3)})
+            R.wait_booted(n)
+    finally:
+        R.delete(names)
+    later = [r["ipv4_s"] for r in rows[1:]]
+    return {"first": rows[0], "later": rows[1:], "min": min(later), "median": statistics.median(later),
+            "max": max(later), "load": list(os.getloadavg())}
 
 
 def _time(stamp: str) -> float:
@@ -66,6 +124,9 @@ def bench_scale(res: dict, work: Path, R) -> None:
     R._cleanup_dirs.append(creds)
     res["sizes"] = []
     res["load_start"] = list(os.getloadavg())
+    R.log(f"scale: launch to IPv4, {LAUNCHES} instances one after the other")
+    res["launch"] = launch_to_ipv4(R)
+    R.log(f"  instances 2-{LAUNCHES}: median {res['launch']['median']:.2f} s")
 
     def run(name: str, extra: list[str], timeout: float = 1800) -> dict:
         r = R.ansible_playbook(R.ROOT / "playbooks" / name, args + extra,

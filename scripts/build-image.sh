@@ -10,7 +10,7 @@ source "$here/env.sh"
 packages=(haproxy keepalived apache2 python3 iproute2 procps psmisc curl ifupdown
   isc-dhcp-client systemd-sysv dbus cloud-init python3-cffi-backend locales
   knot knot-dnssecutils knot-dnsutils)
-recipe_hash="$( (printf '%s\n' "${packages[@]}"; cat "${BASH_SOURCE[0]}") | sha256sum | cut -c1-16)"
+recipe_hash="$( (printf '%s\n' "${packages[@]}"; cat "${BASH_SOURCE[0]}" "$here"/image/*) | sha256sum | cut -c1-16)"
 
 if lxc image show "$VRRP_IMAGE" 2>/dev/null | grep -q "vrrp_lxd_recipe: \"\?$recipe_hash"; then
   echo "==> image $VRRP_IMAGE is current ($recipe_hash)"
@@ -31,8 +31,16 @@ if [[ ! -f "$work/rootfs.tar.gz" ]]; then
   debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
     bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log"; exit 1; }
-  printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' \
+  # eth0 is what cloud-init renders into interfaces.d: its fallback (DHCP) or
+  # the instance's cloud-init.network-config. Without a network config, the
+  # fallback is brought up at once by eth0-dhcp-early (see that script).
+  printf 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n' \
     >"$rootfs/etc/network/interfaces"
+  printf 'iface eth0 inet dhcp\n' >"$rootfs/etc/network/eth0-dhcp-early"
+  install -D -m 0755 "$here/image/eth0-dhcp-early" "$rootfs/usr/local/lib/vrrp-lxd/eth0-dhcp-early"
+  install -D -m 0644 "$here/image/eth0-dhcp-early.service" "$rootfs/etc/systemd/system/eth0-dhcp-early.service"
+  mkdir -p "$rootfs/etc/systemd/system/sysinit.target.wants"
+  ln -sf ../eth0-dhcp-early.service "$rootfs/etc/systemd/system/sysinit.target.wants/eth0-dhcp-early.service"
   # Each container must get its own machine-id (and so its own DHCP client id).
   : >"$rootfs/etc/machine-id"
   rm -f "$rootfs/var/lib/dbus/machine-id"

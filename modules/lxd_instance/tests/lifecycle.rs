@@ -340,6 +340,37 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
     assert_eq!(result(&run, "again")["changed"], json!(false));
 }
 
+#[test]
+fn cloud_init_network_config_is_what_eth0_gets() {
+    // An address outside the bridge's DHCP range (scripts/env.sh), so no lease
+    // can hold it, and one no other test uses.
+    let bridge_addr = std::env::var("VRRP_BRIDGE_ADDR")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "10.231.0.1/24".to_string());
+    let (net, prefix) = bridge_addr.split_once('/').expect("VRRP_BRIDGE_ADDR is a CIDR");
+    let static_ip = format!("{}.241", net.rsplit_once('.').expect("IPv4").0);
+    let (name, _cleanup) = instance("t-lxd-net");
+    let args = with(
+        base_args(&name),
+        json!({
+            "cloud_init": {"network_config": {"version": 1, "config": [{
+                "type": "physical", "name": "eth0",
+                "subnets": [{"type": "static", "address": format!("{static_ip}/{prefix}")}],
+            }]}},
+            "wait_for_cloud_init": true,
+            "timeout": 120,
+        }),
+    );
+    let run = play(vec![task("create", args, json!({}))]);
+    run.assert_ok();
+    assert_eq!(result(&run, "create")["cloud_init_status"], json!("done"));
+    // The image brings up DHCP early only when there is no network config; with
+    // one, eth0 has the given address and no lease.
+    let listed = lxc_list_ipv4(&name);
+    assert_eq!(listed, vec![(static_ip, "eth0".to_string())]);
+}
+
 /// The root disk's pool from the project's profile (instances without a NIC
 /// still need a root disk).
 fn root_pool() -> String {
