@@ -207,15 +207,12 @@ fn read_instances(
     host: &LxdHost,
     cfg: &Config,
 ) -> anyhow::Result<HostListing> {
-    let items = match cfg.address_source {
-        AddressSource::State => lxd.list_instances_full(Some(&host.project))?,
-        AddressSource::Leases => {
-            let path = project_path("/1.0/instances?recursion=1", &host.project);
-            match lxd.get(&path)? {
-                serde_json::Value::Array(items) => items,
-                other => anyhow::bail!("unexpected instance list from {}: {other}", lxd.backend()),
-            }
-        }
+    let (items, read_early) = match host.address_source {
+        AddressSource::State => (
+            lxd.list_instances_full(Some(&host.project))?,
+            Networks::new(),
+        ),
+        AddressSource::Leases => list_with_profile_networks(lxd, &host.project)?,
     };
     // LXD answers an empty list for a project that does not exist: only then
     // is a second request worth making, so that a typo is not an empty inventory.
@@ -240,13 +237,33 @@ fn read_instances(
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .with_context(|| format!("unexpected instance list from {}", lxd.backend()))?;
-    if cfg.address_source == AddressSource::Leases {
-        fill_states(lxd, &host.project, cfg, &mut instances)?;
+    if host.address_source == AddressSource::Leases {
+        fill_states(lxd, &host.project, cfg, &mut instances, read_early)?;
     }
     Ok(HostListing {
         host: for_connection_vars(host)?,
         instances,
         members: Vec::new(),
+    })
+}
+
+/// The `recursion=1` listing of `project`, and beside it the networks its
+/// profiles put NICs on ([`read_profile_networks`]).
+fn list_with_profile_networks(
+    lxd: &lxd_api::Client,
+    project: &str,
+) -> anyhow::Result<(Vec<serde_json::Value>, Networks)> {
+    std::thread::scope(|s| {
+        let early = s.spawn(|| read_profile_networks(lxd, project));
+        let path = project_path("/1.0/instances?recursion=1", project);
+        let items = match lxd.get(&path)? {
+            serde_json::Value::Array(items) => items,
+            other => anyhow::bail!("unexpected instance list from {}: {other}", lxd.backend()),
+        };
+        match early.join() {
+            Ok(networks) => Ok((items, networks?)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
 }
 
@@ -264,17 +281,19 @@ fn fill_states(
     project: &str,
     cfg: &Config,
     instances: &mut Vec<Instance>,
+    read_early: Networks,
 ) -> anyhow::Result<()> {
     let wanted = leases::wanted(instances, cfg);
     let names: Vec<String> = leases::networks(wanted.iter().map(|&i| &instances[i]))
         .into_iter()
+        .filter(|n| !read_early.contains_key(n))
         .collect();
-    let networks: BTreeMap<String, NetworkLeases> = names
-        .iter()
-        .cloned()
-        .zip(side_by_side(&names, |n| read_network(lxd, n, project)))
-        .filter_map(|(name, answer)| answer.transpose().map(|a| a.map(|a| (name, a))))
-        .collect::<anyhow::Result<_>>()?;
+    let mut networks = read_networks(lxd, &names, project)?;
+    networks.extend(read_early);
+    let networks: BTreeMap<String, NetworkLeases> = networks
+        .into_iter()
+        .filter_map(|(name, leases)| Some((name, leases?)))
+        .collect();
     let unknown = leases::fill_from_leases(instances, &wanted, project, cfg, &networks);
     let states: Vec<Option<InstanceState>> =
         if leases::one_listing_is_cheaper(unknown.len(), wanted.len()) {
@@ -314,9 +333,45 @@ fn project_path(path: &str, project: &str) -> String {
     }
 }
 
+/// Networks by name, each with its leases when it is a managed bridge.
+type Networks = BTreeMap<String, Option<NetworkLeases>>;
+
+/// The networks the project's profiles put NICs on ([`read_networks`]), read
+/// while the instances are listed: most instances' NICs come from a profile,
+/// so their leases are at hand when the listing is. A network only an
+/// instance's own device names is read after the listing. LXD refusing the
+/// profiles (an error answer) leaves them all to that.
+fn read_profile_networks(lxd: &lxd_api::Client, project: &str) -> anyhow::Result<Networks> {
+    let profiles = match lxd.get(&project_path("/1.0/profiles?recursion=1", project)) {
+        Ok(p) => p,
+        Err(e) if e.status().is_some() => return Ok(Networks::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let names: Vec<String> = leases::profile_networks(&profiles)
+        .into_iter()
+        .take(PARALLEL_REQUESTS)
+        .collect();
+    read_networks(lxd, &names, project)
+}
+
+/// [`read_network`] of each of `names`, side by side.
+fn read_networks(
+    lxd: &lxd_api::Client,
+    names: &[String],
+    project: &str,
+) -> anyhow::Result<Networks> {
+    names
+        .iter()
+        .cloned()
+        .zip(side_by_side(names, |n| read_network(lxd, n, project)))
+        .map(|(name, answer)| answer.map(|a| (name, a)))
+        .collect()
+}
+
 /// A managed bridge's prefix length and leases; `None` when LXD does not
 /// manage it as a bridge or will not list its leases (an error answer: the
-/// instances on it are then read one by one). A failure to reach LXD fails.
+/// instances on it are then read one by one). The network and its leases
+/// are asked side by side. A failure to reach LXD fails.
 fn read_network(
     lxd: &lxd_api::Client,
     name: &str,
@@ -328,10 +383,19 @@ fn read_network(
         Err(e) if e.status().is_some() => Ok(None),
         Err(e) => Err(e),
     };
-    let Some(network) = answer(&path)?.filter(leases::is_managed_bridge) else {
+    let (network, list) = std::thread::scope(|s| {
+        let list = s.spawn(|| answer(&format!("{path}/leases")));
+        let network = answer(&path);
+        let list = match list.join() {
+            Ok(list) => list,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (network, list)
+    });
+    let Some(network) = network?.filter(leases::is_managed_bridge) else {
         return Ok(None);
     };
-    let Some(list) = answer(&format!("{path}/leases"))? else {
+    let Some(list) = list? else {
         return Ok(None);
     };
     let list = leases::leases_from_value(list).with_context(|| {

@@ -129,6 +129,10 @@ pub struct HostEntry {
     /// too, with one more request.
     #[serde(default)]
     pub cluster: bool,
+    /// This host's own `address_source`, e.g. `state` for a host or cluster
+    /// whose instances sit on macvlan, where no lease can tell an address.
+    #[serde(default)]
+    pub address_source: Option<AddressSource>,
 }
 
 /// One LXD host to read, every default applied.
@@ -145,6 +149,8 @@ pub struct LxdHost {
     pub remote: Option<String>,
     /// Read the cluster's members as well (`cluster: true` on the entry).
     pub cluster: bool,
+    /// The entry's `address_source`, else the top-level one.
+    pub address_source: AddressSource,
 }
 
 impl LxdHost {
@@ -453,7 +459,7 @@ impl Config {
             .get("hosts")
             .and_then(serde_yaml_ng::Value::as_sequence)
             .ok_or_else(|| bad("no hosts: list".into()))?;
-        const KEYS: [&str; 11] = [
+        const KEYS: [&str; 12] = [
             "name",
             "url",
             "client_cert",
@@ -465,6 +471,7 @@ impl Config {
             "project",
             "remote",
             "cluster",
+            "address_source",
         ];
         for entry in entries {
             let mut known = serde_yaml_ng::Mapping::new();
@@ -666,6 +673,7 @@ impl Config {
                 project: self.project.clone(),
                 remote: self.remote.clone(),
                 cluster: false,
+                address_source: self.address_source,
             }];
         }
         self.hosts
@@ -690,6 +698,7 @@ impl Config {
                     project: h.project.clone().unwrap_or_else(|| self.project.clone()),
                     remote: h.remote.clone(),
                     cluster: h.cluster,
+                    address_source: h.address_source.unwrap_or(self.address_source),
                 }
             })
             .collect()
@@ -902,6 +911,34 @@ groups:
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].name, "lxd-1");
         assert_eq!(read[0].client_key.as_deref(), Some(Path::new("/c.key")));
+        assert_eq!(read[0].address_source, AddressSource::Leases);
+
+        // An entry may say where its addresses come from, over the top-level
+        // setting; a wrong value names what is allowed.
+        std::fs::write(
+            &hosts,
+            "hosts:\n  - name: on-macvlan\n    address_source: state\n  - name: on-a-bridge\n",
+        )
+        .expect("write");
+        let read = Config::load(&env, &[]).expect("loads").0.lxd_hosts();
+        let sources: Vec<_> = read
+            .iter()
+            .map(|h| (h.name.as_str(), h.address_source))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("on-macvlan", AddressSource::State),
+                ("on-a-bridge", AddressSource::Leases)
+            ]
+        );
+        std::fs::write(&hosts, "hosts:\n  - name: x\n    address_source: dhcp\n").expect("write");
+        let e = Config::load(&env, &[]).expect_err("bad address_source");
+        assert!(
+            e.to_string()
+                .contains("must be one of: leases, state, got: dhcp"),
+            "{e}"
+        );
 
         std::fs::write(&hosts, "other: 1\n").expect("write");
         let e = Config::load(&env, &[]).expect_err("no hosts list");

@@ -118,17 +118,41 @@ pub fn nic_devices(inst: &Instance) -> Vec<NicDevice> {
                 .or_else(|| inst.config_value(&format!("volatile.{key}.hwaddr")))
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            let network = get("network").or_else(|| {
-                (get("nictype") == Some("bridged"))
-                    .then(|| get("parent"))
-                    .flatten()
-            });
             NicDevice {
                 device: key.clone(),
                 interface: get("name").unwrap_or(key).to_owned(),
                 hwaddr,
-                network: network.map(String::from),
+                network: nic_network(|k| get(k)).map(String::from),
             }
+        })
+        .collect()
+}
+
+/// The LXD network a NIC device is on (see [`NicDevice::network`]), from
+/// its keys.
+fn nic_network<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    get("network").or_else(|| {
+        (get("nictype") == Some("bridged"))
+            .then(|| get("parent"))
+            .flatten()
+    })
+}
+
+/// The networks the NICs of `profiles` (`GET /1.0/profiles?recursion=1`) are
+/// on: the ones most instances' NICs come from, known before the instances
+/// are listed.
+pub fn profile_networks(profiles: &Value) -> BTreeSet<String> {
+    let devices = profiles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("devices")?.as_object())
+        .flat_map(|d| d.values());
+    devices
+        .filter(|d| d.get("type").and_then(Value::as_str) == Some("nic"))
+        .filter_map(|d| {
+            nic_network(|k| d.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()))
+                .map(String::from)
         })
         .collect()
 }
@@ -276,6 +300,23 @@ mod tests {
     use crate::instance::parse_answer;
     use crate::inventory::Inventory;
     use serde_json::json;
+
+    #[test]
+    fn profile_networks_are_those_its_nics_name() {
+        let profiles = json!([
+            {"name": "default", "devices": {
+                "eth0": {"type": "nic", "network": "vrrpbr0"},
+                "root": {"type": "disk", "path": "/", "pool": "p"}}},
+            {"name": "own", "devices": {
+                "eth1": {"type": "nic", "nictype": "bridged", "parent": "br1"},
+                "eth2": {"type": "nic", "nictype": "macvlan", "parent": "eth0"},
+                "eth3": {"type": "nic", "network": ""}}},
+            {"name": "bare"}
+        ]);
+        let names: Vec<String> = profile_networks(&profiles).into_iter().collect();
+        assert_eq!(names, ["br1", "vrrpbr0"]);
+        assert!(profile_networks(&json!({"error": "x"})).is_empty());
+    }
 
     // Recorded from LXD 5.0.2 in project `xpool`: xl-a (NIC from the profile,
     // `network: vrrpbr0`), xl-b (its own NIC, `nictype: bridged`, `parent:

@@ -440,6 +440,8 @@ done
 # ---------------------------------------------------------------- hosts.yml
 hosts_yml="$MH_ETC/hosts.yml"
 # One settings entry: an LXD host, or the cluster reached through a member.
+# Its instances sit on macvlan, where no LXD lease can tell an address: the
+# inventory reads their state at once (address_source: state).
 host_entry() {  # name address [cluster]
   echo "  - name: $1"
   [[ -z "${3:-}" ]] || echo "    cluster: true"
@@ -453,6 +455,7 @@ host_entry() {  # name address [cluster]
     image: $VRRP_IMAGE
     profiles: [default, $MH_NESTED_PROFILE]
     network: $MH_NESTED_PROFILE
+    address_source: state
 YAML
 }
 {
