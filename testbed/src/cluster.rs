@@ -98,8 +98,8 @@ impl Cluster {
         cluster
     }
 
-    /// `lxc` against the cluster, run inside the first member that answers
-    /// (any member speaks for the whole cluster).
+    /// `lxc` against the cluster, run inside the first running member that
+    /// answers (any member speaks for the whole cluster).
     pub fn lxc(&self, args: &[&str]) -> Output {
         let mut last = None;
         for m in self.member_containers() {
@@ -114,14 +114,16 @@ impl Cluster {
         last.expect("the cluster has members")
     }
 
-    /// The member containers on this machine (cl-host-1, ...), by name order.
+    /// The running member containers on this machine (cl-host-1, ...), by
+    /// name order.
     pub fn member_containers(&self) -> Vec<String> {
-        let out = lxc(&["list", "--format", "csv", "-c", "n"]);
+        let out = lxc(&["list", "--format", "csv", "-c", "ns"]);
         let prefix = env_or("MH_CLUSTER_HOST_PREFIX", "cl-host-");
         let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|n| n.starts_with(&prefix))
-            .map(str::to_string)
+            .filter_map(|l| l.split_once(','))
+            .filter(|(n, status)| n.starts_with(&prefix) && *status == "RUNNING")
+            .map(|(n, _)| n.to_string())
             .collect();
         names.sort();
         names

@@ -5,7 +5,9 @@
 //! and the members' status; evacuate_host.yml takes the member holding the
 //! VIP out of service and restore_host.yml brings it back, neither failing a
 //! request of the 20 ms probe. Then a member is lost, not evacuated (its
-//! container force-stopped): the VIP's gap and the failed requests before
+//! container force-stopped; the one with lb-01, the LB of the highest
+//! priority, since the test reaches the cluster through the second member's
+//! endpoint): the VIP's gap and the failed requests before
 //! and after HAProxy marks its web node down are measured; its instances
 //! stay in the inventory, named in its warnings, and site.yml with the same
 //! counts leaves them alone and makes the wanted size on the survivors; once
@@ -32,6 +34,9 @@ struct Topology {
     vip: &'static str,
     vrid: &'static str,
     cluster: Cluster,
+    /// The bed's hosts file with the second member's endpoint (see `new`).
+    hosts_file: PathBuf,
+    endpoint_url: String,
     scratch: tempfile::TempDir,
 }
 
@@ -39,12 +44,24 @@ impl Topology {
     fn new(vip: &'static str, vrid: &'static str) -> Topology {
         let cluster = Cluster::get();
         let scratch = tempfile::tempdir().expect("tempdir");
+        // The playbooks and the inventory reach the cluster through its
+        // second member, so that the first, where lb-01 (the LB with the
+        // highest priority) lands, is one the test may lose. The cluster's
+        // certificate, which the file pins, is every member's.
+        let members = cluster.members();
+        assert!(members.len() > 1, "{members:?}");
+        let endpoint_url = members[1].url.clone();
+        let hosts_file = scratch.path().join("hosts.yml");
+        let text = std::fs::read_to_string(testbed::cluster::hosts_file()).expect("hosts file");
+        assert!(text.contains(&cluster.entry.url), "{text}");
+        std::fs::write(&hosts_file, text.replace(&cluster.entry.url, &endpoint_url))
+            .expect("hosts file copy");
         // The inventory reads the same hosts file the playbooks place by.
         std::fs::write(
             scratch.path().join("lxd_inventory.yml"),
             format!(
                 "hosts_file: {}\nconnection: lxd_api\n",
-                testbed::cluster::hosts_file().display()
+                hosts_file.display()
             ),
         )
         .expect("inventory config");
@@ -53,6 +70,8 @@ impl Topology {
             vip,
             vrid,
             cluster,
+            hosts_file,
+            endpoint_url,
             scratch,
         }
     }
@@ -74,10 +93,7 @@ impl Topology {
             .extra_var("vrrp_prefix", &self.prefix)
             .extra_var("vrrp_vip", self.vip)
             .extra_var("vrrp_vrid", self.vrid)
-            .extra_var(
-                "vrrp_hosts_file",
-                &testbed::cluster::hosts_file().display().to_string(),
-            );
+            .extra_var("vrrp_hosts_file", &self.hosts_file.display().to_string());
         runner.playbook(playbook, extra)
     }
 
@@ -385,14 +401,14 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     t.cluster
         .wait_member(&evacuee, "Online", Duration::from_secs(10));
 
-    // A member lost, not evacuated: the one with the VIP-holding LB and a web
-    // node. Not the member whose endpoint the playbooks and the inventory
-    // talk to: without it nothing reaches the cluster's API at all.
+    // A member lost, not evacuated: the one with lb-01, which holds the VIP,
+    // and a web node. Not the member whose endpoint the playbooks and the
+    // inventory talk to: without it nothing reaches the cluster's API at all.
     let endpoint = t
         .cluster
         .members()
         .into_iter()
-        .find(|m| m.url == t.cluster.entry.url)
+        .find(|m| m.url == t.endpoint_url)
         .map(|m| m.server_name)
         .expect("the endpoint of hosts.yml is a member");
     let on = |member: &str, tier: &str| -> Vec<String> {
@@ -408,6 +424,7 @@ fn cluster_spread_inventory_evacuate_and_restore() {
         .expect("a member besides the endpoint with an LB and a web node")
         .clone();
     let (lost_lb, lost_web) = (on(&lost, "lb-")[0].clone(), on(&lost, "web-")[0].clone());
+    assert_eq!(lost_lb, t.name("lb-01"), "the lost member holds lb-01: {placed:?}");
     let kept_lbs: Vec<String> = lbs.iter().filter(|l| **l != lost_lb).cloned().collect();
     let kept_webs: Vec<String> = webs.iter().filter(|w| **w != lost_web).cloned().collect();
     // The other LBs have the higher priorities: their track file (the number
@@ -467,7 +484,7 @@ fn cluster_spread_inventory_evacuate_and_restore() {
         .all(|lb| t.server_status(lb, &lost_web).starts_with("DOWN"))
     {
         assert!(
-            lost_at.elapsed() < Duration::from_secs(60),
+            lost_at.elapsed() < Duration::from_secs(120),
             "{lost_web} still {:?}",
             kept_lbs
                 .iter()
@@ -580,10 +597,13 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     t.cluster
         .wait_member(&lost, "Online", Duration::from_secs(120));
     let online_s = back_at.elapsed().as_secs_f64();
-    // Its LB starts again with the configuration it had. The survivors kept
-    // its address among their peers (keepalived_keep_unicast_peers while it
-    // was away), so it hears the holder and stays a backup: one holder, not
-    // two, before any playbook has run.
+    // Its LB, lb-01, starts again with the configuration it had, where its
+    // priority is the highest of the topology. The survivors kept its address
+    // among their peers (keepalived_keep_unicast_peers while it was away) and
+    // advertise a priority above any it knows (vrrp_keepalived_priority_base
+    // plus a step per LB away), so it hears the holder and stays a backup:
+    // one holder, not two (nor the stand-in it has never heard of besides),
+    // before any playbook has run.
     let keepalived_runs = |lb: &str| {
         t.cluster
             .lxc(&[
