@@ -74,10 +74,14 @@ templates:
   /etc/hosts:
     when: [create, copy]
     template: hosts.tpl
+  /etc/vrrp-lxd/network-config-given:
+    when: [create, copy]
+    template: network-config-given.tpl
 META
 printf '{{ container.name }}\n' >"$meta/templates/hostname.tpl"
 printf '127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n::1 localhost ip6-localhost ip6-loopback\n' \
   >"$meta/templates/hosts.tpl"
+cp "$here/image/network-config-given.tpl" "$meta/templates/"
 tar -C "$meta" -czf "$work/meta.tar.gz" metadata.yaml templates
 
 echo "==> importing $VRRP_IMAGE"
