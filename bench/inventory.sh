@@ -27,6 +27,10 @@
 # routed through the file's `lan.bridge`. No community.general.lxd row and no
 # leases (the entry's instances sit on macvlan, outside any LXD network).
 # BENCH_INV_OUT: where the JSON goes.
+# More instances than the project bridge's DHCP range holds (BENCH_INV_COUNT
+# above 90): the instances get a bridge of their own for the run,
+# BENCH_INV_BRIDGE (vrrpinv0, BENCH_INV_SUBNET 10.236.0.1/22, NAT off, no
+# upstream DNS), through a profile of the same name; both are removed after.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -69,12 +73,19 @@ fi
 
 # lxc_on: the lxc that reaches the LXD being listed; curl_api PATH: one GET of
 # its API, the answer on stdout.
+bridge="$VRRP_BRIDGE"
+own_bridge=""
 if [[ -z "$hosts_file" ]]; then
   lxc_on() { lxc "$@"; }
   curl_base=(curl -s --unix-socket "$socket")
   api_base="http://lxd"
   launch_profiles=(-p "$VRRP_PROFILE")
   targets=()
+  if ((count > 90)); then
+    own_bridge="${BENCH_INV_BRIDGE:-vrrpinv0}"
+    bridge="$own_bridge"
+    launch_profiles=(-p "$own_bridge")
+  fi
 else
   eval "$("$VRRP_VENV/bin/python" - "$hosts_file" <<'PY'
 import shlex, sys, yaml
@@ -130,6 +141,8 @@ api_get() { "${curl_base[@]}" "$api_base$1"; }
 
 work="$(mktemp -d)"
 created_project=0
+created_bridge=0
+created_bridge_profile=0
 names=()
 cleanup() {
   local rc=$?
@@ -144,11 +157,35 @@ cleanup() {
       lxc_on project delete "$project" >/dev/null 2>&1 || echo "warning: project $project not deleted" >&2
     fi
   fi
+  if [[ "${KEEP:-}" != 1 ]]; then
+    if ((created_bridge_profile)); then
+      timeout 60 lxc profile delete "$own_bridge" >/dev/null 2>&1 || echo "warning: profile $own_bridge not deleted" >&2
+    fi
+    if ((created_bridge)); then
+      timeout 60 lxc network delete "$own_bridge" >/dev/null 2>&1 || echo "warning: network $own_bridge not deleted" >&2
+    fi
+  fi
   rm -rf "$work"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Made here, after the trap, so that a failure on the way removes them too;
+# a bridge or profile of that name that was there before is used and left.
+if [[ -n "$own_bridge" ]]; then
+  if ! timeout 60 lxc network show "$own_bridge" >/dev/null 2>&1; then
+    echo "==> bridge $own_bridge (${BENCH_INV_SUBNET:-10.236.0.1/22}) for $count instances"
+    created_bridge=1
+    timeout 60 lxc network create "$own_bridge" ipv4.address="${BENCH_INV_SUBNET:-10.236.0.1/22}" \
+      ipv4.nat=false ipv6.address=none raw.dnsmasq=no-resolv >/dev/null
+  fi
+  if ! timeout 60 lxc profile show "$own_bridge" >/dev/null 2>&1; then
+    created_bridge_profile=1
+    timeout 60 lxc profile copy "$VRRP_PROFILE" "$own_bridge"
+    timeout 60 lxc profile device set "$own_bridge" eth0 network "$own_bridge"
+  fi
+fi
 
 if ! lxc_on project show "$project" >/dev/null 2>&1; then
   lxc_on project create "$project" -c features.images=false -c features.profiles=false \
@@ -216,7 +253,7 @@ plugin: community.general.lxd
 url: unix:$socket
 project: $project
 YML
-  export LXD_INVENTORY_PROJECT="$project" LXD_INVENTORY_URL="unix:$socket" BENCH_BRIDGE="$VRRP_BRIDGE"
+  export LXD_INVENTORY_PROJECT="$project" LXD_INVENTORY_URL="unix:$socket" BENCH_BRIDGE="$bridge"
   unset LXD_INVENTORY_CONFIG
 
   # Sanity: every instance with its address, both ways, before timing anything;
@@ -231,11 +268,11 @@ YML
   # How many instances the bridge's leases cover (the MAC and the name of the
   # instance): lxd_inventory reads the state of the others, one request each.
   leased="$(jq -n --slurpfile i <(api_get "/1.0/instances?recursion=1&project=$project") \
-    --slurpfile l <(api_get "/1.0/networks/$VRRP_BRIDGE/leases?project=$project") \
+    --slurpfile l <(api_get "/1.0/networks/$bridge/leases?project=$project") \
     '[$i[0].metadata[] | . as $x | select(any($l[0].metadata[];
        .hostname == $x.name and (.hwaddr | ascii_downcase) == ($x.config["volatile.eth0.hwaddr"] // "" | ascii_downcase)))]
      | length')"
-  echo "==> the leases of $VRRP_BRIDGE give $leased of the $count addresses; lxd_inventory reads the state of the other $((count - leased))"
+  echo "==> the leases of $bridge give $leased of the $count addresses; lxd_inventory reads the state of the other $((count - leased))"
   theirs="$(ansible-inventory -i bench_lxd.yml --list 2>/dev/null |
     jq '[._meta.hostvars[] | select(.ansible_host)] | length')"
 else

@@ -45,6 +45,11 @@ if [[ ! -f "$work/rootfs.tar.gz" ]]; then
   : >"$rootfs/etc/machine-id"
   rm -f "$rootfs/var/lib/dbus/machine-id"
   ln -sf /dev/null "$rootfs/etc/systemd/system/systemd-binfmt.service"
+  # No LVM snapshots to reap in a container (a quarter of a second of each
+  # first boot), and no route to a Debian mirror for apt's daily runs.
+  for unit in e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer; do
+    ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+  done
   # Knot DNS serves the topology's zone on the load balancers only; the dns
   # role enables it there.
   rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/knot.service"
@@ -75,7 +80,7 @@ templates:
     when: [create, copy]
     template: hosts.tpl
   /etc/vrrp-lxd/network-config-given:
-    when: [create, copy]
+    when: [create, copy, start]
     template: network-config-given.tpl
 META
 printf '{{ container.name }}\n' >"$meta/templates/hostname.tpl"

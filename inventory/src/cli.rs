@@ -261,13 +261,15 @@ fn list_with_profile_networks(
             other => anyhow::bail!("unexpected instance list from {}: {other}", lxd.backend()),
         };
         match early.join() {
-            Ok(networks) => Ok((items, networks?)),
+            Ok(networks) => Ok((items, networks)),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
 }
 
-/// How many requests [`side_by_side`] keeps in flight on one host.
+/// How many threads [`side_by_side`] spreads its items over. A network's
+/// read is two requests at once, and the profiles' networks are read beside
+/// the listing, so a host may see a few more requests than this in flight.
 const PARALLEL_REQUESTS: usize = 8;
 
 /// Gives each running instance the inventory lists (a `recursion=1` listing
@@ -336,22 +338,26 @@ fn project_path(path: &str, project: &str) -> String {
 /// Networks by name, each with its leases when it is a managed bridge.
 type Networks = BTreeMap<String, Option<NetworkLeases>>;
 
-/// The networks the project's profiles put NICs on ([`read_networks`]), read
+/// The networks the project's profiles put NICs on ([`read_network`]), read
 /// while the instances are listed: most instances' NICs come from a profile,
 /// so their leases are at hand when the listing is. A network only an
-/// instance's own device names is read after the listing. LXD refusing the
-/// profiles (an error answer) leaves them all to that.
-fn read_profile_networks(lxd: &lxd_api::Client, project: &str) -> anyhow::Result<Networks> {
-    let profiles = match lxd.get(&project_path("/1.0/profiles?recursion=1", project)) {
-        Ok(p) => p,
-        Err(e) if e.status().is_some() => return Ok(Networks::new()),
-        Err(e) => return Err(e.into()),
+/// instance's own device names is read after the listing, and so is one
+/// whose read failed here: a profile no instance uses must not fail the
+/// inventory, and one that is used fails it there.
+fn read_profile_networks(lxd: &lxd_api::Client, project: &str) -> Networks {
+    let Ok(profiles) = lxd.get(&project_path("/1.0/profiles?recursion=1", project)) else {
+        return Networks::new();
     };
     let names: Vec<String> = leases::profile_networks(&profiles)
         .into_iter()
         .take(PARALLEL_REQUESTS)
         .collect();
-    read_networks(lxd, &names, project)
+    names
+        .iter()
+        .cloned()
+        .zip(side_by_side(&names, |n| read_network(lxd, n, project)))
+        .filter_map(|(name, answer)| Some((name, answer.ok()?)))
+        .collect()
 }
 
 /// [`read_network`] of each of `names`, side by side.

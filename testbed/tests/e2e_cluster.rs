@@ -53,9 +53,13 @@ impl Topology {
         let endpoint_url = members[1].url.clone();
         let hosts_file = scratch.path().join("hosts.yml");
         let text = std::fs::read_to_string(testbed::cluster::hosts_file()).expect("hosts file");
-        assert!(text.contains(&cluster.entry.url), "{text}");
-        std::fs::write(&hosts_file, text.replace(&cluster.entry.url, &endpoint_url))
-            .expect("hosts file copy");
+        let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("hosts YAML");
+        doc["hosts"][0]["url"] = serde_yaml_ng::Value::from(endpoint_url.as_str());
+        std::fs::write(
+            &hosts_file,
+            serde_yaml_ng::to_string(&doc).expect("hosts YAML"),
+        )
+        .expect("hosts file copy");
         // The inventory reads the same hosts file the playbooks place by.
         std::fs::write(
             scratch.path().join("lxd_inventory.yml"),
@@ -427,9 +431,10 @@ fn cluster_spread_inventory_evacuate_and_restore() {
     assert_eq!(lost_lb, t.name("lb-01"), "the lost member holds lb-01: {placed:?}");
     let kept_lbs: Vec<String> = lbs.iter().filter(|l| **l != lost_lb).cloned().collect();
     let kept_webs: Vec<String> = webs.iter().filter(|w| **w != lost_web).cloned().collect();
-    // The other LBs have the higher priorities: their track file (the number
-    // in it is taken off the priority, as during a planned HAProxy stop)
-    // hands the VIP to the lost member's LB while they stay healthy backups.
+    // lb-01 holds the VIP by its priority; the others' track files (the
+    // number in it is taken off the priority, as during a planned HAProxy
+    // stop) make sure it does before the loss, while they stay healthy
+    // backups.
     let track = |lb: &str, value: u8| {
         let out = t.cluster.lxc(&[
             "exec",
