@@ -428,7 +428,11 @@ fn cluster_spread_inventory_evacuate_and_restore() {
         .expect("a member besides the endpoint with an LB and a web node")
         .clone();
     let (lost_lb, lost_web) = (on(&lost, "lb-")[0].clone(), on(&lost, "web-")[0].clone());
-    assert_eq!(lost_lb, t.name("lb-01"), "the lost member holds lb-01: {placed:?}");
+    assert_eq!(
+        lost_lb,
+        t.name("lb-01"),
+        "the lost member holds lb-01: {placed:?}"
+    );
     let kept_lbs: Vec<String> = lbs.iter().filter(|l| **l != lost_lb).cloned().collect();
     let kept_webs: Vec<String> = webs.iter().filter(|w| **w != lost_web).cloned().collect();
     // lb-01 holds the VIP by its priority; the others' track files (the

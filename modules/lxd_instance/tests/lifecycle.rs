@@ -348,7 +348,9 @@ fn cloud_init_network_config_is_what_eth0_gets() {
         .ok()
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "10.231.0.1/24".to_string());
-    let (net, prefix) = bridge_addr.split_once('/').expect("VRRP_BRIDGE_ADDR is a CIDR");
+    let (net, prefix) = bridge_addr
+        .split_once('/')
+        .expect("VRRP_BRIDGE_ADDR is a CIDR");
     let static_ip = format!("{}.241", net.rsplit_once('.').expect("IPv4").0);
     let (name, _cleanup) = instance("t-lxd-net");
     let args = with(
