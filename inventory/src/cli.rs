@@ -352,26 +352,32 @@ fn read_profile_networks(lxd: &lxd_api::Client, project: &str) -> Networks {
         .into_iter()
         .take(PARALLEL_REQUESTS)
         .collect();
-    names
-        .iter()
-        .cloned()
-        .zip(side_by_side(&names, |n| read_network(lxd, n, project)))
+    read_each_network(lxd, &names, project)
         .filter_map(|(name, answer)| Some((name, answer.ok()?)))
         .collect()
 }
 
-/// [`read_network`] of each of `names`, side by side.
+/// [`read_network`] of each of `names`, side by side; the first failure fails.
 fn read_networks(
     lxd: &lxd_api::Client,
     names: &[String],
     project: &str,
 ) -> anyhow::Result<Networks> {
+    read_each_network(lxd, names, project)
+        .map(|(name, answer)| answer.map(|a| (name, a)))
+        .collect()
+}
+
+/// Each of `names` with what [`read_network`] answered for it, read side by side.
+fn read_each_network<'a>(
+    lxd: &lxd_api::Client,
+    names: &'a [String],
+    project: &str,
+) -> impl Iterator<Item = (String, anyhow::Result<Option<NetworkLeases>>)> + 'a {
     names
         .iter()
         .cloned()
         .zip(side_by_side(names, |n| read_network(lxd, n, project)))
-        .map(|(name, answer)| answer.map(|a| (name, a)))
-        .collect()
 }
 
 /// A managed bridge's prefix length and leases; `None` when LXD does not
