@@ -167,16 +167,21 @@ def lxc_exec(name: str, cmd: str, check: bool = True, timeout: float = 120) -> s
     return sh(["lxc", "exec", name, "--", "sh", "-c", cmd], check=check, timeout=timeout).stdout
 
 
+def eth0_ipv4(state: dict) -> str | None:
+    """eth0's global IPv4 in an instance's state as LXD reports it."""
+    for a in ((state.get("network") or {}).get("eth0") or {}).get("addresses") or []:
+        if a.get("family") == "inet" and a.get("scope") == "global":
+            return a["address"]
+    return None
+
+
 def ipv4(name: str) -> str | None:
     p = sh(["lxc", "query", f"/1.0/instances/{name}/state"], check=False)
     try:
         state = json.loads(p.stdout)
-        for a in state["network"]["eth0"]["addresses"]:
-            if a["family"] == "inet" and a["scope"] == "global":
-                return a["address"]
-    except (ValueError, KeyError, TypeError):
-        pass
-    return None
+    except ValueError:
+        return None
+    return eth0_ipv4(state) if isinstance(state, dict) else None
 
 
 def wait_ipv4(name: str, timeout: float = 180) -> str:

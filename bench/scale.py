@@ -1,5 +1,6 @@
 """The cost of size (BENCH_ONLY=scale): launch to IPv4 of instances of the
-base image made one after the other, then the topology made from nothing at growing numbers of web nodes, its converged re-run, one add_web.yml under the
+base image made one after the other, then the topology made from nothing at
+growing numbers of web nodes, its converged re-run, one add_web.yml under the
 probe, and memory per instance; then the largest size shrunk back to 2 + 2
 under the probe.
 
@@ -43,7 +44,7 @@ class _LxdSocket(http.client.HTTPConnection):
         self.sock.connect(LXD_SOCKET)
 
 
-def _global_ipv4(name: str) -> str | None:
+def _global_ipv4(R, name: str) -> str | None:
     """eth0's global IPv4 as LXD reports it: one request on the local socket,
     so that polling costs no CLI start."""
     c = _LxdSocket()
@@ -52,10 +53,7 @@ def _global_ipv4(name: str) -> str | None:
         state = (json.loads(c.getresponse().read()).get("metadata") or {})
     finally:
         c.close()
-    for a in ((state.get("network") or {}).get("eth0") or {}).get("addresses") or []:
-        if a.get("family") == "inet" and a.get("scope") == "global":
-            return a["address"]
-    return None
+    return R.eth0_ipv4(state)
 
 
 def launch_to_ipv4(R) -> dict:
@@ -73,7 +71,7 @@ def launch_to_ipv4(R) -> dict:
             start = time.monotonic()
             R.sh(["lxc", "launch", R.IMAGE, n, "-p", R.PROFILE, "-q"], timeout=600)
             launched = time.monotonic() - start
-            while not _global_ipv4(n):
+            while not _global_ipv4(R, n):
                 if time.monotonic() - start > 120:
                     raise RuntimeError(f"{n}: no IPv4 on eth0 within 120 s")
                 # LXD enters the container to answer: often enough to time

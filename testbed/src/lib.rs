@@ -46,6 +46,12 @@ pub fn bridge() -> String {
     env_or("VRRP_BRIDGE", "vrrpbr0")
 }
 
+/// The project bridge's own address with its prefix (`VRRP_BRIDGE_ADDR`,
+/// default `10.231.0.1/24`, as scripts/env.sh sets it).
+pub fn bridge_address() -> String {
+    env_or("VRRP_BRIDGE_ADDR", "10.231.0.1/24")
+}
+
 /// Whether the tests drive Incus instead of LXD (`VRRP_BACKEND=incus`, as
 /// scripts/env.sh sets it from `BACKEND`): the binaries and the connection
 /// plugin read the same variable.

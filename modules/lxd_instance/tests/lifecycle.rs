@@ -344,10 +344,7 @@ fn cloud_init_user_data_runs_and_is_waited_for() {
 fn cloud_init_network_config_is_what_eth0_gets() {
     // An address outside the bridge's DHCP range (scripts/env.sh), so no lease
     // can hold it, and one no other test uses.
-    let bridge_addr = std::env::var("VRRP_BRIDGE_ADDR")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "10.231.0.1/24".to_string());
+    let bridge_addr = testbed::bridge_address();
     let (net, prefix) = bridge_addr
         .split_once('/')
         .expect("VRRP_BRIDGE_ADDR is a CIDR");
